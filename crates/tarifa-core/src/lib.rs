@@ -1,0 +1,8 @@
+//! tarifa-core: the pure heart of tarifa.
+//!
+//! Everything here is deterministic and does no I/O: it takes text or values and returns values.
+//! The rating rules follow `shared/spec/whatsapp-pricing.md`; rule ids (`B-3`, `C-10`, `D-15` …)
+//! appear in the docs and tests of the code that implements them.
+
+pub mod market;
+pub mod time;
