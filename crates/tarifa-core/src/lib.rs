@@ -4,5 +4,11 @@
 //! The rating rules follow `shared/spec/whatsapp-pricing.md`; rule ids (`B-3`, `C-10`, `D-15` …)
 //! appear in the docs and tests of the code that implements them.
 
+pub mod bill;
+pub mod card;
+pub mod category;
+pub mod config;
+pub mod engine;
+pub mod input;
 pub mod market;
 pub mod time;

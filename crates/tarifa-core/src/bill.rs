@@ -1,0 +1,410 @@
+//! The result of a rating run: one line per outbound message (per member for group messages),
+//! the conversations opened, and totals.
+//!
+//! Invariant: every total is the exact sum of its lines (no rounding anywhere: amounts are exact
+//! decimals in the card's currency).
+
+use crate::card::RateColumn;
+use crate::category::{BilledCategory, PricingModel, PricingType};
+use crate::engine::{Conversation, InputStats, OutboundRec, Rater, Setup, NEVER, NONE};
+use crate::input::MetaPricing;
+use crate::market::{Country, Market};
+use crate::time::{Instant, LocalDate};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// Why a line has the price it has, beyond its pricing type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    None,
+    /// Counted as the `nth` against a monthly allowance of `limit`.
+    Allowance {
+        nth: u64,
+        limit: u64,
+    },
+    /// The `nth` charged message of its tier counter this month.
+    Tier {
+        nth: u64,
+    },
+    /// Meta Business Agent tokens.
+    Tokens(u64),
+    /// No rate card for the currency in force on the date.
+    NoCard,
+    /// The card has no rate for the market in this column.
+    NoRate(RateColumn),
+    /// No per-token price configured for the currency.
+    NoAgentPrice,
+    /// The recipient is not a phone number (e.g. a business-scoped user id), so no market.
+    NotAPhoneNumber,
+}
+
+/// One priced line.
+#[derive(Clone, Copy, Debug)]
+pub struct Line {
+    pub(crate) msg: u32,
+    pub(crate) user: u32,
+    /// The instant that decided the price: delivery, or the send when undelivered.
+    pub at: Instant,
+    pub market: Option<Market>,
+    pub country: Option<Country>,
+    pub category: BilledCategory,
+    pub pricing_type: PricingType,
+    pub model: PricingModel,
+    pub amount: Decimal,
+    /// The per-message (or per-conversation, per-million-tokens) rate applied.
+    pub rate: Option<Decimal>,
+    /// 1-based volume-tier band, 0 when none applied.
+    pub band: u8,
+    pub(crate) conversation: u32,
+    /// The spec rule that decided.
+    pub rule: &'static str,
+    pub note: Note,
+    pub(crate) chargeable: Option<(RateColumn, crate::engine::Counter)>,
+}
+
+impl Line {
+    /// Billable by Meta: a regular charge, or one tarifa could not price (unrated).
+    pub fn charged(&self) -> bool {
+        matches!(
+            self.pricing_type,
+            PricingType::Regular | PricingType::Unrated
+        )
+    }
+}
+
+/// Interned names, to print lines.
+pub(crate) struct Names {
+    pub phones: Vec<Box<str>>,
+    pub users: Vec<Box<str>>,
+    pub groups: Vec<Box<str>>,
+    pub id_text: String,
+}
+
+/// A rated run.
+pub struct Bill {
+    setup: Setup,
+    names: Names,
+    outbound: Vec<OutboundRec>,
+    key_owner: Vec<(u32, u32, u32, bool)>,
+    pub lines: Vec<Line>,
+    pub conversations: Vec<Conversation>,
+    pub stats: InputStats,
+}
+
+/// A line with its names resolved.
+pub struct MessageView<'a> {
+    pub id: &'a str,
+    pub business: &'a str,
+    pub phone: &'a str,
+    pub user: &'a str,
+    pub group: Option<&'a str>,
+    pub currency: &'a str,
+    pub sent_at: Instant,
+    pub delivered_at: Option<Instant>,
+    pub conversation: Option<String>,
+    pub meta: Option<MetaPricing>,
+    pub line: &'a Line,
+}
+
+/// A conversation with its names resolved.
+pub struct ConversationView<'a> {
+    pub id: String,
+    pub business: &'a str,
+    pub phone: &'a str,
+    pub user: &'a str,
+    pub category: BilledCategory,
+    pub model: PricingModel,
+    pub opened_by: &'a str,
+    pub opened_at: Instant,
+    pub expires_at: Instant,
+    pub charged: bool,
+    pub amount: Decimal,
+}
+
+/// Totals of one business in one currency.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub business: String,
+    pub currency: String,
+    #[serde(serialize_with = "normalized")]
+    pub amount: Decimal,
+    pub messages: u64,
+    pub charged_messages: u64,
+    pub unrated_messages: u64,
+    pub conversations_opened: u64,
+}
+
+/// Totals of one business × currency × market × category.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Breakdown {
+    pub business: String,
+    pub currency: String,
+    pub market: String,
+    pub category: String,
+    #[serde(serialize_with = "normalized")]
+    pub amount: Decimal,
+    pub messages: u64,
+    pub charged_messages: u64,
+}
+
+fn normalized<S: serde::Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&d.normalize())
+}
+
+fn conversation_id(id: &str) -> String {
+    format!("conv.{id}")
+}
+
+impl Bill {
+    pub(crate) fn new(rater: Rater, lines: Vec<Line>, conversations: Vec<Conversation>) -> Bill {
+        let Rater {
+            setup,
+            phones,
+            users,
+            groups,
+            outbound,
+            key_owner,
+            id_text,
+            stats,
+            ..
+        } = rater;
+        let names = Names {
+            phones: phones.names,
+            users: users.names,
+            groups: groups.names,
+            id_text,
+        };
+        Bill {
+            setup,
+            names,
+            outbound,
+            key_owner,
+            lines,
+            conversations,
+            stats,
+        }
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    fn id_of(&self, msg: u32) -> &str {
+        let m = &self.outbound[msg as usize];
+        &self.names.id_text[m.id_at as usize..][..m.id_len as usize]
+    }
+
+    pub fn view<'a>(&'a self, line: &'a Line) -> MessageView<'a> {
+        let m = &self.outbound[line.msg as usize];
+        let business = &self.setup.businesses[m.business as usize];
+        let (_, _, party, is_group) = self.key_owner[m.key as usize];
+        MessageView {
+            id: self.id_of(line.msg),
+            business: &business.id,
+            phone: &self.names.phones[m.phone as usize],
+            user: if line.user == NONE {
+                ""
+            } else {
+                &self.names.users[line.user as usize]
+            },
+            group: is_group.then(|| &*self.names.groups[party as usize]),
+            currency: &business.currency,
+            sent_at: m.sent_at,
+            delivered_at: (m.delivered_at != NEVER).then_some(line.at),
+            conversation: (line.conversation != NONE).then(|| {
+                conversation_id(self.id_of(self.conversations[line.conversation as usize].opener))
+            }),
+            meta: m.meta,
+            line,
+        }
+    }
+
+    pub fn messages(&self) -> impl Iterator<Item = MessageView<'_>> {
+        self.lines.iter().map(|l| self.view(l))
+    }
+
+    pub fn conversation_views(&self) -> impl Iterator<Item = ConversationView<'_>> {
+        // The opener's line (first line of the opening message) carries the conversation's price.
+        let mut price: Vec<(bool, Decimal)> =
+            vec![(false, Decimal::ZERO); self.conversations.len()];
+        for line in &self.lines {
+            if line.conversation != NONE {
+                let c = &self.conversations[line.conversation as usize];
+                if c.opener == line.msg {
+                    price[line.conversation as usize] = (line.charged(), line.amount);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.conversations.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                self.conversations[i].start,
+                self.id_of(self.conversations[i].opener),
+            )
+        });
+        order.into_iter().map(move |i| {
+            let c = &self.conversations[i];
+            let (business, phone, party, is_group) = self.key_owner[c.key as usize];
+            ConversationView {
+                id: conversation_id(self.id_of(c.opener)),
+                business: &self.setup.businesses[business as usize].id,
+                phone: &self.names.phones[phone as usize],
+                user: if is_group {
+                    &self.names.groups[party as usize]
+                } else {
+                    &self.names.users[party as usize]
+                },
+                category: c.category,
+                model: c.model,
+                opened_by: self.id_of(c.opener),
+                opened_at: c.start,
+                expires_at: c.expiry,
+                charged: price[i].0,
+                amount: price[i].1,
+            }
+        })
+    }
+
+    /// Totals per business and currency, sorted.
+    pub fn totals(&self) -> Vec<Totals> {
+        let mut map: BTreeMap<(&str, &str), Totals> = BTreeMap::new();
+        for b in &self.setup.businesses {
+            map.insert(
+                (&b.id, &b.currency),
+                Totals {
+                    business: b.id.clone(),
+                    currency: b.currency.clone(),
+                    ..Totals::default()
+                },
+            );
+        }
+        for line in &self.lines {
+            let b = &self.setup.businesses[self.outbound[line.msg as usize].business as usize];
+            let t = map
+                .get_mut(&(b.id.as_str(), b.currency.as_str()))
+                .expect("every business has a total");
+            t.amount += line.amount;
+            t.messages += 1;
+            t.charged_messages += line.charged() as u64;
+            t.unrated_messages += (line.pricing_type == PricingType::Unrated) as u64;
+        }
+        for c in &self.conversations {
+            let b = &self.setup.businesses[self.key_owner[c.key as usize].0 as usize];
+            map.get_mut(&(b.id.as_str(), b.currency.as_str()))
+                .expect("every business has a total")
+                .conversations_opened += 1;
+        }
+        map.into_values()
+            .filter(|t| t.messages > 0 || t.conversations_opened > 0)
+            .collect()
+    }
+
+    /// Totals per business, currency, market and billed category, sorted.
+    pub fn breakdown(&self) -> Vec<Breakdown> {
+        let mut map: BTreeMap<(u32, &str, &str), Breakdown> = BTreeMap::new();
+        for line in &self.lines {
+            let bi = self.outbound[line.msg as usize].business;
+            let b = &self.setup.businesses[bi as usize];
+            let market = line.market.map_or("(unknown)", |m| m.name());
+            let entry = map
+                .entry((bi, market, line.category.as_str()))
+                .or_insert_with(|| Breakdown {
+                    business: b.id.clone(),
+                    currency: b.currency.clone(),
+                    market: market.to_string(),
+                    category: line.category.as_str().to_string(),
+                    ..Breakdown::default()
+                });
+            entry.amount += line.amount;
+            entry.messages += 1;
+            entry.charged_messages += line.charged() as u64;
+        }
+        map.into_values().collect()
+    }
+
+    /// A sentence saying why a line costs what it costs.
+    pub fn explain(&self, line: &Line) -> String {
+        let m = &self.outbound[line.msg as usize];
+        let business = &self.setup.businesses[m.business as usize];
+        let date = business.calendar.date(line.at);
+        let market = line
+            .market
+            .map_or("unknown market".to_string(), |m| m.name().to_string());
+        let conv = || {
+            (line.conversation != NONE)
+                .then(|| {
+                    conversation_id(
+                        self.id_of(self.conversations[line.conversation as usize].opener),
+                    )
+                })
+                .unwrap_or_default()
+        };
+        let rule = line.rule;
+        match line.pricing_type {
+            PricingType::Regular => {
+                let rate = line
+                    .rate
+                    .map(|r| r.normalize().to_string())
+                    .unwrap_or_default();
+                match line.note {
+                    Note::Tokens(t) => format!("{t} Meta Business Agent tokens at {rate} {} per million ({rule})", business.currency),
+                    Note::Tier { nth } if line.band > 0 => format!(
+                        "{} in {market}: charged message #{nth} of the portfolio this month, tier band {} at {rate} ({rule}, V-3)",
+                        line.category, line.band
+                    ),
+                    _ => format!("{} in {market} at {rate} {} ({rule})", line.category, business.currency),
+                }
+            }
+            PricingType::FreeTier => match line.note {
+                Note::Allowance { nth, limit } => format!(
+                    "free tier: {nth} of {limit} free this month ({})",
+                    allowance_rule(rule)
+                ),
+                _ => "free tier".to_string(),
+            },
+            PricingType::FreeCustomerService => format!("free customer service ({rule})"),
+            PricingType::FreeEntryPoint => format!("free entry point {} ({rule})", conv()),
+            PricingType::InOpenConversation => format!(
+                "inside open {} conversation {} ({rule})",
+                line.category,
+                conv()
+            ),
+            PricingType::NotDelivered => format!("not delivered: never charged ({rule})"),
+            PricingType::Unrated => match line.note {
+                Note::NoCard => format!(
+                    "unrated: no {} rate card in force on {date}",
+                    business.currency
+                ),
+                Note::NoRate(column) => {
+                    let card = self
+                        .setup
+                        .book
+                        .rate_card(&business.currency, date)
+                        .map(|c| c.effective);
+                    format!(
+                        "unrated: the {} card effective {} has no {} rate for {market}",
+                        business.currency,
+                        card.map_or("?".to_string(), |d: LocalDate| d.to_string()),
+                        column.name()
+                    )
+                }
+                Note::NoAgentPrice => format!(
+                    "unrated: no Meta Business Agent token price configured for {}",
+                    business.currency
+                ),
+                Note::NotAPhoneNumber => {
+                    "unrated: the recipient is not a phone number, so it has no market".to_string()
+                }
+                _ => "unrated".to_string(),
+            },
+        }
+    }
+}
+
+fn allowance_rule(rule: &str) -> &'static str {
+    match rule {
+        "B-3" | "B-9" => "B-5",
+        "C-7" => "C-7",
+        _ => "D-19",
+    }
+}

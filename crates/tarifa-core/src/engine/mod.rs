@@ -1,0 +1,628 @@
+//! The rating engine: events in, a [`Bill`] out.
+//!
+//! Three steps, so that the bill depends only on the events' own timestamps and ids, never on
+//! their order in the input (spec §1, issue contract):
+//!
+//! 1. **Collect** ([`Rater::push`]): every event is interned into compact records (names become
+//!    indices, ids become 128-bit hashes). Nothing is decided yet.
+//! 2. **Join** ([`Rater::finish`]): records are sorted by id, duplicates collapse (an explicit
+//!    outbound record wins over one reconstructed from a webhook), statuses fold into their message
+//!    (first `sent`, first `delivered`/`read`, any `failed`: order-free aggregates).
+//! 3. **Rate**: per conversation key (business number × user, in time order) the era rules decide
+//!    what each message opens or falls into ([`conversations`]); then, over all keys in global time
+//!    order, the monthly counters (free tiers, the service allowance, volume tiers) and the rate
+//!    cards turn decisions into amounts ([`pricing`]).
+
+mod conversations;
+mod pricing;
+
+pub(crate) use conversations::Counter;
+pub use conversations::{conversation_expiry, Conversation, Era};
+
+use crate::bill::Bill;
+use crate::card::RateBook;
+use crate::category::{
+    BilledCategory, MessageKind, MetaPricingType, PricingModel, TemplateCategory,
+};
+use crate::config::{Business, ConversationScope, Rules};
+use crate::input::{DeliveryStatus, Event, InputError, MetaPricing, Platform};
+use crate::market::MarketOptions;
+use crate::time::Instant;
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+/// Everything a rating run needs besides the events.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub businesses: Vec<Business>,
+    pub rules: Rules,
+    pub markets: MarketOptions,
+    /// Meta's rate and tier cards.
+    pub book: RateBook,
+    /// Resale price lists (a BSP's prices), by id.
+    pub price_lists: Vec<PriceList>,
+    /// Which prices the bill is in.
+    pub prices: Prices,
+}
+
+/// A resale price list, ready for rating.
+#[derive(Clone, Debug)]
+pub struct PriceList {
+    pub id: String,
+    pub book: RateBook,
+    /// Applied to prices that are not on cards (Meta Business Agent tokens).
+    pub markup: Decimal,
+}
+
+/// Which prices a bill is computed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Prices {
+    /// What Meta charges the business (or its BSP).
+    #[default]
+    Meta,
+    /// What each business pays its BSP: its `price_list` (Meta's prices where it has none).
+    Resale,
+}
+
+pub(crate) const NONE: u32 = u32::MAX;
+pub(crate) const NEVER: Instant = i64::MAX;
+
+/// 128-bit hash of an id: equal ids collide by construction; unequal ones practically never.
+pub(crate) type IdHash = [u64; 2];
+
+fn id_hash(id: &str) -> IdHash {
+    let h = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
+    [(h >> 64) as u64, h as u64]
+}
+
+/// Interns strings to dense indices.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct Interner {
+    map: FxHashMap<Box<str>, u32>,
+    pub(crate) names: Vec<Box<str>>,
+}
+
+impl Interner {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.map.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.into());
+        self.map.insert(name.into(), i);
+        i
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InboundRec {
+    pub id: IdHash,
+    pub at: Instant,
+    pub key: u32,
+    /// Bit 0: came through an entry point (referral); bit 1: from a qualifying (mobile) client.
+    pub flags: u8,
+}
+
+pub(crate) const REFERRAL: u8 = 1;
+pub(crate) const QUALIFYING_CLIENT: u8 = 2;
+
+/// How an outbound record came to be known.
+pub(crate) const EXPLICIT: u8 = 0;
+pub(crate) const FROM_WEBHOOK: u8 = 1;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutboundRec {
+    pub id: IdHash,
+    /// Position of the id text in the id arena.
+    pub id_at: u64,
+    pub id_len: u32,
+    pub at: Instant,
+    pub business: u32,
+    pub phone: u32,
+    /// Recipient user index, or `NONE` for a group message.
+    pub user: u32,
+    pub key: u32,
+    pub kind: MessageKind,
+    pub source: u8,
+    pub template: u32,
+    pub tokens: u64,
+    /// Group members: a range of `Rater::members`.
+    pub members_at: u32,
+    pub members_len: u32,
+    // Filled by the join.
+    pub sent_at: Instant,
+    pub delivered_at: Instant,
+    pub failed: bool,
+    pub meta: Option<MetaPricing>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StatusRec {
+    pub id: IdHash,
+    pub at: Instant,
+    pub status: DeliveryStatus,
+    /// Member user index for group messages (or the recipient of a webhook status), else `NONE`.
+    pub recipient: u32,
+    pub pricing: Option<MetaPricing>,
+}
+
+/// Per-member delivery of a group message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MemberDelivery {
+    pub message: IdHash,
+    pub user: u32,
+    pub delivered_at: Instant,
+}
+
+/// Counts of what the input held, for the run report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InputStats {
+    pub events: u64,
+    pub inbound: u64,
+    pub outbound: u64,
+    pub statuses: u64,
+    pub template_category_changes: u64,
+    pub ignored: u64,
+    pub duplicate_inbound: u64,
+    pub duplicate_outbound: u64,
+    /// Same id, different content: one record was kept by a fixed rule.
+    pub conflicting_outbound: u64,
+    /// Statuses whose message is not in the input (normalized statuses only: a webhook status
+    /// describes its own message).
+    pub orphan_statuses: u64,
+}
+
+/// Collects events; [`Rater::finish`] rates them.
+pub struct Rater {
+    pub(crate) setup: Setup,
+    business_index: FxHashMap<String, u32>,
+    pub(crate) phones: Interner,
+    pub(crate) users: Interner,
+    pub(crate) groups: Interner,
+    pub(crate) templates: Interner,
+    keys: FxHashMap<(u32, u32, bool), u32>,
+    /// Per key: (business, phone, party, is_group).
+    pub(crate) key_owner: Vec<(u32, u32, u32, bool)>,
+    pub(crate) inbound: Vec<InboundRec>,
+    pub(crate) outbound: Vec<OutboundRec>,
+    statuses: Vec<StatusRec>,
+    pub(crate) id_text: String,
+    pub(crate) members: Vec<u32>,
+    category_changes: Vec<(u32, u32, Instant, TemplateCategory)>,
+    pub(crate) stats: InputStats,
+}
+
+impl Rater {
+    pub fn new(setup: Setup) -> Rater {
+        let business_index = setup
+            .businesses
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.clone(), i as u32))
+            .collect();
+        Rater {
+            setup,
+            business_index,
+            phones: Interner::default(),
+            users: Interner::default(),
+            groups: Interner::default(),
+            templates: Interner::default(),
+            keys: FxHashMap::default(),
+            key_owner: Vec::new(),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            statuses: Vec::new(),
+            id_text: String::new(),
+            members: Vec::new(),
+            category_changes: Vec::new(),
+            stats: InputStats::default(),
+        }
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// Checks that an event can be taken (its business is configured) without taking it.
+    pub fn check(&self, event: &Event<'_>) -> Result<(), InputError> {
+        let (business, id) = match event {
+            Event::Inbound(e) => (Some(&e.business), Some(&e.id)),
+            Event::Outbound(e) => (Some(&e.business), Some(&e.id)),
+            Event::Status(e) => (e.business.as_ref(), Some(&e.id)),
+            Event::TemplateCategory(e) => (Some(&e.business), None),
+            Event::Ignored => (None, None),
+        };
+        match business {
+            Some(b) if !self.business_index.contains_key(b.as_ref()) => Err(InputError {
+                event_id: id.map(|i| i.to_string()),
+                message: format!(
+                    "business {b:?} is not in the config (add a [[business]] with id = {b:?})"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes all events of one input line, or none of them if any is invalid.
+    pub fn push_all(&mut self, events: Vec<Event<'_>>) -> Result<(), InputError> {
+        for e in &events {
+            self.check(e)?;
+        }
+        for e in events {
+            self.push_checked(e);
+        }
+        Ok(())
+    }
+
+    /// Takes one event.
+    pub fn push(&mut self, event: Event<'_>) -> Result<(), InputError> {
+        self.check(&event)?;
+        self.push_checked(event);
+        Ok(())
+    }
+
+    fn key(&mut self, business: u32, phone: u32, party: u32, group: bool) -> u32 {
+        let scope = match self.setup.rules.conversation_scope {
+            ConversationScope::PhoneNumber => phone,
+            ConversationScope::Business => NONE - 1 - business,
+        };
+        let next = self.key_owner.len() as u32;
+        let k = *self.keys.entry((scope, party, group)).or_insert(next);
+        if k == next {
+            self.key_owner.push((business, phone, party, group));
+        }
+        k
+    }
+
+    fn push_checked(&mut self, event: Event<'_>) {
+        self.stats.events += 1;
+        match event {
+            Event::Inbound(e) => {
+                self.stats.inbound += 1;
+                let business = self.business_index[e.business.as_ref()];
+                let phone = self.phones.intern(&e.phone);
+                let key = match &e.group {
+                    Some(g) => {
+                        let g = self.groups.intern(g);
+                        self.key(business, phone, g, true)
+                    }
+                    None => {
+                        let u = self.users.intern(&e.user);
+                        self.key(business, phone, u, false)
+                    }
+                };
+                let qualifying = match e.platform {
+                    Platform::Android | Platform::Ios => true,
+                    Platform::Web => false,
+                    Platform::Unknown => {
+                        self.setup.rules.unknown_platform_qualifies_for_entry_point
+                    }
+                };
+                let flags = if e.referral { REFERRAL } else { 0 }
+                    | if qualifying { QUALIFYING_CLIENT } else { 0 };
+                self.inbound.push(InboundRec {
+                    id: id_hash(&e.id),
+                    at: e.at,
+                    key,
+                    flags,
+                });
+            }
+            Event::Outbound(e) => {
+                self.stats.outbound += 1;
+                let business = self.business_index[e.business.as_ref()];
+                let phone = self.phones.intern(&e.phone);
+                let (user, key, members_at, members_len) = match &e.group {
+                    Some((g, members)) => {
+                        let g = self.groups.intern(g);
+                        let at = self.members.len() as u32;
+                        for m in members {
+                            let u = self.users.intern(m);
+                            self.members.push(u);
+                        }
+                        (
+                            NONE,
+                            self.key(business, phone, g, true),
+                            at,
+                            members.len() as u32,
+                        )
+                    }
+                    None => {
+                        let u = self.users.intern(&e.user);
+                        (u, self.key(business, phone, u, false), 0, 0)
+                    }
+                };
+                let (kind, template) = match (&e.template, e.agent_tokens) {
+                    (Some((name, category)), _) => (
+                        MessageKind::Template(*category),
+                        self.templates.intern(name),
+                    ),
+                    (None, Some(_)) => (MessageKind::Agent, NONE),
+                    (None, None) => (MessageKind::FreeForm, NONE),
+                };
+                let rec =
+                    self.new_outbound(&e.id, e.at, business, phone, user, key, kind, EXPLICIT);
+                self.outbound.push(OutboundRec {
+                    template,
+                    tokens: e.agent_tokens.unwrap_or(0),
+                    members_at,
+                    members_len,
+                    ..rec
+                });
+            }
+            Event::Status(e) => {
+                self.stats.statuses += 1;
+                let id = id_hash(&e.id);
+                let recipient = e
+                    .recipient
+                    .as_deref()
+                    .map_or(NONE, |r| self.users.intern(r));
+                self.statuses.push(StatusRec {
+                    id,
+                    at: e.at,
+                    status: e.status,
+                    recipient,
+                    pricing: e.pricing,
+                });
+                // A webhook status describes its message well enough to rate it when the business
+                // sent no outbound record: recipient, number, WABA and (in `pricing`) the category.
+                if let (Some(b), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
+                    let business = self.business_index[b.as_ref()];
+                    let phone = self.phones.intern(p);
+                    let key = self.key(business, phone, recipient, false);
+                    let kind = e
+                        .pricing
+                        .and_then(|p| p.category)
+                        .map_or(MessageKind::Unknown, kind_from_meta);
+                    let rec = self.new_outbound(
+                        &e.id,
+                        e.at,
+                        business,
+                        phone,
+                        recipient,
+                        key,
+                        kind,
+                        FROM_WEBHOOK,
+                    );
+                    self.outbound.push(rec);
+                }
+            }
+            Event::TemplateCategory(e) => {
+                self.stats.template_category_changes += 1;
+                let business = self.business_index[e.business.as_ref()];
+                let t = self.templates.intern(&e.template);
+                self.category_changes.push((business, t, e.at, e.category));
+            }
+            Event::Ignored => self.stats.ignored += 1,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_outbound(
+        &mut self,
+        id: &str,
+        at: Instant,
+        business: u32,
+        phone: u32,
+        user: u32,
+        key: u32,
+        kind: MessageKind,
+        source: u8,
+    ) -> OutboundRec {
+        let id_at = self.id_text.len() as u64;
+        self.id_text.push_str(id);
+        OutboundRec {
+            id: id_hash(id),
+            id_at,
+            id_len: id.len() as u32,
+            at,
+            business,
+            phone,
+            user,
+            key,
+            kind,
+            source,
+            template: NONE,
+            tokens: 0,
+            members_at: 0,
+            members_len: 0,
+            sent_at: NEVER,
+            delivered_at: NEVER,
+            failed: false,
+            meta: None,
+        }
+    }
+
+    /// Rates everything collected.
+    pub fn finish(mut self) -> Bill {
+        self.dedupe_inbound();
+        self.dedupe_outbound();
+        let member_deliveries = self.join_statuses();
+        self.apply_category_changes();
+        let decided = conversations::decide(&mut self);
+        pricing::price(self, decided, member_deliveries)
+    }
+
+    fn dedupe_inbound(&mut self) {
+        let before = self.inbound.len();
+        // Equal ids: keep the smallest record by a fixed order, so which copy survives does not
+        // depend on input order.
+        self.inbound
+            .sort_unstable_by_key(|r| (r.id, r.at, r.key, r.flags));
+        self.inbound.dedup_by_key(|r| r.id);
+        self.stats.duplicate_inbound = (before - self.inbound.len()) as u64;
+        self.inbound.sort_unstable_by_key(|r| (r.key, r.at, r.id));
+    }
+
+    fn dedupe_outbound(&mut self) {
+        let before = self.outbound.len();
+        let text = &self.id_text;
+        let content = |r: &OutboundRec| {
+            (
+                r.source,
+                r.at,
+                r.business,
+                r.phone,
+                r.user,
+                r.kind,
+                r.template,
+                r.tokens,
+                r.members_len,
+            )
+        };
+        self.outbound
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| content(a).cmp(&content(b))));
+        let mut conflicts = 0;
+        let mut webhook_only = 0;
+        self.outbound.dedup_by(|later, kept| {
+            if later.id != kept.id {
+                return false;
+            }
+            let same_text = text[later.id_at as usize..][..later.id_len as usize]
+                == text[kept.id_at as usize..][..kept.id_len as usize];
+            if !same_text {
+                // A 128-bit hash collision: keep both.
+                return false;
+            }
+            if later.source == FROM_WEBHOOK {
+                if kept.source == FROM_WEBHOOK && content(later) != content(kept) {
+                    // Different statuses of one message reconstruct it with different times.
+                } else if kept.source == EXPLICIT {
+                    webhook_only += 0;
+                }
+            } else if content(later) != content(kept) {
+                conflicts += 1;
+            }
+            true
+        });
+        let _ = webhook_only;
+        let explicit_dupes = before - self.outbound.len();
+        self.stats.conflicting_outbound = conflicts;
+        self.stats.duplicate_outbound = explicit_dupes as u64;
+    }
+
+    /// Folds statuses into their messages. Returns per-member deliveries of group messages.
+    fn join_statuses(&mut self) -> Vec<MemberDelivery> {
+        let mut statuses = std::mem::take(&mut self.statuses);
+        statuses.sort_unstable_by_key(|s| (s.id, s.at, s.status, s.recipient));
+        let mut members = Vec::new();
+        let mut orphans = 0u64;
+        let mut i = 0;
+        let mut m = 0;
+        while i < statuses.len() {
+            let id = statuses[i].id;
+            let mut j = i;
+            while j < statuses.len() && statuses[j].id == id {
+                j += 1;
+            }
+            while m < self.outbound.len() && self.outbound[m].id < id {
+                m += 1;
+            }
+            if m < self.outbound.len() && self.outbound[m].id == id {
+                let msg = &mut self.outbound[m];
+                let group = &statuses[i..j];
+                let mut pricing_seen: Option<(u8, MetaPricing)> = None;
+                for s in group {
+                    match s.status {
+                        DeliveryStatus::Sent => msg.sent_at = msg.sent_at.min(s.at),
+                        DeliveryStatus::Delivered | DeliveryStatus::Read => {
+                            if msg.members_len > 0 {
+                                let targets: Vec<u32> = if s.recipient == NONE {
+                                    self.members[msg.members_at as usize..]
+                                        [..msg.members_len as usize]
+                                        .to_vec()
+                                } else {
+                                    vec![s.recipient]
+                                };
+                                for user in targets {
+                                    members.push(MemberDelivery {
+                                        message: id,
+                                        user,
+                                        delivered_at: s.at,
+                                    });
+                                }
+                            }
+                            msg.delivered_at = msg.delivered_at.min(s.at);
+                        }
+                        DeliveryStatus::Failed => msg.failed = true,
+                    }
+                    if let Some(p) = s.pricing {
+                        // W-4: pricing rides on `sent` and on one of delivered/read; prefer the
+                        // latter, and among equals the earliest (statuses are sorted by time).
+                        let rank = if s.status == DeliveryStatus::Sent {
+                            1
+                        } else {
+                            2
+                        };
+                        if pricing_seen.is_none_or(|(r, _)| rank > r) {
+                            pricing_seen = Some((rank, p));
+                        }
+                    }
+                }
+                msg.meta = pricing_seen.map(|(_, p)| p);
+                if msg.sent_at == NEVER {
+                    msg.sent_at = msg.at;
+                }
+            } else {
+                orphans += (j - i) as u64;
+            }
+            i = j;
+        }
+        self.stats.orphan_statuses = orphans;
+        for msg in &mut self.outbound {
+            if msg.sent_at == NEVER {
+                msg.sent_at = msg.at;
+            }
+            if msg.source == FROM_WEBHOOK {
+                // Reconstructed from statuses: it was sent no later than its first status.
+                msg.at = msg.sent_at.min(msg.delivered_at).min(msg.at);
+            }
+        }
+        members.sort_unstable_by_key(|d| (d.message, d.user, d.delivered_at));
+        members.dedup_by_key(|d| (d.message, d.user));
+        members
+    }
+
+    /// Rule 1-5: the category in force when a template is used decides the price.
+    fn apply_category_changes(&mut self) {
+        if self.category_changes.is_empty() {
+            return;
+        }
+        self.category_changes
+            .sort_unstable_by_key(|&(b, t, at, c)| (b, t, at, c));
+        let changes = &self.category_changes;
+        for msg in &mut self.outbound {
+            if msg.template == NONE {
+                continue;
+            }
+            let start =
+                changes.partition_point(|&(b, t, _, _)| (b, t) < (msg.business, msg.template));
+            let end = changes.partition_point(|&(b, t, at, _)| {
+                (b, t, at) <= (msg.business, msg.template, msg.at)
+            });
+            if end > start {
+                msg.kind = MessageKind::Template(changes[end - 1].3);
+            }
+        }
+    }
+}
+
+/// What a message was, judged from the category Meta reported for it.
+fn kind_from_meta(category: BilledCategory) -> MessageKind {
+    match category {
+        BilledCategory::Marketing => MessageKind::Template(TemplateCategory::Marketing),
+        BilledCategory::MarketingLite => MessageKind::Template(TemplateCategory::MarketingLite),
+        BilledCategory::Utility => MessageKind::Template(TemplateCategory::Utility),
+        BilledCategory::Authentication | BilledCategory::AuthenticationInternational => {
+            MessageKind::Template(TemplateCategory::Authentication)
+        }
+        BilledCategory::Service => MessageKind::FreeForm,
+        BilledCategory::MetaBusinessAgent => MessageKind::Agent,
+        BilledCategory::Template
+        | BilledCategory::UserInitiated
+        | BilledCategory::BusinessInitiated
+        | BilledCategory::ReferralConversion => MessageKind::Unknown,
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: MetaPricingType, _: PricingModel) {}

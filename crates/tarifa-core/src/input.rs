@@ -1,0 +1,623 @@
+//! Input lines: tarifa's normalized events and Meta's raw Cloud API webhook bodies.
+//!
+//! One JSON object per line. A line with `"object": "whatsapp_business_account"` is a raw webhook
+//! (it may carry several messages and statuses); any other line is a normalized event
+//! (`"type": "inbound" | "outbound" | "status" | "template_category"`). Both kinds may be mixed in
+//! one file. Parsing never panics: a bad line gives an [`InputError`] naming the field.
+
+use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
+use crate::time::{parse_instant, Instant};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Client platform of an inbound message (C-9: only Android/iOS entry points qualify).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    Unknown,
+    Android,
+    Ios,
+    Web,
+}
+
+/// A message from a user to the business.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inbound<'a> {
+    pub id: Cow<'a, str>,
+    pub at: Instant,
+    pub business: Cow<'a, str>,
+    pub phone: Cow<'a, str>,
+    pub user: Cow<'a, str>,
+    /// Came through a click-to-WhatsApp ad or a Page call-to-action (`referral`).
+    pub referral: bool,
+    pub platform: Platform,
+    /// For Groups API traffic: the group the message was written in (D-10).
+    pub group: Option<Cow<'a, str>>,
+}
+
+/// A message from the business to a user (or a group).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outbound<'a> {
+    pub id: Cow<'a, str>,
+    pub at: Instant,
+    pub business: Cow<'a, str>,
+    pub phone: Cow<'a, str>,
+    pub user: Cow<'a, str>,
+    /// `None`: a non-template (free-form) message.
+    pub template: Option<(Cow<'a, str>, TemplateCategory)>,
+    /// Meta Business Agent reply and its token count (D-13, D-14).
+    pub agent_tokens: Option<u64>,
+    /// Groups API: the group and its members' numbers (D-10).
+    pub group: Option<(Cow<'a, str>, Vec<Cow<'a, str>>)>,
+}
+
+/// Delivery state reported for a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+/// What Meta's webhook said about the price (kept for reconciliation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MetaPricing {
+    pub billable: Option<bool>,
+    pub model: Option<PricingModel>,
+    pub category: Option<BilledCategory>,
+    pub pricing_type: Option<MetaPricingType>,
+}
+
+/// A status of an outbound message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status<'a> {
+    pub id: Cow<'a, str>,
+    pub at: Instant,
+    pub status: DeliveryStatus,
+    /// For group messages: the member this status is about; for webhooks: `recipient_id`.
+    pub recipient: Option<Cow<'a, str>>,
+    /// From webhooks: the WABA (entry id) and business phone number id.
+    pub business: Option<Cow<'a, str>>,
+    pub phone: Option<Cow<'a, str>>,
+    pub pricing: Option<MetaPricing>,
+}
+
+/// Meta re-categorised a template from `at` on (1-5, webhook `template_category_update`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateCategoryChange<'a> {
+    pub at: Instant,
+    pub business: Cow<'a, str>,
+    pub template: Cow<'a, str>,
+    pub category: TemplateCategory,
+}
+
+/// One event of the input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<'a> {
+    Inbound(Inbound<'a>),
+    Outbound(Outbound<'a>),
+    Status(Status<'a>),
+    TemplateCategory(TemplateCategoryChange<'a>),
+    /// A webhook the rating does not use (e.g. `account_update`); counted, not an error.
+    Ignored,
+}
+
+/// Why a line was rejected: the field and the problem (the caller adds file and line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// Event id, when the line got far enough to have one.
+    pub event_id: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.event_id {
+            Some(id) => write!(f, "event {id:?}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
+    InputError {
+        event_id: id.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+/// A JSON string or number (Meta writes timestamps as strings, users may write numbers).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar<'a> {
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+    Int(i64),
+}
+
+#[derive(Deserialize)]
+struct RawTemplate<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawAgent {
+    tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawGroup<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    members: Vec<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GroupRef<'a> {
+    #[serde(borrow)]
+    Id(Cow<'a, str>),
+    #[serde(borrow)]
+    Full(RawGroup<'a>),
+}
+
+/// Every field any line kind may carry; which are required depends on the kind.
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    at: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    business: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
+    referral: Option<IgnoredAny>,
+    #[serde(borrow)]
+    platform: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    template: Option<TemplateField<'a>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recipient: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+    agent: Option<RawAgent>,
+    #[serde(borrow)]
+    group: Option<GroupRef<'a>>,
+    #[serde(borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entry: Option<Vec<RawEntry<'a>>>,
+}
+
+/// `template` is an object on outbound events and a name on `template_category` events.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TemplateField<'a> {
+    #[serde(borrow)]
+    Name(Cow<'a, str>),
+    #[serde(borrow)]
+    Object(RawTemplate<'a>),
+}
+
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    time: Option<i64>,
+    #[serde(borrow, default)]
+    changes: Vec<RawChange<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawChange<'a> {
+    #[serde(borrow)]
+    field: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<RawValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawValue<'a> {
+    #[serde(borrow)]
+    metadata: Option<RawMetadata<'a>>,
+    #[serde(borrow, default)]
+    messages: Vec<RawMessage<'a>>,
+    #[serde(borrow, default)]
+    statuses: Vec<RawStatus<'a>>,
+    // template_category_update
+    #[serde(borrow)]
+    message_template_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    new_category: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata<'a> {
+    #[serde(borrow)]
+    phone_number_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawMessage<'a> {
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Scalar<'a>>,
+    referral: Option<IgnoredAny>,
+    #[serde(borrow)]
+    group_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawStatus<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    recipient_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pricing: Option<RawPricing<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawPricing<'a> {
+    billable: Option<bool>,
+    #[serde(borrow)]
+    pricing_model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    category: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    pricing_type: Option<Cow<'a, str>>,
+}
+
+fn instant(
+    value: Option<Scalar<'_>>,
+    field: &str,
+    id: Option<&str>,
+) -> Result<Instant, InputError> {
+    match value {
+        None => Err(error(id, format!("missing field `{field}`"))),
+        Some(Scalar::Int(v)) => Ok(v),
+        Some(Scalar::Str(s)) => parse_instant(&s).ok_or_else(|| {
+            error(
+                id,
+                format!("field `{field}`: {s:?} is not an RFC 3339 time or Unix seconds"),
+            )
+        }),
+    }
+}
+
+fn required<'a>(
+    value: Option<Cow<'a, str>>,
+    field: &str,
+    id: Option<&str>,
+) -> Result<Cow<'a, str>, InputError> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(error(id, format!("field `{field}` is empty"))),
+        None => Err(error(id, format!("missing field `{field}`"))),
+    }
+}
+
+fn delivery_status(text: &str, id: Option<&str>) -> Result<Option<DeliveryStatus>, InputError> {
+    Ok(Some(match text {
+        "sent" => DeliveryStatus::Sent,
+        "delivered" => DeliveryStatus::Delivered,
+        "read" | "played" => DeliveryStatus::Read,
+        "failed" => DeliveryStatus::Failed,
+        // Statuses that say nothing about delivery or price.
+        "deleted" | "warning" | "accepted" | "pending" | "held_for_quality_assessment" => {
+            return Ok(None)
+        }
+        other => {
+            return Err(error(
+                id,
+                format!("field `status`: {other:?} is not one of sent, delivered, read, failed"),
+            ))
+        }
+    }))
+}
+
+/// Parses one line and hands its events to `sink` in line order. On error nothing from the line
+/// has been handed over: a webhook body is validated whole before any of its events is emitted.
+pub fn parse_line<'a>(line: &'a [u8], sink: &mut impl FnMut(Event<'a>)) -> Result<(), InputError> {
+    let raw: RawLine<'a> =
+        serde_json::from_slice(line).map_err(|e| error(None, format!("invalid JSON: {e}")))?;
+    if let Some(object) = &raw.object {
+        if object != "whatsapp_business_account" {
+            return Err(error(
+                None,
+                format!("field `object`: {object:?} is not \"whatsapp_business_account\""),
+            ));
+        }
+        let mut events = Vec::new();
+        webhook(raw.entry.unwrap_or_default(), &mut events)?;
+        events.into_iter().for_each(sink);
+        return Ok(());
+    }
+    sink(normalized(raw)?);
+    Ok(())
+}
+
+fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
+    let id_owned = raw.id.clone();
+    let id = id_owned.as_deref();
+    let kind = raw.kind.ok_or_else(|| {
+        error(
+            id,
+            "missing field `type` (inbound, outbound, status, template_category) or `object`",
+        )
+    })?;
+    match kind.as_ref() {
+        "inbound" => {
+            let platform = match raw.platform.as_deref() {
+                None => Platform::Unknown,
+                Some("android") => Platform::Android,
+                Some("ios") => Platform::Ios,
+                Some("web") | Some("desktop") => Platform::Web,
+                Some(other) => {
+                    return Err(error(
+                        id,
+                        format!("field `platform`: {other:?} is not android, ios or web"),
+                    ))
+                }
+            };
+            let group = match raw.group {
+                None => None,
+                Some(GroupRef::Id(g)) => Some(g),
+                Some(GroupRef::Full(g)) => Some(g.id),
+            };
+            let user = match (&group, raw.user) {
+                (Some(_), None) => Cow::Borrowed(""),
+                (_, user) => required(user, "user", id)?,
+            };
+            Ok(Event::Inbound(Inbound {
+                at: instant(raw.at, "at", id)?,
+                business: required(raw.business, "business", id)?,
+                phone: required(raw.phone, "phone", id)?,
+                user,
+                referral: raw.referral.is_some(),
+                platform,
+                group,
+                id: required(raw.id, "id", None)?,
+            }))
+        }
+        "outbound" => {
+            let template = match raw.template {
+                None => None,
+                Some(TemplateField::Name(_)) => {
+                    return Err(error(
+                        id,
+                        "field `template`: expected an object {\"name\", \"category\"}",
+                    ))
+                }
+                Some(TemplateField::Object(t)) => {
+                    let category = required(t.category, "template.category", id)?;
+                    let category = TemplateCategory::parse(&category).ok_or_else(|| {
+                        error(id, format!("field `template.category`: {category:?} is not marketing, utility or authentication"))
+                    })?;
+                    Some((t.name.unwrap_or(Cow::Borrowed("")), category))
+                }
+            };
+            let agent_tokens = match raw.agent {
+                None => None,
+                Some(a) => Some(
+                    a.tokens
+                        .ok_or_else(|| error(id, "field `agent.tokens` is missing"))?,
+                ),
+            };
+            if agent_tokens.is_some() && template.is_some() {
+                return Err(error(
+                    id,
+                    "a Meta Business Agent message (`agent`) cannot be a template",
+                ));
+            }
+            let group = match raw.group {
+                None => None,
+                Some(GroupRef::Id(_)) => {
+                    return Err(error(
+                        id,
+                        "field `group`: an outbound group message needs {\"id\", \"members\"}",
+                    ))
+                }
+                Some(GroupRef::Full(g)) => {
+                    if g.members.is_empty() {
+                        return Err(error(id, "field `group.members` is empty"));
+                    }
+                    Some((g.id, g.members))
+                }
+            };
+            let user = match (&group, raw.user) {
+                (Some(_), None) => Cow::Borrowed(""),
+                (_, user) => required(user, "user", id)?,
+            };
+            Ok(Event::Outbound(Outbound {
+                at: instant(raw.at, "at", id)?,
+                business: required(raw.business, "business", id)?,
+                phone: required(raw.phone, "phone", id)?,
+                user,
+                template,
+                agent_tokens,
+                group,
+                id: required(raw.id, "id", None)?,
+            }))
+        }
+        "status" => {
+            let status_text = required(raw.status, "status", id)?;
+            let Some(status) = delivery_status(&status_text, id)? else {
+                return Ok(Event::Ignored);
+            };
+            Ok(Event::Status(Status {
+                at: instant(raw.at, "at", id)?,
+                status,
+                recipient: raw.recipient,
+                business: None,
+                phone: None,
+                pricing: None,
+                id: required(raw.id, "id", None)?,
+            }))
+        }
+        "template_category" => {
+            let template = match raw.template {
+                Some(TemplateField::Name(n)) if !n.is_empty() => n,
+                Some(TemplateField::Object(RawTemplate { name: Some(n), .. })) if !n.is_empty() => {
+                    n
+                }
+                _ => return Err(error(id, "missing field `template` (the template name)")),
+            };
+            let category = required(raw.category, "category", id)?;
+            let category = TemplateCategory::parse(&category).ok_or_else(|| {
+                error(
+                    id,
+                    format!("field `category`: {category:?} is not a template category"),
+                )
+            })?;
+            Ok(Event::TemplateCategory(TemplateCategoryChange {
+                at: instant(raw.at, "at", id)?,
+                business: required(raw.business, "business", id)?,
+                template,
+                category,
+            }))
+        }
+        other => Err(error(
+            id,
+            format!(
+                "field `type`: {other:?} is not inbound, outbound, status or template_category"
+            ),
+        )),
+    }
+}
+
+fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(), InputError> {
+    for (e, entry) in entries.into_iter().enumerate() {
+        let business = required(entry.id, &format!("entry[{e}].id"), None)?;
+        for (c, change) in entry.changes.into_iter().enumerate() {
+            let here = format!("entry[{e}].changes[{c}]");
+            let Some(value) = change.value else {
+                return Err(error(None, format!("missing field `{here}.value`")));
+            };
+            match change.field.as_deref() {
+                Some("messages") => {}
+                Some("template_category_update") => {
+                    let at = entry
+                        .time
+                        .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
+                    let template = required(
+                        value.message_template_name,
+                        &format!("{here}.value.message_template_name"),
+                        None,
+                    )?;
+                    let category = required(
+                        value.new_category,
+                        &format!("{here}.value.new_category"),
+                        None,
+                    )?;
+                    let category = TemplateCategory::parse(&category).ok_or_else(|| {
+                        error(None, format!("field `{here}.value.new_category`: {category:?} is not a template category"))
+                    })?;
+                    out.push(Event::TemplateCategory(TemplateCategoryChange {
+                        at,
+                        business: business.clone(),
+                        template,
+                        category,
+                    }));
+                    continue;
+                }
+                _ => {
+                    out.push(Event::Ignored);
+                    continue;
+                }
+            }
+            let phone = value
+                .metadata
+                .and_then(|m| m.phone_number_id)
+                .ok_or_else(|| {
+                    error(
+                        None,
+                        format!("missing field `{here}.value.metadata.phone_number_id`"),
+                    )
+                })?;
+            for (m, msg) in value.messages.into_iter().enumerate() {
+                let id = required(msg.id, &format!("{here}.value.messages[{m}].id"), None)?;
+                let at = instant(
+                    msg.timestamp,
+                    &format!("{here}.value.messages[{m}].timestamp"),
+                    Some(&id),
+                )?;
+                let user = required(
+                    msg.from,
+                    &format!("{here}.value.messages[{m}].from"),
+                    Some(&id),
+                )?;
+                out.push(Event::Inbound(Inbound {
+                    id,
+                    at,
+                    business: business.clone(),
+                    phone: phone.clone(),
+                    user,
+                    referral: msg.referral.is_some(),
+                    platform: Platform::Unknown,
+                    group: msg.group_id,
+                }));
+            }
+            for (s, st) in value.statuses.into_iter().enumerate() {
+                let id = required(st.id, &format!("{here}.value.statuses[{s}].id"), None)?;
+                let status_text = required(
+                    st.status,
+                    &format!("{here}.value.statuses[{s}].status"),
+                    Some(&id),
+                )?;
+                let Some(status) = delivery_status(&status_text, Some(&id))? else {
+                    out.push(Event::Ignored);
+                    continue;
+                };
+                let at = instant(
+                    st.timestamp,
+                    &format!("{here}.value.statuses[{s}].timestamp"),
+                    Some(&id),
+                )?;
+                let pricing = st.pricing.map(|p| MetaPricing {
+                    billable: p.billable,
+                    model: p.pricing_model.as_deref().and_then(|m| match m {
+                        "NBP" => Some(PricingModel::Nbp),
+                        "CBP" => Some(PricingModel::Cbp),
+                        "PMP" => Some(PricingModel::Pmp),
+                        _ => None,
+                    }),
+                    category: p.category.as_deref().and_then(BilledCategory::parse),
+                    pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
+                });
+                out.push(Event::Status(Status {
+                    id,
+                    at,
+                    status,
+                    recipient: st.recipient_id,
+                    business: Some(business.clone()),
+                    phone: Some(phone.clone()),
+                    pricing,
+                }));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `tarifa rate`: read JSON Lines, rate, print the bill.
+
+use crate::output::{self, Format, Table};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use tarifa_core::engine::{Prices, Rater};
+use tarifa_core::input::{parse_line, Event};
+
+#[derive(Args)]
+pub struct RateArgs {
+    /// JSON Lines files of events and/or raw webhooks (`-` for standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Business and rate-card configuration (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// With `--format csv`: which table to print.
+    #[arg(long, value_enum, default_value_t = Table::Messages)]
+    pub table: Table,
+    /// Count invalid lines, report them at the end, and rate the rest.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Bill in Meta's prices or in each business's resale price list.
+    #[arg(long, value_enum, default_value_t = PricesArg::Meta)]
+    pub prices: PricesArg,
+    /// Only parse the input (for measuring parsing alone).
+    #[arg(long)]
+    pub parse_only: bool,
+    /// Print only totals (no message and conversation lists).
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PricesArg {
+    Meta,
+    Resale,
+}
+
+/// An input line that could not be used.
+pub struct Invalid {
+    pub file: String,
+    pub line: u64,
+    pub message: String,
+}
+
+/// How many invalid lines to keep the text of.
+const KEEP_INVALID: usize = 100;
+
+pub fn run(args: &RateArgs) -> Result<()> {
+    let prices = match args.prices {
+        PricesArg::Meta => Prices::Meta,
+        PricesArg::Resale => Prices::Resale,
+    };
+    let setup = crate::setup::load(&args.config, prices)?;
+    let mut rater = Rater::new(setup);
+    let mut invalid = Vec::new();
+    let mut invalid_count = 0u64;
+    let mut lines_read = 0u64;
+    for file in &args.files {
+        let name = file.display().to_string();
+        let reader: Box<dyn Read> = if name == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?)
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, reader);
+        let mut buf = Vec::with_capacity(4096);
+        let mut number = 0u64;
+        loop {
+            buf.clear();
+            if reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("cannot read {name}"))?
+                == 0
+            {
+                break;
+            }
+            number += 1;
+            let line = buf.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            lines_read += 1;
+            let result = if args.parse_only {
+                parse_line(line, &mut |_| {})
+            } else {
+                let mut events: Vec<Event<'_>> = Vec::with_capacity(1);
+                parse_line(line, &mut |e| events.push(e)).and_then(|()| rater.push_all(events))
+            };
+            if let Err(e) = result {
+                if !args.skip_invalid {
+                    bail!("{name}:{number}: {e}\n(use --skip-invalid to rate the valid lines and report the rest)");
+                }
+                invalid_count += 1;
+                if invalid.len() < KEEP_INVALID {
+                    invalid.push(Invalid {
+                        file: name.clone(),
+                        line: number,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    if args.parse_only {
+        eprintln!("parsed {lines_read} lines, {invalid_count} invalid");
+        return Ok(());
+    }
+    let bill = rater.finish();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let report = output::Report {
+        bill: &bill,
+        invalid: &invalid,
+        invalid_count,
+        summary: args.summary,
+    };
+    match args.format {
+        Format::Table => output::table(&report, &mut out)?,
+        Format::Json => output::json(&report, &mut out)?,
+        Format::Csv => output::csv(&report, args.table, &mut out)?,
+    }
+    out.flush()?;
+    if invalid_count > 0 {
+        eprintln!("{invalid_count} invalid line(s) skipped:");
+        for i in &invalid {
+            eprintln!("  {}:{}: {}", i.file, i.line, i.message);
+        }
+        if invalid_count as usize > invalid.len() {
+            eprintln!("  … and {} more", invalid_count as usize - invalid.len());
+        }
+    }
+    Ok(())
+}
