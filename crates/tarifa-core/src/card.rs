@@ -654,7 +654,14 @@ fn parse_tiers(
             break;
         }
         let joined = row.joined();
-        if title.is_none() && joined.to_ascii_lowercase().contains("volume tier") {
+        let first_text = title.is_none()
+            && notes.is_empty()
+            && !row.cell(0).is_empty()
+            && !is_note(row.cell(0))
+            && !row.cell(0).starts_with("http");
+        // RC-4: the title is the first line and contains "volume tier"; accept it anywhere in the
+        // preamble, and accept a first line worded otherwise (e.g. "Tier pricing in USD, …").
+        if title.is_none() && (first_text || joined.to_ascii_lowercase().contains("volume tier")) {
             title = Some(parse_title(&joined).map_err(|m| err(row.line, m))?);
         } else if !row.cell(0).is_empty() {
             notes.push(joined);

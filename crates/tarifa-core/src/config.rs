@@ -87,6 +87,9 @@ pub struct Rules {
     /// B-7: from this date (WABA time zone) an era-B entry-point conversation lasts 72 h instead
     /// of 24 h.
     pub entry_point_72h_from: LocalDate,
+    /// B-5, C-7: free conversations per WABA per month (Meta's figure is 1,000; change it only to
+    /// model a hypothetical, e.g. "no free tier left" in a worked example).
+    pub free_conversations_per_month: u32,
     /// D-19: free service messages per business phone number per month from 2026-10-01 (0 turns
     /// the disputed allowance off).
     pub free_service_messages_per_number: u32,
@@ -111,6 +114,7 @@ impl Default for Rules {
         Rules {
             failed_free_form_opens_conversation: false,
             entry_point_72h_from: LocalDate::ymd(2023, 3, 1),
+            free_conversations_per_month: 1_000,
             free_service_messages_per_number: 1_000,
             conversation_start: ConversationStart::Delivered,
             conversation_scope: ConversationScope::PhoneNumber,

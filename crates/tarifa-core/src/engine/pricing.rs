@@ -16,9 +16,6 @@ use crate::time::Month;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-/// B-5, C-7: the monthly free conversation allowance of a WABA.
-pub const FREE_CONVERSATIONS_PER_MONTH: u64 = 1_000;
-
 /// Country of each user's number, resolved once.
 struct Countries {
     cache: Vec<Option<Result<Option<Country>, ()>>>,
@@ -174,7 +171,7 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         // Free allowances first: a message inside one needs no rate.
         let allowance = match counter {
             Counter::FreeConversations | Counter::FreeServiceConversations => {
-                Some((bump(counter, m.business, 0), FREE_CONVERSATIONS_PER_MONTH))
+                Some((bump(counter, m.business, 0), setup.rules.free_conversations_per_month as u64))
             }
             Counter::FreeServiceMessages => Some((
                 bump(counter, m.phone, 0),
