@@ -331,13 +331,11 @@ impl Bill {
             .market
             .map_or("unknown market".to_string(), |m| m.name().to_string());
         let conv = || {
-            (line.conversation != NONE)
-                .then(|| {
-                    conversation_id(
-                        self.id_of(self.conversations[line.conversation as usize].opener),
-                    )
-                })
-                .unwrap_or_default()
+            if line.conversation == NONE {
+                String::new()
+            } else {
+                conversation_id(self.id_of(self.conversations[line.conversation as usize].opener))
+            }
         };
         let rule = line.rule;
         match line.pricing_type {

@@ -43,20 +43,31 @@ fn time_of(s: &Scenario, text: &str) -> Instant {
         return t;
     }
     let (neg, body) = text.strip_prefix('-').map_or((false, text), |b| (true, b));
-    let (h, rest) = body.split_once('h').unwrap_or_else(|| panic!("{}: bad time {text:?}", s.id));
+    let (h, rest) = body
+        .split_once('h')
+        .unwrap_or_else(|| panic!("{}: bad time {text:?}", s.id));
     let (m, sec) = match rest.split_once(':') {
         Some((m, sec)) => (m, sec),
         None => (rest, ""),
     };
-    let h: i64 = h.parse().unwrap_or_else(|_| panic!("{}: bad hours in {text:?}", s.id));
+    let h: i64 = h
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: bad hours in {text:?}", s.id));
     let m: i64 = if m.is_empty() { 0 } else { m.parse().unwrap() };
-    let sec: i64 = if sec.is_empty() { 0 } else { sec.parse().unwrap() };
+    let sec: i64 = if sec.is_empty() {
+        0
+    } else {
+        sec.parse().unwrap()
+    };
     let off = h * 3600 + m * 60 + sec;
     s.start + if neg { -off } else { off }
 }
 
 fn user(s: &Scenario, name: &str) -> String {
-    s.users.get(name).cloned().unwrap_or_else(|| name.to_string())
+    s.users
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| name.to_string())
 }
 
 /// Turns one event line of the language into JSON Lines (one or more lines).
@@ -64,7 +75,10 @@ fn event_json(s: &Scenario, line: &str) -> Vec<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = time_of(s, words[0]);
     let ts = format_instant(at);
-    let business = s.businesses.first().map_or("waba-1".to_string(), |b| b.id.clone());
+    let business = s
+        .businesses
+        .first()
+        .map_or("waba-1".to_string(), |b| b.id.clone());
     let mut opts: BTreeMap<&str, &str> = BTreeMap::new();
     let mut flags = Vec::new();
     for w in &words[3.min(words.len())..] {
@@ -79,7 +93,9 @@ fn event_json(s: &Scenario, line: &str) -> Vec<String> {
     let phone = opts.get("phone").copied().unwrap_or("pn-1");
     match words[1] {
         "in" => {
-            let id = opts.get("id").map_or(format!("in.{}.{}", words[2], at), |i| i.to_string());
+            let id = opts
+                .get("id")
+                .map_or(format!("in.{}.{}", words[2], at), |i| i.to_string());
             let mut v = serde_json::json!({"type":"inbound","id":id,"at":ts,"business":b,"phone":phone,"user":user(s, words[2])});
             if flags.contains(&"ref") {
                 v["referral"] = serde_json::json!({"source_type":"ad"});
@@ -114,8 +130,12 @@ fn event_json(s: &Scenario, line: &str) -> Vec<String> {
                 v.as_object_mut().unwrap().remove("user");
             }
             let mut out = vec![v.to_string()];
-            let status_at = |key: &str, default: i64| opts.get(key).map_or(at + default, |t| time_of(s, t));
-            let outcome = ["delivered", "read", "failed", "sent", "none"].into_iter().find(|f| flags.contains(f)).unwrap_or("delivered");
+            let status_at =
+                |key: &str, default: i64| opts.get(key).map_or(at + default, |t| time_of(s, t));
+            let outcome = ["delivered", "read", "failed", "sent", "none"]
+                .into_iter()
+                .find(|f| flags.contains(f))
+                .unwrap_or("delivered");
             if outcome != "none" {
                 out.push(serde_json::json!({"type":"status","id":id,"at":format_instant(at + 1),"status":"sent"}).to_string());
             }
@@ -134,7 +154,7 @@ fn event_json(s: &Scenario, line: &str) -> Vec<String> {
             }
             out
         }
-        "raw" => vec![line.splitn(2, "raw").nth(1).unwrap().trim().to_string()],
+        "raw" => vec![line.split_once("raw").unwrap().1.trim().to_string()],
         "category" => {
             // `<t> category TEMPLATE NEW_CATEGORY`
             vec![serde_json::json!({"type":"template_category","at":ts,"business":b,"template":words[2],"category":words[3]}).to_string()]
@@ -146,16 +166,23 @@ fn event_json(s: &Scenario, line: &str) -> Vec<String> {
 fn setup(s: &Scenario) -> Setup {
     let mut book = RateBook::new();
     for (name, text) in &s.cards {
-        book.add_rate_card(RateCard::parse_csv(text, name).unwrap_or_else(|e| panic!("{}: {e}", s.id))).unwrap();
+        book.add_rate_card(
+            RateCard::parse_csv(text, name).unwrap_or_else(|e| panic!("{}: {e}", s.id)),
+        )
+        .unwrap();
     }
     for (name, text) in &s.tier_cards {
-        book.add_tier_card(TierCard::parse_csv(text, name, None).unwrap_or_else(|e| panic!("{}: {e}", s.id))).unwrap();
+        book.add_tier_card(
+            TierCard::parse_csv(text, name, None).unwrap_or_else(|e| panic!("{}: {e}", s.id)),
+        )
+        .unwrap();
     }
     let mut rules_toml = String::new();
     for (k, v) in &s.rule_overrides {
         rules_toml.push_str(&format!("{k} = {v}\n"));
     }
-    let rules: Rules = toml::from_str(&rules_toml).unwrap_or_else(|e| panic!("{}: rule override: {e}", s.id));
+    let rules: Rules =
+        toml::from_str(&rules_toml).unwrap_or_else(|e| panic!("{}: rule override: {e}", s.id));
     let mut businesses = s.businesses.clone();
     if businesses.is_empty() {
         businesses.push(business_config("id=waba-1"));
@@ -181,8 +208,12 @@ fn business_config(spec: &str) -> BusinessConfig {
                 let (c, d) = v.split_once(':').unwrap();
                 ai.push(format!("exceptions.{c} = \"{d}\""));
             }
-            "tz" => toml_text = toml_text.replace("timezone = \"UTC\"", &format!("timezone = \"{v}\"")),
-            "currency" => toml_text = toml_text.replace("currency = \"USD\"", &format!("currency = \"{v}\"")),
+            "tz" => {
+                toml_text = toml_text.replace("timezone = \"UTC\"", &format!("timezone = \"{v}\""))
+            }
+            "currency" => {
+                toml_text = toml_text.replace("currency = \"USD\"", &format!("currency = \"{v}\""))
+            }
             "primary" => toml_text.push_str(&format!("primary_country = \"{v}\"\n")),
             other => toml_text.push_str(&format!("{other} = \"{v}\"\n")),
         }
@@ -198,8 +229,11 @@ fn rate(s: &Scenario, events: &[String]) -> Bill {
     let mut rater = Rater::new(setup(s));
     for line in events {
         let mut evs = Vec::new();
-        parse_line(line.as_bytes(), &mut |e| evs.push(e)).unwrap_or_else(|e| panic!("{}: {line}: {e}", s.id));
-        rater.push_all(evs).unwrap_or_else(|e| panic!("{}: {line}: {e}", s.id));
+        parse_line(line.as_bytes(), &mut |e| evs.push(e))
+            .unwrap_or_else(|e| panic!("{}: {line}: {e}", s.id));
+        rater
+            .push_all(evs)
+            .unwrap_or_else(|e| panic!("{}: {line}: {e}", s.id));
     }
     rater.finish()
 }
@@ -246,13 +280,22 @@ fn expectation(s: &Scenario, bill: &Bill, text: &str) -> Option<String> {
                 member = Some(user(s, u));
                 rest = &rest[1..];
             }
-            let lines: Vec<_> = bill.messages().filter(|v| v.id == id && member.as_deref().is_none_or(|m| v.user == m)).collect();
+            let lines: Vec<_> = bill
+                .messages()
+                .filter(|v| v.id == id && member.as_deref().is_none_or(|m| v.user == m))
+                .collect();
             if lines.len() != 1 {
                 return fail(format!("{} lines for {id}", lines.len()));
             }
             let v = &lines[0];
-            let got = format!("{} {} {}", v.line.category, v.line.pricing_type, v.line.amount.normalize());
-            let mut ok = v.line.category.as_str() == rest[0] && v.line.pricing_type.as_str() == rest[1];
+            let got = format!(
+                "{} {} {}",
+                v.line.category,
+                v.line.pricing_type,
+                v.line.amount.normalize()
+            );
+            let mut ok =
+                v.line.category.as_str() == rest[0] && v.line.pricing_type.as_str() == rest[1];
             if let Some(a) = rest.get(2) {
                 ok &= v.line.amount == Decimal::from_str(a).unwrap();
             }
@@ -273,10 +316,17 @@ fn parse_file(path: &str, text: &str) -> Vec<Scenario> {
         let (head, rest) = line.split_once(' ').unwrap_or((line, ""));
         if head == "scenario" {
             let (id, title) = rest.split_once(' ').unwrap_or((rest, ""));
-            cur = Some(Scenario { id: id.into(), title: title.into(), line: n + 1, ..Scenario::default() });
+            cur = Some(Scenario {
+                id: id.into(),
+                title: title.into(),
+                line: n + 1,
+                ..Scenario::default()
+            });
             continue;
         }
-        let s = cur.as_mut().unwrap_or_else(|| panic!("{path}:{}: outside a scenario", n + 1));
+        let s = cur
+            .as_mut()
+            .unwrap_or_else(|| panic!("{path}:{}: outside a scenario", n + 1));
         match head {
             "rules" => s.rules.extend(rest.split_whitespace().map(String::from)),
             "business" => s.businesses.push(business_config(rest)),
@@ -288,7 +338,10 @@ fn parse_file(path: &str, text: &str) -> Vec<Scenario> {
                 let (name, number) = rest.split_once(' ').unwrap();
                 s.users.insert(name.into(), number.trim().into());
             }
-            "start" => s.start = parse_instant(rest).unwrap_or_else(|| panic!("{path}:{}: bad start", n + 1)),
+            "start" => {
+                s.start =
+                    parse_instant(rest).unwrap_or_else(|| panic!("{path}:{}: bad start", n + 1))
+            }
             "card" | "tiers" => {
                 let body = if let Some(name) = rest.strip_prefix("file=") {
                     (name.to_string(), data_file(name))
@@ -344,11 +397,18 @@ fn check(path: &str, s: &Scenario) -> Vec<String> {
     reversed.reverse();
     let mut doubled = events.clone();
     doubled.extend(events.iter().cloned());
-    for (variant, evs) in [("in order", &events), ("reversed", &reversed), ("duplicated", &doubled)] {
+    for (variant, evs) in [
+        ("in order", &events),
+        ("reversed", &reversed),
+        ("duplicated", &doubled),
+    ] {
         let bill = rate(s, evs);
         for (line, e) in &s.expectations {
             if let Some(f) = expectation(s, &bill, e) {
-                failures.push(format!("{path}:{line}: {} ({}) [{variant}]: {f}", s.id, s.title));
+                failures.push(format!(
+                    "{path}:{line}: {} ({}) [{variant}]: {f}",
+                    s.id, s.title
+                ));
             }
         }
     }
@@ -358,7 +418,11 @@ fn check(path: &str, s: &Scenario) -> Vec<String> {
 #[test]
 fn worked_examples_and_derived_scenarios() {
     let dir = format!("{}/tests/scenarios", env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "scn")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scn"))
+        .collect();
     files.sort();
     let mut failures = Vec::new();
     let mut count = 0;
@@ -366,12 +430,27 @@ fn worked_examples_and_derived_scenarios() {
         let text = std::fs::read_to_string(f).unwrap();
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         for s in parse_file(&name, &text) {
-            assert!(!s.expectations.is_empty(), "{name}:{}: scenario {} has no expectations", s.line, s.id);
-            assert!(!s.rules.is_empty(), "{name}:{}: scenario {} names no rules", s.line, s.id);
+            assert!(
+                !s.expectations.is_empty(),
+                "{name}:{}: scenario {} has no expectations",
+                s.line,
+                s.id
+            );
+            assert!(
+                !s.rules.is_empty(),
+                "{name}:{}: scenario {} names no rules",
+                s.line,
+                s.id
+            );
             count += 1;
             failures.extend(check(&name, &s));
         }
     }
     assert!(count > 0, "no scenarios found in {dir}");
-    assert!(failures.is_empty(), "{} failing expectation(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing expectation(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -170,9 +170,10 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         };
         // Free allowances first: a message inside one needs no rate.
         let allowance = match counter {
-            Counter::FreeConversations | Counter::FreeServiceConversations => {
-                Some((bump(counter, m.business, 0), setup.rules.free_conversations_per_month as u64))
-            }
+            Counter::FreeConversations | Counter::FreeServiceConversations => Some((
+                bump(counter, m.business, 0),
+                setup.rules.free_conversations_per_month as u64,
+            )),
             Counter::FreeServiceMessages => Some((
                 bump(counter, m.phone, 0),
                 setup.rules.free_service_messages_per_number as u64,
