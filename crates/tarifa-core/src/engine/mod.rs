@@ -180,7 +180,7 @@ pub struct Rater {
     pub(crate) users: Interner,
     pub(crate) groups: Interner,
     pub(crate) templates: Interner,
-    keys: FxHashMap<(u32, u32, bool), u32>,
+    keys: FxHashMap<(u32, u32, u32, bool), u32>,
     /// Per key: (business, phone, party, is_group).
     pub(crate) key_owner: Vec<(u32, u32, u32, bool)>,
     pub(crate) inbound: Vec<InboundRec>,
@@ -264,10 +264,13 @@ impl Rater {
     fn key(&mut self, business: u32, phone: u32, party: u32, group: bool) -> u32 {
         let scope = match self.setup.rules.conversation_scope {
             ConversationScope::PhoneNumber => phone,
-            ConversationScope::Business => NONE - 1 - business,
+            ConversationScope::Business => NONE,
         };
         let next = self.key_owner.len() as u32;
-        let k = *self.keys.entry((scope, party, group)).or_insert(next);
+        let k = *self
+            .keys
+            .entry((business, scope, party, group))
+            .or_insert(next);
         if k == next {
             self.key_owner.push((business, phone, party, group));
         }
