@@ -167,6 +167,7 @@ fn generate_world(args: &GenArgs, world: &World, out: &mut dyn Write) -> Result<
         produced += 1;
     }
     sink.finish()?;
+    eprintln!("DEBUG far={} far_len={} spare={} near={} cap_far={} cap_spare={}", gen.heap.far.len(), gen.heap.far_len, gen.heap.spare.len(), gen.heap.near.len(), gen.heap.far.iter().map(|v| v.capacity()).sum::<usize>(), gen.heap.spare.iter().map(|v| v.capacity()).sum::<usize>());
     Ok(GenStats {
         lines: produced,
         bytes: sink.bytes,
@@ -1028,6 +1029,70 @@ impl Ord for Ev {
     }
 }
 
+/// Bucket width of [`Queue`]: events due later than the current bucket wait in plain vectors.
+const BUCKET: u32 = 600;
+
+/// A time-ordered queue: a small binary heap for events due before `boundary`, and one vector
+/// per later 10-minute bucket. Pops in exactly the order of one big heap, but the heap stays
+/// small (cache-resident) even when hundreds of thousands of events are in flight.
+struct Queue {
+    near: BinaryHeap<Ev>,
+    far: std::collections::VecDeque<Vec<Ev>>,
+    far_len: usize,
+    /// Start of the first bucket of `far`; every event in `near` is due before it.
+    boundary: u32,
+    spare: Vec<Vec<Ev>>,
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            near: BinaryHeap::with_capacity(1 << 12),
+            far: std::collections::VecDeque::new(),
+            far_len: 0,
+            boundary: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, ev: Ev) {
+        let t = ev.time();
+        if self.near.is_empty() && self.far_len == 0 && t >= self.boundary {
+            // Idle: jump over the gap instead of walking empty buckets.
+            self.spare.extend(self.far.drain(..));
+            self.boundary = (t / BUCKET + 1) * BUCKET;
+        }
+        if t < self.boundary {
+            self.near.push(ev);
+            return;
+        }
+        let i = ((t - self.boundary) / BUCKET) as usize;
+        while self.far.len() <= i {
+            let v = self.spare.pop().unwrap_or_default();
+            self.far.push_back(v);
+        }
+        self.far[i].push(ev);
+        self.far_len += 1;
+    }
+
+    /// The next event, moving buckets into the heap as time advances.
+    fn peek(&mut self) -> Option<&Ev> {
+        while self.near.is_empty() && self.far_len > 0 {
+            let mut bucket = self.far.pop_front().expect("far_len > 0");
+            self.boundary += BUCKET;
+            self.far_len -= bucket.len();
+            self.near.extend(bucket.drain(..));
+            self.spare.push(bucket);
+        }
+        self.near.peek()
+    }
+
+    fn pop(&mut self) -> Option<Ev> {
+        self.peek()?;
+        self.near.pop()
+    }
+}
+
 /// Per-session state: the customer service window and entry point window as seen by this
 /// session (rule 1-6, D-5).
 struct Sess {
@@ -1044,7 +1109,7 @@ struct Sess {
 struct Gen<'w> {
     w: &'w World,
     rng: Rng,
-    heap: BinaryHeap<Ev>,
+    heap: Queue,
     seq: u64,
     msg: u64,
     generated: u64,
@@ -1056,7 +1121,7 @@ impl<'w> Gen<'w> {
         Gen {
             w,
             rng: Rng::new(seed),
-            heap: BinaryHeap::with_capacity(1 << 12),
+            heap: Queue::new(),
             seq: 0,
             msg: 0,
             generated: 0,

@@ -457,7 +457,6 @@ impl Rater {
     }
 
     fn dedupe_outbound(&mut self) {
-        let before = self.outbound.len();
         let text = &self.id_text;
         let content = |r: &OutboundRec| {
             (
@@ -474,33 +473,25 @@ impl Rater {
         };
         self.outbound
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| content(a).cmp(&content(b))));
-        let mut conflicts = 0;
-        let mut webhook_only = 0;
+        let (mut duplicates, mut conflicts) = (0, 0);
         self.outbound.dedup_by(|later, kept| {
-            if later.id != kept.id {
-                return false;
-            }
-            let same_text = text[later.id_at as usize..][..later.id_len as usize]
-                == text[kept.id_at as usize..][..kept.id_len as usize];
+            let same_text = later.id == kept.id
+                && text[later.id_at as usize..][..later.id_len as usize]
+                    == text[kept.id_at as usize..][..kept.id_len as usize];
             if !same_text {
-                // A 128-bit hash collision: keep both.
+                // Different ids (or a 128-bit hash collision): keep both.
                 return false;
             }
-            if later.source == FROM_WEBHOOK {
-                if kept.source == FROM_WEBHOOK && content(later) != content(kept) {
-                    // Different statuses of one message reconstruct it with different times.
-                } else if kept.source == EXPLICIT {
-                    webhook_only += 0;
-                }
-            } else if content(later) != content(kept) {
-                conflicts += 1;
+            // Explicit records sort first, so a webhook reconstruction never replaces one; several
+            // statuses of one message reconstruct it several times, which is not a duplicate.
+            if later.source == EXPLICIT {
+                duplicates += 1;
+                conflicts += (content(later) != content(kept)) as u64;
             }
             true
         });
-        let _ = webhook_only;
-        let explicit_dupes = before - self.outbound.len();
         self.stats.conflicting_outbound = conflicts;
-        self.stats.duplicate_outbound = explicit_dupes as u64;
+        self.stats.duplicate_outbound = duplicates;
     }
 
     /// Folds statuses into their messages. Returns per-member deliveries of group messages.
