@@ -167,7 +167,6 @@ fn generate_world(args: &GenArgs, world: &World, out: &mut dyn Write) -> Result<
         produced += 1;
     }
     sink.finish()?;
-    eprintln!("DEBUG far={} far_len={} spare={} near={} cap_far={} cap_spare={}", gen.heap.far.len(), gen.heap.far_len, gen.heap.spare.len(), gen.heap.near.len(), gen.heap.far.iter().map(|v| v.capacity()).sum::<usize>(), gen.heap.spare.iter().map(|v| v.capacity()).sum::<usize>());
     Ok(GenStats {
         lines: produced,
         bytes: sink.bytes,
@@ -1041,7 +1040,6 @@ struct Queue {
     far_len: usize,
     /// Start of the first bucket of `far`; every event in `near` is due before it.
     boundary: u32,
-    spare: Vec<Vec<Ev>>,
 }
 
 impl Queue {
@@ -1051,7 +1049,6 @@ impl Queue {
             far: std::collections::VecDeque::new(),
             far_len: 0,
             boundary: 0,
-            spare: Vec::new(),
         }
     }
 
@@ -1059,7 +1056,7 @@ impl Queue {
         let t = ev.time();
         if self.near.is_empty() && self.far_len == 0 && t >= self.boundary {
             // Idle: jump over the gap instead of walking empty buckets.
-            self.spare.extend(self.far.drain(..));
+            self.far.clear();
             self.boundary = (t / BUCKET + 1) * BUCKET;
         }
         if t < self.boundary {
@@ -1067,9 +1064,8 @@ impl Queue {
             return;
         }
         let i = ((t - self.boundary) / BUCKET) as usize;
-        while self.far.len() <= i {
-            let v = self.spare.pop().unwrap_or_default();
-            self.far.push_back(v);
+        if self.far.len() <= i {
+            self.far.resize_with(i + 1, Vec::new);
         }
         self.far[i].push(ev);
         self.far_len += 1;
@@ -1078,11 +1074,12 @@ impl Queue {
     /// The next event, moving buckets into the heap as time advances.
     fn peek(&mut self) -> Option<&Ev> {
         while self.near.is_empty() && self.far_len > 0 {
-            let mut bucket = self.far.pop_front().expect("far_len > 0");
+            // Buckets are fresh vectors: recycling them would let every one grow to the
+            // largest bucket's capacity.
+            let bucket = self.far.pop_front().expect("far_len > 0");
             self.boundary += BUCKET;
             self.far_len -= bucket.len();
-            self.near.extend(bucket.drain(..));
-            self.spare.push(bucket);
+            self.near.extend(bucket);
         }
         self.near.peek()
     }
