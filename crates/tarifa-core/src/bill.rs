@@ -11,7 +11,6 @@ use crate::input::MetaPricing;
 use crate::market::{Country, Market};
 use crate::time::{Instant, LocalDate};
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 
 /// Why a line has the price it has, beyond its pricing type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +41,9 @@ pub enum Note {
 #[derive(Clone, Copy, Debug)]
 pub struct Line {
     pub(crate) msg: u32,
+    pub(crate) business: u32,
+    /// The WABA-local date of `at`.
+    pub date: LocalDate,
     pub(crate) user: u32,
     /// The instant that decided the price: delivery, or the send when undelivered.
     pub at: Instant,
@@ -244,7 +246,9 @@ impl Bill {
         });
         order.into_iter().map(move |i| {
             let c = &self.conversations[i];
-            let (business, phone, party, is_group) = self.key_owner[c.key as usize];
+            let (business, _, party, is_group) = self.key_owner[c.key as usize];
+            // The opener's number: with `conversation_scope = "business"` a key spans numbers.
+            let phone = self.outbound[c.opener as usize].phone;
             ConversationView {
                 id: conversation_id(self.id_of(c.opener)),
                 business: &self.setup.businesses[business as usize].id,
@@ -267,59 +271,62 @@ impl Bill {
 
     /// Totals per business and currency, sorted.
     pub fn totals(&self) -> Vec<Totals> {
-        let mut map: BTreeMap<(&str, &str), Totals> = BTreeMap::new();
-        for b in &self.setup.businesses {
-            map.insert(
-                (&b.id, &b.currency),
-                Totals {
-                    business: b.id.clone(),
-                    currency: b.currency.clone(),
-                    ..Totals::default()
-                },
-            );
-        }
+        let mut per: Vec<Totals> = self
+            .setup
+            .businesses
+            .iter()
+            .map(|b| Totals {
+                business: b.id.clone(),
+                currency: b.currency.clone(),
+                ..Totals::default()
+            })
+            .collect();
         for line in &self.lines {
-            let b = &self.setup.businesses[self.outbound[line.msg as usize].business as usize];
-            let t = map
-                .get_mut(&(b.id.as_str(), b.currency.as_str()))
-                .expect("every business has a total");
+            let t = &mut per[line.business as usize];
             t.amount += line.amount;
             t.messages += 1;
             t.charged_messages += line.charged() as u64;
             t.unrated_messages += (line.pricing_type == PricingType::Unrated) as u64;
         }
         for c in &self.conversations {
-            let b = &self.setup.businesses[self.key_owner[c.key as usize].0 as usize];
-            map.get_mut(&(b.id.as_str(), b.currency.as_str()))
-                .expect("every business has a total")
-                .conversations_opened += 1;
+            per[self.key_owner[c.key as usize].0 as usize].conversations_opened += 1;
         }
-        map.into_values()
-            .filter(|t| t.messages > 0 || t.conversations_opened > 0)
-            .collect()
+        per.retain(|t| t.messages > 0 || t.conversations_opened > 0);
+        per.sort_by(|a, b| (&a.business, &a.currency).cmp(&(&b.business, &b.currency)));
+        per
     }
 
     /// Totals per business, currency, market and billed category, sorted.
     pub fn breakdown(&self) -> Vec<Breakdown> {
-        let mut map: BTreeMap<(u32, &str, &str), Breakdown> = BTreeMap::new();
+        let mut map: rustc_hash::FxHashMap<(u32, Option<Market>, BilledCategory), Breakdown> =
+            Default::default();
         for line in &self.lines {
-            let bi = self.outbound[line.msg as usize].business;
-            let b = &self.setup.businesses[bi as usize];
-            let market = line.market.map_or("(unknown)", |m| m.name());
             let entry = map
-                .entry((bi, market, line.category.as_str()))
-                .or_insert_with(|| Breakdown {
-                    business: b.id.clone(),
-                    currency: b.currency.clone(),
-                    market: market.to_string(),
-                    category: line.category.as_str().to_string(),
-                    ..Breakdown::default()
+                .entry((line.business, line.market, line.category))
+                .or_insert_with(|| {
+                    let b = &self.setup.businesses[line.business as usize];
+                    Breakdown {
+                        business: b.id.clone(),
+                        currency: b.currency.clone(),
+                        market: line.market.map_or("(unknown)", |m| m.name()).to_string(),
+                        category: line.category.as_str().to_string(),
+                        ..Breakdown::default()
+                    }
                 });
             entry.amount += line.amount;
             entry.messages += 1;
             entry.charged_messages += line.charged() as u64;
         }
-        map.into_values().collect()
+        let mut rows: Vec<Breakdown> = map.into_values().collect();
+        rows.sort_by(|a, b| {
+            (&a.business, &a.currency, &a.market, &a.category).cmp(&(
+                &b.business,
+                &b.currency,
+                &b.market,
+                &b.category,
+            ))
+        });
+        rows
     }
 
     /// A sentence saying why a line costs what it costs.

@@ -9,6 +9,7 @@ pub mod card;
 pub mod category;
 pub mod config;
 pub mod engine;
+mod fast_json;
 pub mod input;
 pub mod market;
 pub mod time;

@@ -1047,3 +1047,52 @@ fn escaped_strings_and_numeric_timestamps() {
     assert_eq!(s.at, 1_752_622_078);
     assert_eq!(s.status, DeliveryStatus::Delivered);
 }
+
+/// Normalized lines follow JSON semantics whichever parsing path handles them: `null` is absent,
+/// whitespace is insignificant, Unix seconds may be a number or a string, and anything after the
+/// object, a duplicate key or a fractional time is an error.
+#[test]
+fn normalized_lines_follow_json_semantics() {
+    let referral = |v: &str| {
+        let l = INBOUND.replace(
+            r#""user":"16505551234""#,
+            &format!(r#""user":"16505551234","referral":{v}"#),
+        );
+        match parse_ok(&l).as_slice() {
+            [Event::Inbound(i)] => i.referral,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(!referral("null"), "referral: null");
+    assert!(referral("{}"), "referral: {{}}");
+    assert!(referral(r#"{"source_type":"ad"}"#));
+
+    let at = |v: &str| {
+        let l = STATUS.replace(r#""at":"2025-08-04T09:00:05Z""#, &format!(r#""at":{v}"#));
+        parse(&l).map(|e| match e.as_slice() {
+            [Event::Status(s)] => s.at,
+            other => panic!("{other:?}"),
+        })
+    };
+    assert_eq!(at("1754298005").unwrap(), 1_754_298_005);
+    assert_eq!(at(r#""1754298005""#).unwrap(), 1_754_298_005);
+    assert_eq!(at(r#""2025-08-04T09:00:05Z""#).unwrap(), 1_754_298_005);
+    assert!(at("1754298005.5").is_err(), "fractional seconds");
+    assert!(at("null").is_err(), "null time");
+
+    let spaced = r#"  { "type" : "status" , "id" : "out-1" , "at" : "2025-08-04T09:00:05Z" , "status" : "delivered" }  "#;
+    assert_eq!(parse_ok(spaced).len(), 1);
+
+    for bad in [
+        format!("{STATUS} x"),
+        format!("{STATUS}{STATUS}"),
+        STATUS.replace(
+            r#""status":"delivered""#,
+            r#""status":"delivered","status":"read""#,
+        ),
+        STATUS.replace(r#""at":"#, r#""at":"2025-08-04T09:00:00Z","at":"#),
+    ] {
+        let e = parse_err(&bad);
+        assert!(e.to_string().starts_with("invalid JSON"), "{bad}: {e}");
+    }
+}

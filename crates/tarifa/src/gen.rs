@@ -10,9 +10,10 @@
 //!   are generated one at a time. A session's start time follows the share of `--events` produced
 //!   so far, warped by a day-of-week / hour-of-day intensity curve, so the log always spans
 //!   `--from ..= --to` whatever the event count;
-//! * a session's events go into a min-heap keyed by time and are written once no later session
-//!   can precede them: the output is in time order and the heap only holds the events in flight
-//!   (event rate × typical session length, tens of thousands for the 100 M benchmark);
+//! * a session's events go into a time-ordered [`Queue`] (a small heap plus 10-minute buckets)
+//!   and are written once no later session can precede them: the output is in time order and
+//!   only the events in flight are held (event rate × session length: ~46 MB peak RSS for
+//!   100 M events and 1 M users);
 //! * lines are rendered by hand into byte buffers (no serde on the hot path); our own PRNG
 //!   (xoshiro256**, seeded by SplitMix64) makes the output byte-identical for the same arguments.
 //!
@@ -675,8 +676,9 @@ const PC_SERVICE: u8 = 3;
 const PC_REFERRAL: u8 = 4;
 const PC_USER_INITIATED: u8 = 5;
 const PC_BUSINESS_INITIATED: u8 = 6;
+const PC_AUTH_INTL: u8 = 7;
 
-static PC_NAMES: [&str; 7] = [
+static PC_NAMES: [&str; 8] = [
     "marketing",
     "utility",
     "authentication",
@@ -684,6 +686,29 @@ static PC_NAMES: [&str; 7] = [
     "referral_conversion",
     "user_initiated",
     "business_initiated",
+    "authentication_international",
+];
+
+/// Countries with an authentication-international rate and the date it exists (spec §7 AI-4).
+static AUTH_INTL_COUNTRIES: &[(&str, (i64, u32, u32))] = &[
+    ("ID", (2024, 6, 1)),
+    ("IN", (2024, 7, 1)),
+    ("EG", (2025, 2, 1)),
+    ("MY", (2025, 2, 1)),
+    ("NG", (2025, 2, 1)),
+    ("PK", (2025, 2, 1)),
+    ("SA", (2025, 2, 1)),
+    ("ZA", (2025, 2, 1)),
+    ("AE", (2025, 2, 1)),
+    ("BD", (2026, 10, 1)),
+    ("IQ", (2026, 10, 1)),
+    ("NP", (2026, 10, 1)),
+    ("LK", (2026, 10, 1)),
+    ("KZ", (2026, 10, 1)),
+    ("KW", (2026, 10, 1)),
+    ("MA", (2026, 10, 1)),
+    ("OM", (2026, 10, 1)),
+    ("UA", (2026, 10, 1)),
 ];
 
 fn tag(model: u8, ty: u8, cat: u8, billable: bool) -> u8 {
@@ -701,6 +726,11 @@ struct World {
     user_phone: Vec<u32>,
     user_device: Vec<u8>,
     user_name: Vec<u8>,
+    /// Index into [`PLANS`]: the user's country.
+    user_plan: Vec<u8>,
+    /// Per business and plan: from when (relative seconds) an authentication template to that
+    /// country is billed as authentication-international (AI-1); `i64::MAX` = never.
+    auth_intl_from: Vec<Vec<i64>>,
     user_pick_heavy: f64,
     warp: Warp,
     /// Era thresholds, relative seconds (may be negative).
@@ -709,6 +739,8 @@ struct World {
     pmp_start: i64,
     agent_start: i64,
     oct_2026: i64,
+    fep_72h: i64,
+    free_service: i64,
     id_key: u64,
     hook_key: u64,
     dup_key: u64,
@@ -854,6 +886,7 @@ impl World {
         let mut user_phone = Vec::with_capacity(n);
         let mut user_device = Vec::with_capacity(n);
         let mut user_name = Vec::with_capacity(n);
+        let mut user_plan = Vec::with_capacity(n);
         for _ in 0..n {
             let x = rng.f64() * acc;
             let b = biz_cum
@@ -889,9 +922,37 @@ impl World {
                 DEV_WEB
             });
             user_name.push(rng.below(NAMES.len() as u64) as u8);
+            user_plan.push(plan as u8);
         }
 
         let rel = |y, m, d| unix_of(y, m, d) - base;
+        let auth_intl_from = businesses
+            .iter()
+            .map(|b| {
+                PLANS
+                    .iter()
+                    .map(|p| {
+                        let Some((start, exceptions)) = b.auth_intl else {
+                            return i64::MAX;
+                        };
+                        let Some((_, (y, m, d))) =
+                            AUTH_INTL_COUNTRIES.iter().find(|(c, _)| *c == p.iso)
+                        else {
+                            return i64::MAX;
+                        };
+                        if b.profile.primary == Some(p.iso) {
+                            return i64::MAX; // AI-3: domestic rate at home.
+                        }
+                        let own = exceptions
+                            .iter()
+                            .find(|(c, _)| *c == p.iso)
+                            .map_or(*start, |(_, date)| date);
+                        let own = parse_date(own).expect("static date") * i64::from(DAY) - base;
+                        own.max(rel(*y, *m, *d))
+                    })
+                    .collect()
+            })
+            .collect();
         let key = mix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x7A41_F1A0);
         Ok(World {
             base,
@@ -902,6 +963,8 @@ impl World {
             user_phone,
             user_device,
             user_name,
+            user_plan,
+            auth_intl_from,
             user_pick_heavy: 0.3,
             warp: Warp::new(from, days),
             cbp_start: rel(2022, 2, 1),
@@ -909,6 +972,8 @@ impl World {
             pmp_start: rel(2025, 7, 1),
             agent_start: rel(2026, 8, 1),
             oct_2026: rel(2026, 10, 1),
+            fep_72h: rel(2023, 3, 1),
+            free_service: rel(2024, 11, 1),
             id_key: key,
             hook_key: mix64(key ^ 1),
             dup_key: mix64(key ^ 2),
@@ -919,11 +984,12 @@ impl World {
     }
 
     /// Webhook pricing of an outbound sent at `t` (§9.1 W-1 … W-3, D-2, D-15, D-16).
-    fn price_tag(&self, t: u32, cat: u8, in_csw: bool, in_fep: bool) -> u8 {
+    fn price_tag(&self, t: u32, cat: u8, in_csw: bool, in_fep: bool, auth_intl: bool) -> u8 {
         let t = i64::from(t);
         let template_pc = match cat {
             CAT_MKT => PC_MARKETING,
             CAT_UTIL => PC_UTILITY,
+            CAT_AUTH if auth_intl => PC_AUTH_INTL,
             CAT_AUTH => PC_AUTHENTICATION,
             _ => PC_SERVICE,
         };
@@ -935,23 +1001,12 @@ impl World {
             };
         }
         if t < self.pmp_start {
-            if in_fep {
-                return tag(MODEL_CBP, TYPE_REGULAR, PC_REFERRAL, false);
-            }
-            let pc = if t < self.cat_start {
-                if in_csw {
-                    PC_USER_INITIATED
-                } else {
-                    PC_BUSINESS_INITIATED
-                }
-            } else {
-                template_pc
-            };
-            return tag(MODEL_CBP, TYPE_REGULAR, pc, true);
+            // Conversations: see `Gen::conversation`, which fills in category and billable.
+            return tag(MODEL_CBP, TYPE_REGULAR, template_pc, true);
         }
         let charged_in_window = t >= self.oct_2026;
         if in_fep {
-            tag(MODEL_PMP, TYPE_FREE_EP, PC_REFERRAL, false)
+            tag(MODEL_PMP, TYPE_FREE_EP, template_pc, false)
         } else if cat == CAT_FREE || (cat == CAT_UTIL && in_csw) {
             if charged_in_window {
                 tag(MODEL_PMP, TYPE_REGULAR, template_pc, true)
@@ -1099,9 +1154,12 @@ struct Sess {
     last_in: Option<u32>,
     fep: Option<(u32, u32)>,
     fep_pending: bool,
-    conv_pc: u8,
-    conv_start: u32,
+    /// Open conversations (eras B and C) as (start, category): marketing, utility,
+    /// authentication, service, and era B's single user/business-initiated one.
+    conv: [(u32, u8); 5],
 }
+
+const NO_CONV: (u32, u8) = (u32::MAX, 0);
 
 struct Gen<'w> {
     w: &'w World,
@@ -1169,9 +1227,9 @@ impl<'w> Gen<'w> {
     fn pick_user(&mut self) -> u32 {
         let n = self.w.user_number.len() as u64;
         if self.rng.chance(self.w.user_pick_heavy) {
-            // Heavy users: low indices, ∝ u³.
+            // Heavy users: low indices (density ∝ 1/√i).
             let u = self.rng.f64();
-            ((u * u * u) * n as f64) as u32
+            ((u * u) * n as f64) as u32
         } else {
             self.rng.below(n) as u32
         }
@@ -1196,8 +1254,7 @@ impl<'w> Gen<'w> {
             last_in: None,
             fep: None,
             fep_pending: false,
-            conv_pc: u8::MAX,
-            conv_start: 0,
+            conv: [NO_CONV; 5],
         };
         if self.rng.chance(0.48) {
             // User-initiated; ~10 % of all sessions come from a Click-to-WhatsApp ad.
@@ -1260,7 +1317,15 @@ impl<'w> Gen<'w> {
             if s.fep_pending {
                 s.fep_pending = false;
                 if in_csw {
-                    s.fep = Some((t, t + 3 * DAY));
+                    // B-7: 24 h entry point conversations before 2023-03-01, then 72 h.
+                    let len = if i64::from(t) < self.w.fep_72h {
+                        DAY
+                    } else {
+                        3 * DAY
+                    };
+                    s.fep = Some((t, t + len));
+                    // C-10: an entry point conversation closes the others.
+                    s.conv = [NO_CONV; 5];
                 }
             }
             if !in_csw {
@@ -1358,6 +1423,65 @@ impl<'w> Gen<'w> {
         }
     }
 
+    /// The conversation an outbound of eras B/C belongs to, opening one if needed: its pricing
+    /// tag and start (B-3, B-4, B-6, C-2 … C-5, C-8, C-10; judged at send time).
+    fn conversation(
+        &self,
+        s: &mut Sess,
+        t: u32,
+        template_pc: u8,
+        free_form: bool,
+        in_csw: bool,
+        delivered: bool,
+    ) -> (u8, u32) {
+        if let Some((fs, fe)) = s.fep {
+            if t >= fs && t < fe {
+                return (tag(MODEL_CBP, TYPE_REGULAR, PC_REFERRAL, false), fs);
+            }
+        }
+        let open = |c: (u32, u8)| c.0 <= t && t - c.0 < DAY;
+        let billable =
+            |pc: u8, start: u32| !(pc == PC_SERVICE && i64::from(start) >= self.w.free_service);
+        if i64::from(t) < self.w.cat_start {
+            let c = s.conv[4];
+            if open(c) {
+                return (tag(MODEL_CBP, TYPE_REGULAR, c.1, true), c.0);
+            }
+            let pc = if in_csw {
+                PC_USER_INITIATED
+            } else {
+                PC_BUSINESS_INITIATED
+            };
+            if delivered {
+                s.conv[4] = (t, pc);
+            }
+            return (tag(MODEL_CBP, TYPE_REGULAR, pc, true), t);
+        }
+        let slot = match template_pc {
+            _ if free_form => 3,
+            PC_MARKETING => 0,
+            PC_UTILITY => 1,
+            _ => 2,
+        };
+        let current = if free_form {
+            // C-3: any open conversation carries a free-form message.
+            (0..4)
+                .filter(|&i| open(s.conv[i]))
+                .max_by_key(|&i| s.conv[i].0)
+                .map(|i| s.conv[i])
+        } else {
+            Some(s.conv[slot]).filter(|&c| open(c))
+        };
+        let (start, pc) = current.unwrap_or_else(|| {
+            let c = (t, if free_form { PC_SERVICE } else { template_pc });
+            if delivered {
+                s.conv[slot] = c;
+            }
+            c
+        });
+        (tag(MODEL_CBP, TYPE_REGULAR, pc, billable(pc, start)), start)
+    }
+
     fn inbound(&mut self, s: &mut Sess, t: u32, referral: bool) {
         let msg = self.next_msg();
         let mut ev = self.blank(s, K_IN, t, msg);
@@ -1383,18 +1507,23 @@ impl<'w> Gen<'w> {
         };
         let in_csw = s.last_in.is_some_and(|li| t < li + DAY);
         let in_fep = s.fep.is_some_and(|(a, b)| t >= a && t < b);
-        let price = self.w.price_tag(t, cat, in_csw, in_fep);
-        let conv = match price & 3 {
+        let auth_intl = cat == CAT_AUTH && {
+            let user = s.user as usize;
+            let business = self.w.phones[self.w.user_phone[user] as usize].business as usize;
+            i64::from(t) >= self.w.auth_intl_from[business][self.w.user_plan[user] as usize]
+        };
+        let price = self.w.price_tag(t, cat, in_csw, in_fep, auth_intl);
+        // The delivery outcome is drawn first: only a delivered message opens a conversation
+        // (B-2, C-2).
+        let outcome = self.rng.f64();
+        let delivered = outcome >= 0.07;
+        let (price, conv) = match price & 3 {
             MODEL_CBP => {
-                let pc = price >> 4 & 7;
-                if s.conv_pc != pc || t >= s.conv_start + DAY {
-                    s.conv_pc = pc;
-                    s.conv_start = t;
-                }
-                s.conv_start
+                let free_form = cat == CAT_FREE;
+                self.conversation(s, t, price >> 4 & 7, free_form, in_csw, delivered)
             }
-            MODEL_PMP if in_fep => s.fep.map_or(t, |(a, _)| a),
-            _ => t,
+            MODEL_PMP if in_fep => (price, s.fep.map_or(t, |(a, _)| a)),
+            _ => (price, t),
         };
         let mut ev = self.blank(s, K_OUT, t, msg);
         ev.tmpl = tmpl;
@@ -1411,8 +1540,7 @@ impl<'w> Gen<'w> {
         st.at = sent;
         st.flags = F_PRICING;
         self.push(st);
-        let r = self.rng.f64();
-        if r < 0.05 {
+        if outcome < 0.05 {
             st.kind = K_FAILED;
             st.flags = 0;
             st.extra = u16::from(!(cat == CAT_MKT && self.rng.chance(0.7)));
@@ -1423,7 +1551,7 @@ impl<'w> Gen<'w> {
                     self.rng.range(MINUTE, HOUR)
                 };
             self.push(st);
-        } else if r >= 0.07 {
+        } else if delivered {
             let r = self.rng.f64();
             let delivered = sent
                 + if r < 0.80 {
@@ -1700,10 +1828,12 @@ impl Render {
                 out.extend_from_slice(b",\"conversation\":{\"id\":\"");
                 let c = w.conv_key ^ u64::from(ev.user) << 32 ^ u64::from(ev.conv);
                 put_hex(out, mix64(c));
-                put_hex(out, mix64(c ^ u64::from(ev.price)));
+                put_hex(out, mix64(c ^ pc as u64));
                 out.push(b'"');
                 if ev.kind == K_SENT {
-                    let window = if model == MODEL_PMP { 3 * DAY } else { DAY };
+                    let fep_72h = (model == MODEL_PMP || pc as u8 == PC_REFERRAL)
+                        && i64::from(ev.conv) >= w.fep_72h;
+                    let window = if fep_72h { 3 * DAY } else { DAY };
                     let exp = base + i64::from(window);
                     let exp = (exp + 59).div_euclid(60) * 60;
                     out.extend_from_slice(b",\"expiration_timestamp\":\"");
@@ -1711,7 +1841,11 @@ impl Render {
                     out.push(b'"');
                 }
                 out.extend_from_slice(b",\"origin\":{\"type\":\"");
-                out.extend_from_slice(PC_NAMES[pc].as_bytes());
+                out.extend_from_slice(if model == MODEL_PMP {
+                    b"referral_conversion" // the conversation of an entry point window
+                } else {
+                    PC_NAMES[pc].as_bytes()
+                });
                 out.extend_from_slice(b"\"}}");
             }
             out.extend_from_slice(if billable {
@@ -1845,14 +1979,19 @@ fn toml_str(s: &str) -> String {
     out
 }
 
-/// `target` relative to the directory `base` (both absolute); `None` if they share no root.
+/// `target` relative to the directory `base` (both absolute); `None` if they share nothing but
+/// the root (`/tmp/c.toml` → `/work/data/rates`: an absolute path is clearer than `../../work/…`).
 fn relative_path(target: &Path, base: &Path) -> Option<PathBuf> {
     let t: Vec<Component> = target.components().collect();
     let b: Vec<Component> = base.components().collect();
-    if t.first() != b.first() {
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let root = t
+        .iter()
+        .take_while(|c| !matches!(c, Component::Normal(_)))
+        .count();
+    if common <= root {
         return None;
     }
-    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let mut rel = PathBuf::new();
     for _ in common..b.len() {
         rel.push("..");
@@ -2597,6 +2736,52 @@ mod tests {
     }
 
     #[test]
+    fn auth_international_dates() {
+        let w = World::new(&args(1)).unwrap();
+        let plan = |iso: &str| PLANS.iter().position(|p| p.iso == iso).unwrap();
+        let rel = |d: &str| unix_of_date(d) - w.base;
+        // waba-1: BR, start 2024-06-01, IN from 2024-07-01.
+        assert_eq!(w.auth_intl_from[0][plan("IN")], rel("2024-07-01"));
+        assert_eq!(w.auth_intl_from[0][plan("ID")], rel("2024-06-01"));
+        assert_eq!(w.auth_intl_from[0][plan("NG")], rel("2025-02-01"));
+        assert_eq!(w.auth_intl_from[0][plan("BD")], rel("2026-10-01"));
+        assert_eq!(w.auth_intl_from[0][plan("BR")], i64::MAX);
+        assert_eq!(w.auth_intl_from[0][plan("DE")], i64::MAX);
+        // waba-2: not eligible.
+        assert!(w.auth_intl_from[1].iter().all(|&t| t == i64::MAX));
+        // waba-3: ID, start 2025-02-01; never at home (AI-3).
+        assert_eq!(w.auth_intl_from[2][plan("ID")], i64::MAX);
+        assert_eq!(w.auth_intl_from[2][plan("IN")], rel("2025-02-01"));
+
+        let a = GenArgs {
+            events: 60_000,
+            users: 5_000,
+            from: "2025-03-01".into(),
+            to: "2025-08-31".into(),
+            webhook_fraction: 1.0,
+            ..GenArgs::default()
+        };
+        let mut intl = 0;
+        for l in parse_all(&gen_bytes(&a)) {
+            let value = &l.v["entry"][0]["changes"][0]["value"];
+            let Some(p) = value.get("statuses").and_then(|s| s[0].get("pricing")) else {
+                continue;
+            };
+            if p["category"] == "authentication_international" {
+                intl += 1;
+                assert!(
+                    ["91", "62", "20", "60", "234", "92", "966", "27", "971"]
+                        .iter()
+                        .any(|c| l.user.starts_with(c)),
+                    "{}",
+                    l.user
+                );
+            }
+        }
+        assert!(intl > 0);
+    }
+
+    #[test]
     fn long_and_short_ranges() {
         for (from, to, n) in [
             ("2021-01-01", "2027-12-31", 30_000u64),
@@ -2696,6 +2881,10 @@ mod tests {
         );
         assert_eq!(rel("/w/a.csv", "/w/x/y"), Path::new("../../a.csv"));
         assert_eq!(rel("/w", "/w"), Path::new("."));
+        assert_eq!(
+            relative_path(Path::new("/work/a.csv"), Path::new("/tmp")),
+            None
+        );
     }
 
     fn temp_dir(name: &str) -> PathBuf {

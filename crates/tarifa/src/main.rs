@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod gen;
+mod lines;
 mod output;
 mod rate;
 mod setup;

@@ -1,9 +1,10 @@
 //! `tarifa rate`: read JSON Lines, rate, print the bill.
 
+use crate::lines::LineReader;
 use crate::output::{self, Format, Table};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use tarifa_core::engine::{Prices, Rater};
 use tarifa_core::input::{parse_line, Event};
@@ -33,6 +34,33 @@ pub struct RateArgs {
     /// Print only totals (no message and conversation lists).
     #[arg(long)]
     pub summary: bool,
+    /// Print how long each step took (to standard error).
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// Step timings for `--timings`, from the start of the run.
+struct Timer {
+    on: bool,
+    start: std::time::Instant,
+}
+
+impl Timer {
+    fn new(on: bool) -> Timer {
+        Timer {
+            on,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, step: &str) {
+        if self.on {
+            eprintln!(
+                "timing: {step:<8} done at {:>8.3} s",
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,7 +84,9 @@ pub fn run(args: &RateArgs) -> Result<()> {
         PricesArg::Meta => Prices::Meta,
         PricesArg::Resale => Prices::Resale,
     };
+    let mut timer = Timer::new(args.timings);
     let setup = crate::setup::load(&args.config, prices)?;
+    timer.lap("setup");
     let mut rater = Rater::new(setup);
     let mut invalid = Vec::new();
     let mut invalid_count = 0u64;
@@ -68,20 +98,14 @@ pub fn run(args: &RateArgs) -> Result<()> {
         } else {
             Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?)
         };
-        let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let mut buf = Vec::with_capacity(4096);
+        let mut reader = LineReader::new(reader);
         let mut number = 0u64;
-        loop {
-            buf.clear();
-            if reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| format!("cannot read {name}"))?
-                == 0
-            {
-                break;
-            }
+        while let Some(line) = reader
+            .next_line()
+            .with_context(|| format!("cannot read {name}"))?
+        {
             number += 1;
-            let line = buf.trim_ascii();
+            let line = line.trim_ascii();
             if line.is_empty() {
                 continue;
             }
@@ -111,7 +135,8 @@ pub fn run(args: &RateArgs) -> Result<()> {
         eprintln!("parsed {lines_read} lines, {invalid_count} invalid");
         return Ok(());
     }
-    let bill = rater.finish();
+    timer.lap("read");
+    let bill = rater.finish_with_progress(&mut |step| timer.lap(step));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let report = output::Report {
@@ -126,6 +151,7 @@ pub fn run(args: &RateArgs) -> Result<()> {
         Format::Csv => output::csv(&report, args.table, &mut out)?,
     }
     out.flush()?;
+    timer.lap("output");
     if invalid_count > 0 {
         eprintln!("{invalid_count} invalid line(s) skipped:");
         for i in &invalid {

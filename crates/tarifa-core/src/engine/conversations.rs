@@ -194,14 +194,11 @@ pub(crate) fn decide(rater: &mut Rater) -> Decided {
             let d = if m.delivered_at == NEVER {
                 walk.undelivered(index, m, calendar.date(m.sent_at))
             } else {
-                let date = calendar.date(m.delivered_at);
-                walk.delivered(
-                    index,
-                    m,
-                    opens_at(m).min(m.delivered_at),
-                    date,
-                    opens_entry_point,
-                )
+                // The era and the rate card are those of the moment the message takes effect:
+                // its delivery, or its send with `conversation_start = "sent"` (C-6: the rate in
+                // force when the conversation opened).
+                let start = opens_at(m).min(m.delivered_at);
+                walk.delivered(index, m, start, calendar.date(start), opens_entry_point)
             };
             decisions.push(d);
         }
@@ -332,7 +329,7 @@ impl KeyWalk<'_> {
             category: billed_category_of(m.kind),
             model: model_of(era),
             conversation: NONE,
-            at: m.delivered_at,
+            at: start,
             rule: "",
         };
         match era {

@@ -183,6 +183,9 @@ pub struct Rater {
     keys: FxHashMap<(u32, u32, u32, bool), u32>,
     /// Per key: (business, phone, party, is_group).
     pub(crate) key_owner: Vec<(u32, u32, u32, bool)>,
+    /// Per user: the last (business, phone, key) it was seen with, to skip the key map lookup
+    /// (a user nearly always talks to one number).
+    user_key: Vec<(u32, u32, u32)>,
     pub(crate) inbound: Vec<InboundRec>,
     pub(crate) outbound: Vec<OutboundRec>,
     statuses: Vec<StatusRec>,
@@ -209,6 +212,7 @@ impl Rater {
             templates: Interner::default(),
             keys: FxHashMap::default(),
             key_owner: Vec::new(),
+            user_key: Vec::new(),
             inbound: Vec::new(),
             outbound: Vec::new(),
             statuses: Vec::new(),
@@ -261,6 +265,21 @@ impl Rater {
         Ok(())
     }
 
+    /// The conversation key of a user (not a group), through the per-user cache.
+    fn user_key(&mut self, business: u32, phone: u32, user: u32) -> u32 {
+        if let Some(&(b, p, k)) = self.user_key.get(user as usize) {
+            if b == business && p == phone {
+                return k;
+            }
+        }
+        let k = self.key(business, phone, user, false);
+        if self.user_key.len() <= user as usize {
+            self.user_key.resize(user as usize + 1, (NONE, NONE, NONE));
+        }
+        self.user_key[user as usize] = (business, phone, k);
+        k
+    }
+
     fn key(&mut self, business: u32, phone: u32, party: u32, group: bool) -> u32 {
         let scope = match self.setup.rules.conversation_scope {
             ConversationScope::PhoneNumber => phone,
@@ -291,7 +310,7 @@ impl Rater {
                     }
                     None => {
                         let u = self.users.intern(&e.user);
-                        self.key(business, phone, u, false)
+                        self.user_key(business, phone, u)
                     }
                 };
                 let qualifying = match e.platform {
@@ -331,7 +350,7 @@ impl Rater {
                     }
                     None => {
                         let u = self.users.intern(&e.user);
-                        (u, self.key(business, phone, u, false), 0, 0)
+                        (u, self.user_key(business, phone, u), 0, 0)
                     }
                 };
                 let (kind, template) = match (&e.template, e.agent_tokens) {
@@ -371,7 +390,7 @@ impl Rater {
                 if let (Some(b), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
                     let business = self.business_index[b.as_ref()];
                     let phone = self.phones.intern(p);
-                    let key = self.key(business, phone, recipient, false);
+                    let key = self.user_key(business, phone, recipient);
                     let kind = e
                         .pricing
                         .and_then(|p| p.category)
@@ -436,60 +455,91 @@ impl Rater {
     }
 
     /// Rates everything collected.
-    pub fn finish(mut self) -> Bill {
+    pub fn finish(self) -> Bill {
+        self.finish_with_progress(&mut |_| {})
+    }
+
+    /// [`Rater::finish`], calling `progress` with the name of each step as it completes (the
+    /// binary uses it to time the steps; the core itself has no clock).
+    pub fn finish_with_progress(mut self, progress: &mut dyn FnMut(&'static str)) -> Bill {
         self.dedupe_inbound();
         self.dedupe_outbound();
+        progress("dedupe");
         let member_deliveries = self.join_statuses();
         self.apply_category_changes();
+        progress("join");
         let decided = conversations::decide(&mut self);
-        pricing::price(self, decided, member_deliveries)
+        progress("decide");
+        let bill = pricing::price(self, decided, member_deliveries);
+        progress("price");
+        bill
     }
 
     fn dedupe_inbound(&mut self) {
         let before = self.inbound.len();
-        // Equal ids: keep the smallest record by a fixed order, so which copy survives does not
-        // depend on input order.
-        self.inbound
-            .sort_unstable_by_key(|r| (r.id, r.at, r.key, r.flags));
-        self.inbound.dedup_by_key(|r| r.id);
+        let (owners, phones, users, groups) = (
+            &self.key_owner,
+            &self.phones.names,
+            &self.users.names,
+            &self.groups.names,
+        );
+        let party = |key: u32| {
+            let (business, phone, party, group) = owners[key as usize];
+            let name = if group {
+                &groups[party as usize]
+            } else {
+                &users[party as usize]
+            };
+            (business, &phones[phone as usize], name, group)
+        };
+        let mut inbound = std::mem::take(&mut self.inbound);
+        keep_least_per_id(
+            &mut inbound,
+            |r| r.id,
+            |a, b| (a.at, a.flags, party(a.key)).cmp(&(b.at, b.flags, party(b.key))),
+            |_, _| {},
+        );
+        self.inbound = inbound;
         self.stats.duplicate_inbound = (before - self.inbound.len()) as u64;
         self.inbound.sort_unstable_by_key(|r| (r.key, r.at, r.id));
     }
 
     fn dedupe_outbound(&mut self) {
-        let text = &self.id_text;
+        let (phones, users, templates) =
+            (&self.phones.names, &self.users.names, &self.templates.names);
+        let name = |names: &'_ [Box<str>], i: u32| {
+            if i == NONE { "" } else { &*names[i as usize] }.to_string()
+        };
+        // Explicit records sort first, so a webhook reconstruction never replaces one; then a
+        // fixed order over the content (names, not input-order indices).
         let content = |r: &OutboundRec| {
             (
                 r.source,
                 r.at,
                 r.business,
-                r.phone,
-                r.user,
+                name(phones, r.phone),
+                name(users, r.user),
                 r.kind,
-                r.template,
+                name(templates, r.template),
                 r.tokens,
                 r.members_len,
             )
         };
-        self.outbound
-            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| content(a).cmp(&content(b))));
         let (mut duplicates, mut conflicts) = (0, 0);
-        self.outbound.dedup_by(|later, kept| {
-            let same_text = later.id == kept.id
-                && text[later.id_at as usize..][..later.id_len as usize]
-                    == text[kept.id_at as usize..][..kept.id_len as usize];
-            if !same_text {
-                // Different ids (or a 128-bit hash collision): keep both.
-                return false;
-            }
-            // Explicit records sort first, so a webhook reconstruction never replaces one; several
-            // statuses of one message reconstruct it several times, which is not a duplicate.
-            if later.source == EXPLICIT {
-                duplicates += 1;
-                conflicts += (content(later) != content(kept)) as u64;
-            }
-            true
-        });
+        let mut outbound = std::mem::take(&mut self.outbound);
+        keep_least_per_id(
+            &mut outbound,
+            |r| r.id,
+            |a, b| content(a).cmp(&content(b)),
+            |dropped, kept| {
+                // Several statuses of one message reconstruct it several times: not a duplicate.
+                if dropped.source == EXPLICIT {
+                    duplicates += 1;
+                    conflicts += (content(dropped) != content(kept)) as u64;
+                }
+            },
+        );
+        self.outbound = outbound;
         self.stats.conflicting_outbound = conflicts;
         self.stats.duplicate_outbound = duplicates;
     }
@@ -598,6 +648,42 @@ impl Rater {
             }
         }
     }
+}
+
+/// Sorts `records` by id and keeps, of each group with one id, the least by `order`, calling
+/// `dropped(record, kept)` for the others. Only groups of two or more are compared, so `order`
+/// may be slow (it compares names, which keeps the survivor independent of input order). Ids are
+/// 128-bit hashes; two different ids colliding is not a practical concern (≈ 10⁻¹⁹ for 10¹⁰ ids).
+fn keep_least_per_id<T: Copy>(
+    records: &mut Vec<T>,
+    id: impl Fn(&T) -> IdHash,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    mut dropped: impl FnMut(&T, &T),
+) {
+    records.sort_unstable_by_key(&id);
+    let mut write = 0;
+    let mut i = 0;
+    while i < records.len() {
+        let mut j = i + 1;
+        while j < records.len() && id(&records[j]) == id(&records[i]) {
+            j += 1;
+        }
+        let mut best = i;
+        for k in i + 1..j {
+            if order(&records[k], &records[best]).is_lt() {
+                best = k;
+            }
+        }
+        for k in i..j {
+            if k != best {
+                dropped(&records[k], &records[best]);
+            }
+        }
+        records[write] = records[best];
+        write += 1;
+        i = j;
+    }
+    records.truncate(write);
 }
 
 /// What a message was, judged from the category Meta reported for it.

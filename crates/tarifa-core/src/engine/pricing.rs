@@ -7,12 +7,12 @@
 //! the WABA's local month (1-3, V-4).
 
 use super::conversations::{Counter, Decided, Outcome};
-use super::{MemberDelivery, Prices, Rater, NEVER, NONE};
+use super::{IdHash, MemberDelivery, Prices, Rater, NEVER, NONE};
 use crate::bill::{Bill, Line, Note};
-use crate::card::{RateBook, RateColumn, TierCategory};
+use crate::card::{RateBook, RateCard, RateColumn, TierCard, TierCategory};
 use crate::category::{BilledCategory, PricingType};
 use crate::market::{country_of, market_of, Country, Market};
-use crate::time::Month;
+use crate::time::{Instant, LocalDate, Month};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
@@ -27,6 +27,9 @@ impl Countries {
         *slot.get_or_insert_with(|| country_of(&names[user as usize]).map_err(|_| ()))
     }
 }
+
+/// The rate and tier cards in force for one business on one date.
+type CardsInForce<'a> = (Option<&'a RateCard>, Option<&'a TierCard>);
 
 pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>) -> Bill {
     let Decided {
@@ -44,6 +47,8 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         let m = &rater.outbound[d.msg as usize];
         let base = Line {
             msg: d.msg,
+            business: m.business,
+            date: LocalDate(0),
             user: m.user,
             at: d.at,
             market: None,
@@ -96,21 +101,20 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         }
     }
 
+    drop(decisions);
+
     // Markets (1-1, MK-2): by the recipient's number on the line's local date.
     for line in &mut lines {
         let m = &rater.outbound[line.msg as usize];
-        let business = &setup.businesses[m.business as usize];
+        line.business = m.business;
+        line.date = setup.businesses[m.business as usize].calendar.date(line.at);
         if line.user == NONE {
             continue;
         }
         match countries.get(line.user, &rater.users.names) {
             Ok(country) => {
                 line.country = country;
-                line.market = Some(market_of(
-                    country,
-                    business.calendar.date(line.at),
-                    &setup.markets,
-                ));
+                line.market = Some(market_of(country, line.date, &setup.markets));
             }
             Err(()) => {
                 if line.chargeable.is_some() {
@@ -123,13 +127,21 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
     }
 
     // Counters and prices, in global time order.
-    let mut order: Vec<u32> = (0..lines.len() as u32)
-        .filter(|&i| lines[i as usize].chargeable.is_some())
+    let mut order: Vec<(Instant, IdHash, u64, u32)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.chargeable.is_some())
+        .map(|(i, l)| {
+            (
+                l.at,
+                rater.outbound[l.msg as usize].id,
+                member_rank(&rater, l),
+                i as u32,
+            )
+        })
         .collect();
-    order.sort_unstable_by_key(|&i| {
-        let l = &lines[i as usize];
-        (l.at, rater.outbound[l.msg as usize].id, l.user)
-    });
+    order.sort_unstable();
+    let mut cards: FxHashMap<(u32, LocalDate), CardsInForce<'_>> = FxHashMap::default();
     let mut portfolios: FxHashMap<&str, u32> = FxHashMap::default();
     let portfolio_of: Vec<u32> = setup
         .businesses
@@ -154,12 +166,12 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         })
         .collect();
     let mut counters: FxHashMap<(Counter, u32, u32, Month), u64> = FxHashMap::default();
-    for i in order {
+    for (_, _, _, i) in order {
         let line = &mut lines[i as usize];
         let m = &rater.outbound[line.msg as usize];
         let business = &setup.businesses[m.business as usize];
         let (column, counter) = line.chargeable.expect("filtered to chargeable lines");
-        let date = business.calendar.date(line.at);
+        let date = line.date;
         let month = date.month();
         let market = line.market.unwrap_or(Market::OTHER);
         let (book, markup) = books[m.business as usize];
@@ -208,7 +220,13 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
             }
             continue;
         }
-        let Some(card) = book.rate_card(&business.currency, date) else {
+        let (card, tiers) = *cards.entry((m.business, date)).or_insert_with(|| {
+            (
+                book.rate_card(&business.currency, date),
+                book.tier_card(&business.currency, date),
+            )
+        });
+        let Some(card) = card else {
             line.pricing_type = PricingType::Unrated;
             line.note = Note::NoCard;
             continue;
@@ -251,7 +269,7 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
                 portfolio_of[m.business as usize],
                 (market.0 as u32) << 1 | shared,
             );
-            if let Some(tiers) = book.tier_card(&business.currency, date) {
+            if let Some(tiers) = tiers {
                 let bands = tiers.bands(market, category);
                 if let Some(p) = bands
                     .iter()
@@ -279,9 +297,65 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         line.chargeable = None;
     }
 
-    lines.sort_unstable_by_key(|l| {
-        let m = &rater.outbound[l.msg as usize];
-        (m.at, m.id, l.user)
-    });
+    // Bill order: by send time, then id (keys extracted once: comparing through `outbound` would
+    // be a cache miss per comparison).
+    let mut keyed: Vec<(Instant, IdHash, u64, u32)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let m = &rater.outbound[l.msg as usize];
+            (m.at, m.id, member_rank(&rater, l), i as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let order: Vec<u32> = keyed.into_iter().map(|(_, _, _, i)| i).collect();
+    permute(&mut lines, order);
     Bill::new(rater, lines, conversations)
+}
+
+/// Orders the member lines of one group message by a hash of the member's number (not by the
+/// interned index, which follows input order); 0 for ordinary messages.
+fn member_rank(rater: &Rater, line: &Line) -> u64 {
+    if rater.outbound[line.msg as usize].members_len == 0 {
+        0
+    } else {
+        xxhash_rust::xxh3::xxh3_64(rater.users.names[line.user as usize].as_bytes())
+    }
+}
+
+/// Reorders `items` so that position `k` holds the former `items[order[k]]`, in place.
+fn permute<T: Copy>(items: &mut [T], mut order: Vec<u32>) {
+    for start in 0..items.len() {
+        if order[start] == start as u32 {
+            continue;
+        }
+        // Follow the cycle through `start`, marking positions done as we fill them.
+        let first = items[start];
+        let mut k = start;
+        loop {
+            let from = order[k] as usize;
+            order[k] = k as u32;
+            if from == start {
+                items[k] = first;
+                break;
+            }
+            items[k] = items[from];
+            k = from;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_applies_an_order_in_place() {
+        let mut v = vec!['a', 'b', 'c', 'd', 'e'];
+        permute(&mut v, vec![3, 0, 4, 1, 2]);
+        assert_eq!(v, vec!['d', 'a', 'e', 'b', 'c']);
+        let mut w = vec![1, 2, 3];
+        permute(&mut w, vec![0, 1, 2]);
+        assert_eq!(w, vec![1, 2, 3]);
+    }
 }

@@ -1,0 +1,287 @@
+//! A fast scanner for the common shape of a normalized event line.
+//!
+//! Rating speed is bounded by JSON parsing (see BENCHMARKS.md), and nearly every line of a real log
+//! is a flat object with short ASCII strings. This scanner fills the same [`RawLine`] that serde
+//! would, so validation and errors stay in one place (`input::normalized`); it gives up (returns
+//! `None`) on anything it does not handle exactly like serde — escapes, floats, duplicate keys,
+//! webhook bodies, group member arrays, malformed JSON — and the caller falls back to serde.
+
+use crate::input::{GroupRef, RawAgent, RawLine, RawTemplate, Scalar, TemplateField};
+use serde::de::IgnoredAny;
+use std::borrow::Cow;
+
+struct Scanner<'a> {
+    /// The line, already checked to be UTF-8 (one check per line, not one per string).
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// A string without escapes or control characters.
+    #[inline]
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let rest = &self.b[start..];
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        // Both ends are at ASCII quotes, hence at char boundaries.
+        self.text.get(start..start + len)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Consumes `null` if it is next.
+    fn null(&mut self) -> bool {
+        self.literal(b"null").is_some()
+    }
+
+    /// An integer without fraction or exponent.
+    fn integer(&mut self) -> Option<i64> {
+        self.ws();
+        let start = self.i;
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let digits_start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        let digits = &self.b[digits_start..self.i];
+        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || digits.len() > 18 {
+            return None;
+        }
+        if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.text.get(start..self.i)?.parse().ok()
+    }
+
+    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        Some(Some(Cow::Borrowed(self.string()?)))
+    }
+
+    /// Skips any JSON value, checking its syntax.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        if depth > 32 {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' => {
+                self.i += 1;
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.skip_value(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.integer().map(|_| ()),
+        }
+    }
+
+    /// Iterates the members of an object, calling `member` with each key; `member` must consume
+    /// the value. Duplicate known keys are detected by the caller.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            member(self, key)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Sets a field once; a second occurrence (serde: "duplicate field") gives up.
+fn once<T>(slot: &mut Option<T>, seen: &mut u32, bit: u32, value: Option<T>) -> Option<()> {
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    *slot = value;
+    Some(())
+}
+
+/// Scans a flat normalized event; `None` means "let serde do it".
+pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut s = Scanner {
+        text,
+        b: line,
+        i: 0,
+    };
+    let mut raw = RawLine::default();
+    let mut seen = 0u32;
+    s.object(|s, key| {
+        let bit = |n: u32| 1u32 << n;
+        match key {
+            "type" => once(&mut raw.kind, &mut seen, bit(0), s.opt_string()?),
+            "id" => once(&mut raw.id, &mut seen, bit(1), s.opt_string()?),
+            "at" => {
+                let v = if s.null() {
+                    None
+                } else if s.peek()? == b'"' {
+                    Some(Scalar::Str(Cow::Borrowed(s.string()?)))
+                } else {
+                    Some(Scalar::Int(s.integer()?))
+                };
+                once(&mut raw.at, &mut seen, bit(2), v)
+            }
+            "business" => once(&mut raw.business, &mut seen, bit(3), s.opt_string()?),
+            "phone" => once(&mut raw.phone, &mut seen, bit(4), s.opt_string()?),
+            "user" => once(&mut raw.user, &mut seen, bit(5), s.opt_string()?),
+            "referral" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    s.skip_value(0)?;
+                    Some(IgnoredAny)
+                };
+                once(&mut raw.referral, &mut seen, bit(6), v)
+            }
+            "platform" => once(&mut raw.platform, &mut seen, bit(7), s.opt_string()?),
+            "template" => {
+                let v = if s.null() {
+                    None
+                } else if s.peek()? == b'"' {
+                    Some(TemplateField::Name(Cow::Borrowed(s.string()?)))
+                } else {
+                    let mut t = RawTemplate {
+                        name: None,
+                        category: None,
+                    };
+                    let mut tseen = 0u32;
+                    s.object(|s, k| match k {
+                        "name" => once(&mut t.name, &mut tseen, 1, s.opt_string()?),
+                        "category" => once(&mut t.category, &mut tseen, 2, s.opt_string()?),
+                        _ => s.skip_value(1),
+                    })?;
+                    Some(TemplateField::Object(t))
+                };
+                once(&mut raw.template, &mut seen, bit(8), v)
+            }
+            "status" => once(&mut raw.status, &mut seen, bit(9), s.opt_string()?),
+            "recipient" => once(&mut raw.recipient, &mut seen, bit(10), s.opt_string()?),
+            "category" => once(&mut raw.category, &mut seen, bit(11), s.opt_string()?),
+            "agent" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    let mut tokens: Option<u64> = None;
+                    let mut aseen = 0u32;
+                    s.object(|s, k| match k {
+                        "tokens" => {
+                            let t = if s.null() {
+                                None
+                            } else {
+                                Some(u64::try_from(s.integer()?).ok()?)
+                            };
+                            once(&mut tokens, &mut aseen, 1, t)
+                        }
+                        _ => s.skip_value(1),
+                    })?;
+                    Some(RawAgent { tokens })
+                };
+                once(&mut raw.agent, &mut seen, bit(12), v)
+            }
+            "group" => {
+                // Only the id form; a full group object (with members) goes to serde.
+                let v = if s.null() {
+                    None
+                } else {
+                    Some(GroupRef::Id(Cow::Borrowed(s.string()?)))
+                };
+                once(&mut raw.group, &mut seen, bit(13), v)
+            }
+            // Webhook bodies are serde's.
+            "object" | "entry" => None,
+            _ => s.skip_value(0),
+        }
+    })?;
+    s.ws();
+    (s.i == line.len()).then_some(raw)
+}
