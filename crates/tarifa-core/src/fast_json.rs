@@ -10,6 +10,19 @@ use crate::input::{GroupRef, RawAgent, RawLine, RawTemplate, Scalar, TemplateFie
 use serde::de::IgnoredAny;
 use std::borrow::Cow;
 
+/// Bytes that end the fast string scan: the closing quote, an escape, a control character.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Scanner<'a> {
     /// The line, already checked to be UTF-8 (one check per line, not one per string).
     text: &'a str,
@@ -18,7 +31,7 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -29,7 +42,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
@@ -41,14 +54,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
+        self.string_body()
+    }
+
+    /// The rest of a string whose opening quote is consumed.
+    #[inline(always)]
+    fn string_body(&mut self) -> Option<&'a str> {
         let start = self.i;
         let rest = &self.b[start..];
-        let len = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        // Strings here are short (ids, numbers, names): a byte loop beats a SIMD search.
+        let len = rest.iter().position(|&c| STOPS[c as usize])?;
         if rest[len] != b'"' {
             return None;
         }
@@ -93,11 +111,16 @@ impl<'a> Scanner<'a> {
         self.text.get(start..self.i)?.parse().ok()
     }
 
+    #[inline(always)]
     fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null() {
-            return Some(None);
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                Some(Some(Cow::Borrowed(self.string_body()?)))
+            }
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => None,
         }
-        Some(Some(Cow::Borrowed(self.string()?)))
     }
 
     /// Skips any JSON value, checking its syntax.
@@ -198,10 +221,10 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
     let mut seen = 0u32;
     s.object(|s, key| {
         let bit = |n: u32| 1u32 << n;
-        match key {
-            "type" => once(&mut raw.kind, &mut seen, bit(0), s.opt_string()?),
-            "id" => once(&mut raw.id, &mut seen, bit(1), s.opt_string()?),
-            "at" => {
+        match key.as_bytes() {
+            b"type" => once(&mut raw.kind, &mut seen, bit(0), s.opt_string()?),
+            b"id" => once(&mut raw.id, &mut seen, bit(1), s.opt_string()?),
+            b"at" => {
                 let v = if s.null() {
                     None
                 } else if s.peek()? == b'"' {
@@ -211,10 +234,10 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 };
                 once(&mut raw.at, &mut seen, bit(2), v)
             }
-            "business" => once(&mut raw.business, &mut seen, bit(3), s.opt_string()?),
-            "phone" => once(&mut raw.phone, &mut seen, bit(4), s.opt_string()?),
-            "user" => once(&mut raw.user, &mut seen, bit(5), s.opt_string()?),
-            "referral" => {
+            b"business" => once(&mut raw.business, &mut seen, bit(3), s.opt_string()?),
+            b"phone" => once(&mut raw.phone, &mut seen, bit(4), s.opt_string()?),
+            b"user" => once(&mut raw.user, &mut seen, bit(5), s.opt_string()?),
+            b"referral" => {
                 let v = if s.null() {
                     None
                 } else {
@@ -223,8 +246,8 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 };
                 once(&mut raw.referral, &mut seen, bit(6), v)
             }
-            "platform" => once(&mut raw.platform, &mut seen, bit(7), s.opt_string()?),
-            "template" => {
+            b"platform" => once(&mut raw.platform, &mut seen, bit(7), s.opt_string()?),
+            b"template" => {
                 let v = if s.null() {
                     None
                 } else if s.peek()? == b'"' {
@@ -235,26 +258,26 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                         category: None,
                     };
                     let mut tseen = 0u32;
-                    s.object(|s, k| match k {
-                        "name" => once(&mut t.name, &mut tseen, 1, s.opt_string()?),
-                        "category" => once(&mut t.category, &mut tseen, 2, s.opt_string()?),
+                    s.object(|s, k| match k.as_bytes() {
+                        b"name" => once(&mut t.name, &mut tseen, 1, s.opt_string()?),
+                        b"category" => once(&mut t.category, &mut tseen, 2, s.opt_string()?),
                         _ => s.skip_value(1),
                     })?;
                     Some(TemplateField::Object(t))
                 };
                 once(&mut raw.template, &mut seen, bit(8), v)
             }
-            "status" => once(&mut raw.status, &mut seen, bit(9), s.opt_string()?),
-            "recipient" => once(&mut raw.recipient, &mut seen, bit(10), s.opt_string()?),
-            "category" => once(&mut raw.category, &mut seen, bit(11), s.opt_string()?),
-            "agent" => {
+            b"status" => once(&mut raw.status, &mut seen, bit(9), s.opt_string()?),
+            b"recipient" => once(&mut raw.recipient, &mut seen, bit(10), s.opt_string()?),
+            b"category" => once(&mut raw.category, &mut seen, bit(11), s.opt_string()?),
+            b"agent" => {
                 let v = if s.null() {
                     None
                 } else {
                     let mut tokens: Option<u64> = None;
                     let mut aseen = 0u32;
-                    s.object(|s, k| match k {
-                        "tokens" => {
+                    s.object(|s, k| match k.as_bytes() {
+                        b"tokens" => {
                             let t = if s.null() {
                                 None
                             } else {
@@ -268,7 +291,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 };
                 once(&mut raw.agent, &mut seen, bit(12), v)
             }
-            "group" => {
+            b"group" => {
                 // Only the id form; a full group object (with members) goes to serde.
                 let v = if s.null() {
                     None
@@ -278,7 +301,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 once(&mut raw.group, &mut seen, bit(13), v)
             }
             // Webhook bodies are serde's.
-            "object" | "entry" => None,
+            b"object" | b"entry" => None,
             _ => s.skip_value(0),
         }
     })?;

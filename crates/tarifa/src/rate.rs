@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use tarifa_core::engine::{Prices, Rater};
-use tarifa_core::input::{parse_line, Event};
+use tarifa_core::input::parse_line;
 
 #[derive(Args)]
 pub struct RateArgs {
@@ -88,6 +88,16 @@ pub fn run(args: &RateArgs) -> Result<()> {
     let setup = crate::setup::load(&args.config, prices)?;
     timer.lap("setup");
     let mut rater = Rater::new(setup);
+    // Lines are about 100–250 bytes; reserving for the smaller size errs on the generous side.
+    let bytes: u64 = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    if !args.parse_only {
+        rater.reserve((bytes / 100) as usize);
+    }
     let mut invalid = Vec::new();
     let mut invalid_count = 0u64;
     let mut lines_read = 0u64;
@@ -113,8 +123,7 @@ pub fn run(args: &RateArgs) -> Result<()> {
             let result = if args.parse_only {
                 parse_line(line, &mut |_| {})
             } else {
-                let mut events: Vec<Event<'_>> = Vec::with_capacity(1);
-                parse_line(line, &mut |e| events.push(e)).and_then(|()| rater.push_all(events))
+                rater.push_line(line)
             };
             if let Err(e) = result {
                 if !args.skip_invalid {

@@ -76,20 +76,35 @@ fn id_hash(id: &str) -> IdHash {
 }
 
 /// Interns strings to dense indices.
-#[derive(Default, Debug, Clone)]
+#[derive(Default, Clone)]
 pub(crate) struct Interner {
-    map: FxHashMap<Box<str>, u32>,
+    /// Indices into `names`, found by the hash of the name: each name is stored once.
+    table: hashbrown::HashTable<u32>,
     pub(crate) names: Vec<Box<str>>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interner({} names)", self.names.len())
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 impl Interner {
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.map.get(name) {
+        let hash = name_hash(name);
+        let names = &self.names;
+        if let Some(&i) = self.table.find(hash, |&i| &*names[i as usize] == name) {
             return i;
         }
         let i = self.names.len() as u32;
         self.names.push(name.into());
-        self.map.insert(name.into(), i);
+        let names = &self.names;
+        self.table
+            .insert_unique(hash, i, |&j| name_hash(&names[j as usize]));
         i
     }
 }
@@ -229,6 +244,11 @@ impl Rater {
 
     /// Checks that an event can be taken (its business is configured) without taking it.
     pub fn check(&self, event: &Event<'_>) -> Result<(), InputError> {
+        self.business_of(event).map(|_| ())
+    }
+
+    /// The config index of the event's business (`NONE` for events without one).
+    fn business_of(&self, event: &Event<'_>) -> Result<u32, InputError> {
         let (business, id) = match event {
             Event::Inbound(e) => (Some(&e.business), Some(&e.id)),
             Event::Outbound(e) => (Some(&e.business), Some(&e.id)),
@@ -237,32 +257,66 @@ impl Rater {
             Event::Ignored => (None, None),
         };
         match business {
-            Some(b) if !self.business_index.contains_key(b.as_ref()) => Err(InputError {
-                event_id: id.map(|i| i.to_string()),
-                message: format!(
-                    "business {b:?} is not in the config (add a [[business]] with id = {b:?})"
-                ),
-            }),
-            _ => Ok(()),
+            None => Ok(NONE),
+            Some(b) => self
+                .business_index
+                .get(b.as_ref())
+                .copied()
+                .ok_or_else(|| InputError {
+                    event_id: id.map(|i| i.to_string()),
+                    message: format!(
+                        "business {b:?} is not in the config (add a [[business]] with id = {b:?})"
+                    ),
+                }),
         }
     }
 
     /// Takes all events of one input line, or none of them if any is invalid.
     pub fn push_all(&mut self, events: Vec<Event<'_>>) -> Result<(), InputError> {
-        for e in &events {
-            self.check(e)?;
-        }
-        for e in events {
-            self.push_checked(e);
+        let businesses = events
+            .iter()
+            .map(|e| self.business_of(e))
+            .collect::<Result<Vec<u32>, _>>()?;
+        for (e, b) in events.into_iter().zip(businesses) {
+            self.push_checked(e, b);
         }
         Ok(())
     }
 
     /// Takes one event.
     pub fn push(&mut self, event: Event<'_>) -> Result<(), InputError> {
-        self.check(&event)?;
-        self.push_checked(event);
+        let business = self.business_of(&event)?;
+        self.push_checked(event, business);
         Ok(())
+    }
+
+    /// Reserves room for about `events` more events, so that collecting does not copy its
+    /// buffers as they grow (the binary estimates it from file sizes). Capacity that is never
+    /// used is never touched, so an estimate on the high side costs address space, not memory.
+    pub fn reserve(&mut self, events: usize) {
+        self.inbound.reserve(events / 4);
+        self.outbound.reserve(events / 3);
+        self.statuses.reserve(events * 3 / 4);
+        self.id_text.reserve(events / 3 * 24);
+    }
+
+    /// Parses one input line and takes its events, or none of them if any is invalid.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<(), InputError> {
+        // Most lines hold one event: keep it out of a Vec (no allocation per line).
+        let mut first = None;
+        let mut rest = Vec::new();
+        crate::input::parse_line(line, &mut |e| match first {
+            None => first = Some(e),
+            Some(_) => rest.push(e),
+        })?;
+        match first {
+            None => Ok(()),
+            Some(e) if rest.is_empty() => self.push(e),
+            Some(e) => {
+                rest.insert(0, e);
+                self.push_all(rest)
+            }
+        }
     }
 
     /// The conversation key of a user (not a group), through the per-user cache.
@@ -296,12 +350,11 @@ impl Rater {
         k
     }
 
-    fn push_checked(&mut self, event: Event<'_>) {
+    fn push_checked(&mut self, event: Event<'_>, business: u32) {
         self.stats.events += 1;
         match event {
             Event::Inbound(e) => {
                 self.stats.inbound += 1;
-                let business = self.business_index[e.business.as_ref()];
                 let phone = self.phones.intern(&e.phone);
                 let key = match &e.group {
                     Some(g) => {
@@ -331,7 +384,6 @@ impl Rater {
             }
             Event::Outbound(e) => {
                 self.stats.outbound += 1;
-                let business = self.business_index[e.business.as_ref()];
                 let phone = self.phones.intern(&e.phone);
                 let (user, key, members_at, members_len) = match &e.group {
                     Some((g, members)) => {
@@ -387,8 +439,7 @@ impl Rater {
                 });
                 // A webhook status describes its message well enough to rate it when the business
                 // sent no outbound record: recipient, number, WABA and (in `pricing`) the category.
-                if let (Some(b), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
-                    let business = self.business_index[b.as_ref()];
+                if let (Some(_), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
                     let phone = self.phones.intern(p);
                     let key = self.user_key(business, phone, recipient);
                     let kind = e
@@ -410,7 +461,6 @@ impl Rater {
             }
             Event::TemplateCategory(e) => {
                 self.stats.template_category_changes += 1;
-                let business = self.business_index[e.business.as_ref()];
                 let t = self.templates.intern(&e.template);
                 self.category_changes.push((business, t, e.at, e.category));
             }
