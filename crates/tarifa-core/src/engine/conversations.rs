@@ -152,6 +152,8 @@ pub(crate) fn decide(rater: &mut Rater) -> Decided {
     let mut decisions = Vec::with_capacity(rater.outbound.len());
     let mut conversations = Vec::new();
     let mut entry_openers = Vec::new();
+    let mut inbound: Vec<Instant> = Vec::new();
+    let mut referrals: Vec<Instant> = Vec::new();
     let (mut i, mut j) = (0, 0);
     let n = rater.outbound.len();
     while i < n {
@@ -167,12 +169,18 @@ pub(crate) fn decide(rater: &mut Rater) -> Decided {
         while inbound_end < rater.inbound.len() && rater.inbound[inbound_end].key == key {
             inbound_end += 1;
         }
-        let inbound: Vec<Instant> = rater.inbound[j..inbound_end].iter().map(|r| r.at).collect();
-        let referrals: Vec<Instant> = rater.inbound[j..inbound_end]
-            .iter()
-            .filter(|r| r.flags & (REFERRAL | QUALIFYING_CLIENT) == REFERRAL | QUALIFYING_CLIENT)
-            .map(|r| r.at)
-            .collect();
+        // Buffers reused across keys: no allocation per key.
+        inbound.clear();
+        inbound.extend(rater.inbound[j..inbound_end].iter().map(|r| r.at));
+        referrals.clear();
+        referrals.extend(
+            rater.inbound[j..inbound_end]
+                .iter()
+                .filter(|r| {
+                    r.flags & (REFERRAL | QUALIFYING_CLIENT) == REFERRAL | QUALIFYING_CLIENT
+                })
+                .map(|r| r.at),
+        );
         let messages = &rater.outbound[i..end];
         entry_point_openers(messages, &referrals, &mut entry_openers);
         let business = rater.key_owner[key as usize].0 as usize;
