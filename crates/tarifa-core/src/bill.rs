@@ -88,7 +88,10 @@ pub struct Bill {
     names: Names,
     outbound: Vec<OutboundRec>,
     key_owner: Vec<(u32, u32, u32, bool)>,
+    /// The lines in rating order; [`Bill::messages`] gives them in bill order.
     pub lines: Vec<Line>,
+    /// Bill order: indices into `lines` by send time, then message id.
+    order: Vec<u32>,
     pub conversations: Vec<Conversation>,
     pub stats: InputStats,
 }
@@ -158,7 +161,12 @@ fn conversation_id(id: &str) -> String {
 }
 
 impl Bill {
-    pub(crate) fn new(rater: Rater, lines: Vec<Line>, conversations: Vec<Conversation>) -> Bill {
+    pub(crate) fn new(
+        rater: Rater,
+        lines: Vec<Line>,
+        order: Vec<u32>,
+        conversations: Vec<Conversation>,
+    ) -> Bill {
         let Rater {
             setup,
             phones,
@@ -182,6 +190,7 @@ impl Bill {
             outbound,
             key_owner,
             lines,
+            order,
             conversations,
             stats,
         }
@@ -222,7 +231,9 @@ impl Bill {
     }
 
     pub fn messages(&self) -> impl Iterator<Item = MessageView<'_>> {
-        self.lines.iter().map(|l| self.view(l))
+        self.order
+            .iter()
+            .map(|&i| self.view(&self.lines[i as usize]))
     }
 
     pub fn conversation_views(&self) -> impl Iterator<Item = ConversationView<'_>> {

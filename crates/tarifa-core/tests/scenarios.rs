@@ -363,19 +363,25 @@ fn parse_file(path: &str, text: &str) -> Vec<Scenario> {
                 }
             }
             "bulk" => {
-                // `bulk N KIND`: N distinct users, one conversation each, an hour apart per 100.
-                let (count, kind) = rest.split_once(' ').unwrap();
-                let count: usize = count.parse().unwrap();
+                // `bulk N KIND [OPTIONS]`: N distinct users, one conversation each, an hour apart
+                // per 100; OPTIONS (e.g. `phone=pn-2`) are added to every event.
+                let mut words = rest.split_whitespace();
+                let count: usize = words.next().unwrap().parse().unwrap();
+                let kind = words.next().unwrap();
+                let extra = words.collect::<Vec<_>>().join(" ");
                 let base = s.events.len();
                 for i in 0..count {
                     let u = format!("55119{:08}", base * 10_000 + i);
                     let h = i / 100;
-                    match kind.trim() {
+                    match kind {
                         "service" => {
-                            s.events.push(format!("{h}h in {u}"));
-                            s.events.push(format!("{h}h00:10 out bulk{base}.{i} {u}"));
+                            s.events.push(format!("{h}h in {u} {extra}"));
+                            s.events
+                                .push(format!("{h}h00:10 out bulk{base}.{i} {u} {extra}"));
                         }
-                        k => s.events.push(format!("{h}h out bulk{base}.{i} {u} {k}")),
+                        k => s
+                            .events
+                            .push(format!("{h}h out bulk{base}.{i} {u} {k} {extra}")),
                     }
                 }
             }
