@@ -379,92 +379,134 @@ pub fn csv(r: &Report<'_>, table: Table, out: &mut impl Write) -> io::Result<()>
     Ok(())
 }
 
+/// Column widths of a text table; a negative width aligns right.
+struct Columns(&'static [i32]);
+
+impl Columns {
+    fn row(&self, out: &mut impl Write, cells: &[&str]) -> io::Result<()> {
+        for (i, (cell, &w)) in cells.iter().zip(self.0).enumerate() {
+            if i > 0 {
+                out.write_all(b" ")?;
+            }
+            let width = w.unsigned_abs() as usize;
+            if w < 0 {
+                write!(out, "{cell:>width$}")?;
+            } else {
+                write!(out, "{cell:<width$}")?;
+            }
+        }
+        // A last cell beyond the widths (the explanation) is written as is.
+        for cell in cells.iter().skip(self.0.len()) {
+            write!(out, "  {cell}")?;
+        }
+        out.write_all(b"\n")
+    }
+}
+
 /// The human table: messages with the reason for each price, conversations, totals.
 pub fn table(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
     let bill = r.bill;
     if !r.summary {
+        let cols = Columns(&[24, 10, 15, 22, 28, 22, -12, 4]);
         writeln!(out, "MESSAGES")?;
-        writeln!(
+        cols.row(
             out,
-            "{:<24} {:<10} {:<15} {:<22} {:<28} {:<22} {:>12} {:<4}  why",
-            "id", "business", "user", "market", "category", "pricing", "amount", "cur"
+            &[
+                "id", "business", "user", "market", "category", "pricing", "amount", "cur", "why",
+            ],
         )?;
         for v in bill.messages() {
             let l = v.line;
-            writeln!(
+            cols.row(
                 out,
-                "{:<24} {:<10} {:<15} {:<22} {:<28} {:<22} {:>12} {:<4}  {}",
-                v.id,
-                v.business,
-                v.user,
-                l.market.map_or("-", |m| m.name()),
-                l.category.as_str(),
-                l.pricing_type.as_str(),
-                amount(l.amount),
-                v.currency,
-                bill.explain(l)
+                &[
+                    v.id,
+                    v.business,
+                    v.user,
+                    l.market.map_or("-", |m| m.name()),
+                    l.category.as_str(),
+                    l.pricing_type.as_str(),
+                    &amount(l.amount),
+                    v.currency,
+                    &bill.explain(l),
+                ],
             )?;
         }
         writeln!(out)?;
+        let cols = Columns(&[30, 10, 15, 20, 5, 20, 20, -10]);
         writeln!(out, "CONVERSATIONS AND ENTRY-POINT WINDOWS")?;
-        writeln!(
+        cols.row(
             out,
-            "{:<30} {:<10} {:<15} {:<20} {:<5} {:<20} {:<20} {:>10}",
-            "id", "business", "user", "category", "model", "opened", "expires", "amount"
+            &[
+                "id", "business", "user", "category", "model", "opened", "expires", "amount",
+            ],
         )?;
         for c in bill.conversation_views() {
-            writeln!(
+            cols.row(
                 out,
-                "{:<30} {:<10} {:<15} {:<20} {:<5} {:<20} {:<20} {:>10}",
-                c.id,
-                c.business,
-                c.user,
-                c.category.as_str(),
-                c.model.as_str(),
-                format_instant(c.opened_at),
-                format_instant(c.expires_at),
-                amount(c.amount)
+                &[
+                    &c.id,
+                    c.business,
+                    c.user,
+                    c.category.as_str(),
+                    c.model.as_str(),
+                    &format_instant(c.opened_at),
+                    &format_instant(c.expires_at),
+                    &amount(c.amount),
+                ],
             )?;
         }
         writeln!(out)?;
     }
+    let cols = Columns(&[10, 4, 32, 28, -9, -8, -14]);
     writeln!(out, "BY MARKET AND CATEGORY")?;
-    writeln!(
+    cols.row(
         out,
-        "{:<10} {:<4} {:<32} {:<28} {:>9} {:>8} {:>14}",
-        "business", "cur", "market", "category", "messages", "charged", "amount"
+        &[
+            "business", "cur", "market", "category", "messages", "charged", "amount",
+        ],
     )?;
     for b in bill.breakdown() {
-        writeln!(
+        cols.row(
             out,
-            "{:<10} {:<4} {:<32} {:<28} {:>9} {:>8} {:>14}",
-            b.business,
-            b.currency,
-            b.market,
-            b.category,
-            b.messages,
-            b.charged_messages,
-            amount(b.amount)
+            &[
+                &b.business,
+                &b.currency,
+                &b.market,
+                &b.category,
+                &b.messages.to_string(),
+                &b.charged_messages.to_string(),
+                &amount(b.amount),
+            ],
         )?;
     }
     writeln!(out)?;
+    let cols = Columns(&[10, 4, -9, -8, -8, -13, -14]);
     writeln!(out, "TOTALS")?;
-    writeln!(
+    cols.row(
         out,
-        "{:<10} {:<4} {:>9} {:>8} {:>8} {:>13} {:>14}",
-        "business", "cur", "messages", "charged", "unrated", "conversations", "amount"
+        &[
+            "business",
+            "cur",
+            "messages",
+            "charged",
+            "unrated",
+            "conversations",
+            "amount",
+        ],
     )?;
     for t in bill.totals() {
-        writeln!(
+        cols.row(
             out,
-            "{:<10} {:<4} {:>9} {:>8} {:>8} {:>13} {:>14}",
-            t.business,
-            t.currency,
-            t.messages,
-            t.charged_messages,
-            t.unrated_messages,
-            t.conversations_opened,
-            amount(t.amount)
+            &[
+                &t.business,
+                &t.currency,
+                &t.messages.to_string(),
+                &t.charged_messages.to_string(),
+                &t.unrated_messages.to_string(),
+                &t.conversations_opened.to_string(),
+                &amount(t.amount),
+            ],
         )?;
     }
     let s = &bill.stats;

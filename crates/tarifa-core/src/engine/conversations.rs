@@ -280,6 +280,41 @@ impl KeyWalk<'_> {
         (self.conversations.len() - 1) as u32
     }
 
+    /// A conversation of the conversation eras, opened by this message (W-5 expiry).
+    fn open_cbp(
+        &mut self,
+        opener: u32,
+        category: BilledCategory,
+        start: Instant,
+        duration: i64,
+    ) -> u32 {
+        self.open(
+            opener,
+            category,
+            PricingModel::Cbp,
+            start,
+            conversation_expiry(start, duration),
+        )
+    }
+
+    /// The message falls inside the open conversation `open` (B-4, C-2, C-3): free, billed as
+    /// that conversation's category.
+    fn inside(&self, d: Decision, open: u32, rule: &'static str) -> Decision {
+        let c = self.conversations[open as usize];
+        let pricing = if c.category == BilledCategory::ReferralConversion {
+            PricingType::FreeEntryPoint
+        } else {
+            PricingType::InOpenConversation
+        };
+        Decision {
+            outcome: Outcome::Free(pricing),
+            category: c.category,
+            conversation: open,
+            rule,
+            ..d
+        }
+    }
+
     fn undelivered(&mut self, index: u32, m: &OutboundRec, send_date: LocalDate) -> Decision {
         let mut d = Decision {
             msg: index,
@@ -304,13 +339,7 @@ impl KeyWalk<'_> {
                 .iter()
                 .any(|&t| t > m.sent_at && t < m.sent_at + DAY);
             if replied {
-                let c = self.open(
-                    index,
-                    BilledCategory::BusinessInitiated,
-                    PricingModel::Cbp,
-                    m.sent_at,
-                    conversation_expiry(m.sent_at, DAY),
-                );
+                let c = self.open_cbp(index, BilledCategory::BusinessInitiated, m.sent_at, DAY);
                 self.state.initiated = c;
                 d.outcome =
                     Outcome::Chargeable(RateColumn::BusinessInitiated, Counter::FreeConversations);
@@ -377,19 +406,7 @@ impl KeyWalk<'_> {
     ) -> Decision {
         let open = self.state.initiated;
         if is_open(self.conversations, open, start) {
-            let c = self.conversations[open as usize];
-            let pricing = if c.category == BilledCategory::ReferralConversion {
-                PricingType::FreeEntryPoint
-            } else {
-                PricingType::InOpenConversation
-            };
-            return Decision {
-                outcome: Outcome::Free(pricing),
-                category: c.category,
-                conversation: open,
-                rule: "B-4",
-                ..d
-            };
+            return self.inside(d, open, "B-4");
         }
         if entry {
             // B-6, B-7: the entry-point conversation is free; 24 h, 72 h from the configured date.
@@ -398,12 +415,11 @@ impl KeyWalk<'_> {
             } else {
                 24
             };
-            let c = self.open(
+            let c = self.open_cbp(
                 d.msg,
                 BilledCategory::ReferralConversion,
-                PricingModel::Cbp,
                 start,
-                conversation_expiry(start, hours * HOUR),
+                hours * HOUR,
             );
             self.state.initiated = c;
             return Decision {
@@ -426,13 +442,7 @@ impl KeyWalk<'_> {
                 RateColumn::BusinessInitiated,
             )
         };
-        let c = self.open(
-            d.msg,
-            category,
-            PricingModel::Cbp,
-            start,
-            conversation_expiry(start, DAY),
-        );
+        let c = self.open_cbp(d.msg, category, start, DAY);
         self.state.initiated = c;
         Decision {
             outcome: Outcome::Chargeable(column, Counter::FreeConversations),
@@ -459,13 +469,7 @@ impl KeyWalk<'_> {
         }
         if entry {
             // C-10: the entry-point conversation lasts 72 h and closes every other one.
-            let c = self.open(
-                d.msg,
-                BilledCategory::ReferralConversion,
-                PricingModel::Cbp,
-                start,
-                conversation_expiry(start, 72 * HOUR),
-            );
+            let c = self.open_cbp(d.msg, BilledCategory::ReferralConversion, start, 72 * HOUR);
             for slot in self.state.by_category.iter_mut() {
                 if *slot != NONE {
                     let conv = &mut self.conversations[*slot as usize];
@@ -507,22 +511,9 @@ impl KeyWalk<'_> {
             // C-2: a template opens a conversation of its category unless one is open.
             let open = self.state.by_category[slot];
             if is_open(self.conversations, open, start) {
-                let c = self.conversations[open as usize];
-                return Decision {
-                    outcome: Outcome::Free(PricingType::InOpenConversation),
-                    category: c.category,
-                    conversation: open,
-                    rule: "C-2",
-                    ..d
-                };
+                return self.inside(d, open, "C-2");
             }
-            let c = self.open(
-                d.msg,
-                category,
-                PricingModel::Cbp,
-                start,
-                conversation_expiry(start, DAY),
-            );
+            let c = self.open_cbp(d.msg, category, start, DAY);
             self.state.by_category[slot] = c;
             // C-4: concurrent conversations of different categories are each charged.
             return Decision {
@@ -545,22 +536,9 @@ impl KeyWalk<'_> {
                 (conv.category != BilledCategory::Service, conv.start, c)
             });
         if let Some(open) = open_now {
-            let c = self.conversations[open as usize];
-            return Decision {
-                outcome: Outcome::Free(PricingType::InOpenConversation),
-                category: c.category,
-                conversation: open,
-                rule: "C-3",
-                ..d
-            };
+            return self.inside(d, open, "C-3");
         }
-        let c = self.open(
-            d.msg,
-            category,
-            PricingModel::Cbp,
-            start,
-            conversation_expiry(start, DAY),
-        );
+        let c = self.open_cbp(d.msg, category, start, DAY);
         self.state.by_category[SERVICE] = c;
         if date >= SERVICE_FREE_FROM {
             // C-8: service conversations are free from 2024-11-01 (still opened).
