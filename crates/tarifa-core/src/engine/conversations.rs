@@ -359,7 +359,13 @@ impl KeyWalk<'_> {
         date: LocalDate,
         entry: bool,
     ) -> Decision {
-        let era = Era::of(date);
+        // Groups API messages (D-10) exist only under per-message pricing; a group message dated
+        // earlier is rated by those rules rather than opening conversations for a whole group.
+        let era = if m.members_len > 0 {
+            Era::PerMessage
+        } else {
+            Era::of(date)
+        };
         let base = Decision {
             msg: index,
             outcome: Outcome::Free(PricingType::FreeCustomerService),
