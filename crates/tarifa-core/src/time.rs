@@ -311,14 +311,31 @@ fn parse_rfc3339(b: &[u8]) -> Option<Instant> {
 
 /// Formats an instant as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_instant(at: Instant) -> String {
-    let day = LocalDate(at.div_euclid(DAY) as i32);
-    let secs = at.rem_euclid(DAY);
-    format!(
-        "{day}T{:02}:{:02}:{:02}Z",
-        secs / HOUR,
-        secs % HOUR / MINUTE,
-        secs % MINUTE
-    )
+    Rfc3339(at).to_string()
+}
+
+/// An instant that displays as `YYYY-MM-DDTHH:MM:SSZ`, without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339(pub Instant);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let day = LocalDate(self.0.div_euclid(DAY) as i32);
+        let secs = self.0.rem_euclid(DAY);
+        write!(
+            f,
+            "{day}T{:02}:{:02}:{:02}Z",
+            secs / HOUR,
+            secs % HOUR / MINUTE,
+            secs % MINUTE
+        )
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::io::{self, Write};
 use tarifa_core::bill::{Bill, ConversationView, MessageView};
-use tarifa_core::time::{format_instant, Instant};
+use tarifa_core::time::{format_instant, Instant, Rfc3339};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -34,6 +34,15 @@ fn amount(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// A decimal written as a JSON string without trailing zeros, without allocating.
+struct Exact(Decimal);
+
+impl Serialize for Exact {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.normalize())
+    }
+}
+
 #[derive(Serialize)]
 struct MetaJson {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,16 +65,16 @@ struct MessageJson<'a> {
     group: Option<&'a str>,
     market: Option<&'static str>,
     country: Option<&'a str>,
-    sent_at: String,
-    delivered_at: Option<String>,
+    sent_at: Rfc3339,
+    delivered_at: Option<Rfc3339>,
     charged: bool,
-    amount: String,
+    amount: Exact,
     currency: &'a str,
     category: &'static str,
     pricing_type: &'static str,
     pricing_model: &'static str,
     rule: &'static str,
-    rate: Option<String>,
+    rate: Option<Exact>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tier_band: Option<u8>,
     conversation: Option<String>,
@@ -74,7 +83,7 @@ struct MessageJson<'a> {
     meta: Option<MetaJson>,
 }
 
-fn message_json<'a>(bill: &'a Bill, v: &'a MessageView<'a>, country: &'a str) -> MessageJson<'a> {
+fn message_json<'a>(bill: &'a Bill, v: &'a MessageView<'a>) -> MessageJson<'a> {
     let l = v.line;
     MessageJson {
         id: v.id,
@@ -83,17 +92,17 @@ fn message_json<'a>(bill: &'a Bill, v: &'a MessageView<'a>, country: &'a str) ->
         user: v.user,
         group: v.group,
         market: l.market.map(|m| m.name()),
-        country: l.country.map(|_| country),
-        sent_at: format_instant(v.sent_at),
-        delivered_at: v.delivered_at.map(format_instant),
+        country: l.country.as_ref().map(|c| c.as_str()),
+        sent_at: Rfc3339(v.sent_at),
+        delivered_at: v.delivered_at.map(Rfc3339),
         charged: l.charged(),
-        amount: amount(l.amount),
+        amount: Exact(l.amount),
         currency: v.currency,
         category: l.category.as_str(),
         pricing_type: l.pricing_type.as_str(),
         pricing_model: l.model.as_str(),
         rule: l.rule,
-        rate: l.rate.map(amount),
+        rate: l.rate.map(Exact),
         tier_band: (l.band > 0).then_some(l.band),
         conversation: v.conversation.clone(),
         why: bill.explain(l),
@@ -161,8 +170,7 @@ pub fn json(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
                 out.write_all(b",")?;
             }
             out.write_all(b"\n")?;
-            let country = country_text(&v);
-            serde_json::to_writer(&mut *out, &message_json(bill, &v, &country))?;
+            serde_json::to_writer(&mut *out, &message_json(bill, &v))?;
         }
     }
     out.write_all(b"\n],\"conversations\":[")?;
