@@ -11,5 +11,6 @@ pub mod config;
 pub mod engine;
 mod fast_json;
 pub mod input;
+pub mod ledger;
 pub mod market;
 pub mod time;
