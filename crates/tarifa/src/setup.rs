@@ -35,6 +35,9 @@ pub fn load(path: &Path, prices: Prices) -> Result<Setup> {
     let book = load_book(base, &file.rate_card, &file.tier_card)?;
     let mut price_lists = Vec::new();
     for p in &file.price_list {
+        if file.price_list.iter().filter(|q| q.id == p.id).count() > 1 {
+            bail!("{}: price_list {:?} is defined twice", path.display(), p.id);
+        }
         let list = match (p.markup, p.rate_card.is_empty()) {
             (Some(markup), true) => {
                 if markup <= Decimal::ZERO {

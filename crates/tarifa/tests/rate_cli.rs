@@ -721,3 +721,88 @@ fn webhook_for_unknown_business_is_an_invalid_line() {
     assert_eq!(report["input"]["invalid_lines"], 1);
     check_expected_bill(&report);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Resale price lists (seed 002: Pancake bills Meta's rate × 1.2)
+// ---------------------------------------------------------------------------------------------
+
+/// A config with two businesses: one billed with a markup list, one with a full card of its own.
+fn resale_config(dir: &TempDir, lists: &str) -> PathBuf {
+    let card = dir.write("card.csv", CARD);
+    let own = dir.write(
+        "own.csv",
+        "Cost per message in USD, effective July 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nNorth America,$US,0.05,0.01,0.01,n/a,n/a\nBrazil,$US,0.09,0.02,0.02,n/a,n/a\n",
+    );
+    dir.write(
+        "config.toml",
+        &format!(
+            "[[business]]\nid = \"waba-1\"\ncurrency = \"USD\"\ntimezone = \"UTC\"\nprice_list = \"pancake\"\n\n\
+             [[business]]\nid = \"waba-2\"\ncurrency = \"USD\"\ntimezone = \"UTC\"\nprice_list = \"own\"\n\n\
+             [[rate_card]]\nfile = {card:?}\n\n{lists}",
+            lists = lists.replace("OWN", &format!("{:?}", own.display().to_string())),
+        ),
+    )
+}
+
+const LISTS: &str = "[[price_list]]\nid = \"pancake\"\nmarkup = \"1.2\"\n\n[[price_list]]\nid = \"own\"\n[[price_list.rate_card]]\nfile = OWN\n";
+
+#[test]
+fn resale_prices_apply_each_business_price_list() {
+    let dir = TempDir::new("resale");
+    let config = resale_config(&dir, LISTS);
+    let events = dir.events(
+        "events.jsonl",
+        &[
+            r#"{"type":"outbound","id":"a1","at":"2025-08-04T09:00:00Z","business":"waba-1","phone":"pn-1","user":"5511987654321","template":{"name":"p","category":"marketing"}}"#,
+            r#"{"type":"status","id":"a1","at":"2025-08-04T09:00:05Z","status":"delivered"}"#,
+            r#"{"type":"outbound","id":"b1","at":"2025-08-04T09:00:00Z","business":"waba-2","phone":"pn-2","user":"5511987654321","template":{"name":"p","category":"marketing"}}"#,
+            r#"{"type":"status","id":"b1","at":"2025-08-04T09:00:05Z","status":"delivered"}"#,
+        ],
+    );
+    let amount_of = |report: &Value, id: &str| {
+        let m = report["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()
+            .clone();
+        dec(&m["amount"])
+    };
+    // Meta's prices by default: the Brazil marketing rate for both.
+    let meta = json(&ok(tarifa_rate(&config, &events, &["--format", "json"])));
+    assert_eq!(amount_of(&meta, "a1"), Decimal::from_str("0.0625").unwrap());
+    assert_eq!(amount_of(&meta, "b1"), Decimal::from_str("0.0625").unwrap());
+    // Resale: × 1.2 for waba-1, the business's own card for waba-2.
+    let resale = json(&ok(tarifa_rate(
+        &config,
+        &events,
+        &["--format", "json", "--prices", "resale"],
+    )));
+    assert_eq!(
+        amount_of(&resale, "a1"),
+        Decimal::from_str("0.075").unwrap()
+    );
+    assert_eq!(amount_of(&resale, "b1"), Decimal::from_str("0.09").unwrap());
+}
+
+#[test]
+fn a_price_list_must_be_defined_once_and_either_markup_or_cards() {
+    let dir = TempDir::new("resale-bad");
+    let events = dir.events("events.jsonl", &[EVENTS[0]]);
+    let cases = [
+        ("[[price_list]]\nid = \"own\"\nmarkup = \"1.2\"\n", "price_list \"pancake\" is not defined"),
+        (
+            "[[price_list]]\nid = \"pancake\"\nmarkup = \"1.2\"\n[[price_list.rate_card]]\nfile = OWN\n[[price_list]]\nid = \"own\"\nmarkup = \"1\"\n",
+            "either `markup`",
+        ),
+        ("[[price_list]]\nid = \"pancake\"\nmarkup = \"-1\"\n[[price_list]]\nid = \"own\"\nmarkup = \"1\"\n", "markup must be positive"),
+        ("[[price_list]]\nid = \"pancake\"\nmarkup = \"1.2\"\n[[price_list]]\nid = \"pancake\"\nmarkup = \"1.3\"\n", "defined twice"),
+    ];
+    for (lists, message) in cases {
+        let config = resale_config(&dir, lists);
+        let run = tarifa_rate(&config, &events, &[]);
+        assert!(!run.success, "{lists}");
+        assert!(run.stderr.contains(message), "{lists}: {}", run.stderr);
+    }
+}
