@@ -394,7 +394,8 @@ impl Bill {
                 Note::NoRate(column) => {
                     let card = self
                         .setup
-                        .book
+                        .prices_for(business)
+                        .0
                         .rate_card(&business.currency, date)
                         .map(|c| c.effective);
                     format!(

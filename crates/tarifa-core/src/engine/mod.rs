@@ -45,6 +45,21 @@ pub struct Setup {
     pub prices: Prices,
 }
 
+impl Setup {
+    /// The cards a business is billed from, and the markup for prices that are not on cards:
+    /// Meta's, or with `Prices::Resale` the business's price list (Meta's where it has none).
+    pub fn prices_for(&self, business: &Business) -> (&RateBook, Decimal) {
+        let list = match self.prices {
+            Prices::Meta => None,
+            Prices::Resale => business
+                .price_list
+                .as_ref()
+                .and_then(|id| self.price_lists.iter().find(|p| &p.id == id)),
+        };
+        list.map_or((&self.book, Decimal::ONE), |p| (&p.book, p.markup))
+    }
+}
+
 /// A resale price list, ready for rating.
 #[derive(Clone, Debug)]
 pub struct PriceList {

@@ -7,7 +7,7 @@
 //! the WABA's local month (1-3, V-4).
 
 use super::conversations::{Counter, Decided, Outcome};
-use super::{IdHash, MemberDelivery, Prices, Rater, NEVER, NONE};
+use super::{IdHash, MemberDelivery, Rater, NEVER, NONE};
 use crate::bill::{Bill, Line, Note};
 use crate::card::{RateBook, RateCard, RateColumn, TierCard, TierCategory};
 use crate::category::{BilledCategory, PricingType};
@@ -154,16 +154,7 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
     let books: Vec<(&RateBook, Decimal)> = setup
         .businesses
         .iter()
-        .map(|b| {
-            let list = match setup.prices {
-                Prices::Meta => None,
-                Prices::Resale => b
-                    .price_list
-                    .as_ref()
-                    .and_then(|id| setup.price_lists.iter().find(|p| &p.id == id)),
-            };
-            list.map_or((&setup.book, Decimal::ONE), |p| (&p.book, p.markup))
-        })
+        .map(|b| setup.prices_for(b))
         .collect();
     let mut counters: FxHashMap<(Counter, u32, u32, Month), u64> = FxHashMap::default();
     for (_, _, _, i) in order {
