@@ -221,7 +221,13 @@ impl Bill {
             group: is_group.then(|| &*self.names.groups[party as usize]),
             currency: &business.currency,
             sent_at: m.sent_at,
-            delivered_at: (m.delivered_at != NEVER).then_some(line.at),
+            // A group member's line carries that member's delivery; `line.at` of other lines is
+            // the instant that decided the price (the send, with `conversation_start = "sent"`).
+            delivered_at: match (m.delivered_at, m.members_len) {
+                (NEVER, _) => None,
+                (_, 0) => Some(m.delivered_at),
+                _ => (line.pricing_type != PricingType::NotDelivered).then_some(line.at),
+            },
             conversation: (line.conversation != NONE).then(|| {
                 conversation_id(self.id_of(self.conversations[line.conversation as usize].opener))
             }),

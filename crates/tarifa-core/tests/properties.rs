@@ -1543,3 +1543,21 @@ fn regression_group_members_delivered_together_are_tiered_in_input_order() {
         render(&rate(setup(0), &reversed))
     );
 }
+
+/// With `conversation_start = "sent"` the price is decided at the send, but the bill still
+/// reports when the message was delivered (and a group member's line its own delivery).
+#[test]
+fn delivered_at_is_the_delivery_whatever_decides_the_price() {
+    let setup = with_rules(|r| r.conversation_start = ConversationStart::Sent);
+    let events = lines(
+        r#"
+        {"type":"outbound","id":"out.a","at":"2023-05-31T10:00:00Z","business":"waba-utc","phone":"waba-utc-pn1","user":"4915112345678","template":{"name":"m","category":"marketing"}}
+        {"type":"status","id":"out.a","at":"2023-05-31T10:00:01Z","status":"sent"}
+        {"type":"status","id":"out.a","at":"2023-05-31T10:07:00Z","status":"delivered"}
+        "#,
+    );
+    let bill = rate(setup, &events);
+    let v = bill.messages().next().unwrap();
+    assert_eq!(v.sent_at, 1_685_527_201);
+    assert_eq!(v.delivered_at, Some(1_685_527_620));
+}
