@@ -26,7 +26,7 @@ use tarifa_core::config::{
     AuthInternationalConfig, BusinessConfig, ConversationScope, ConversationStart, Rules,
     WindowJudgedAt,
 };
-use tarifa_core::engine::{Era, Prices, Rater, Setup};
+use tarifa_core::engine::{CounterKey, Era, Prices, Rater, Setup};
 use tarifa_core::input::parse_line;
 use tarifa_core::market::MarketOptions;
 use tarifa_core::time::{format_instant, Calendar, Instant, LocalDate, Month, DAY, HOUR};
@@ -629,38 +629,40 @@ fn local(bill: &Bill, business: &str, at: Instant) -> (Month, Era) {
     (date.month(), Era::of(date))
 }
 
-/// A canonical rendering of everything a bill says (no input-order-dependent indices).
-fn render(bill: &Bill) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in bill.messages() {
-        let l = v.line;
-        out.push(format!(
-            "message {} business={} phone={} user={} group={:?} currency={} sent={} delivered={:?} \
+/// A canonical rendering of one line (no input-order-dependent indices).
+fn render_line(_bill: &Bill, v: &MessageView<'_>) -> String {
+    let l = v.line;
+    format!(
+        "message {} business={} phone={} user={} group={:?} currency={} sent={} delivered={:?} \
              conversation={:?} meta={:?} at={} market={:?} country={:?} category={} type={} \
              model={} amount={} rate={:?} band={} rule={} note={:?}",
-            v.id,
-            v.business,
-            v.phone,
-            v.user,
-            v.group,
-            v.currency,
-            v.sent_at,
-            v.delivered_at,
-            v.conversation,
-            v.meta,
-            l.at,
-            l.market.map(|m| m.name()),
-            l.country.map(|c| c.as_str().to_string()),
-            l.category,
-            l.pricing_type,
-            l.model.as_str(),
-            l.amount.normalize(),
-            l.rate.map(|r| r.normalize()),
-            l.band,
-            l.rule,
-            l.note,
-        ));
-    }
+        v.id,
+        v.business,
+        v.phone,
+        v.user,
+        v.group,
+        v.currency,
+        v.sent_at,
+        v.delivered_at,
+        v.conversation,
+        v.meta,
+        l.at,
+        l.market.map(|m| m.name()),
+        l.country.map(|c| c.as_str().to_string()),
+        l.category,
+        l.pricing_type,
+        l.model.as_str(),
+        l.amount.normalize(),
+        l.rate.map(|r| r.normalize()),
+        l.band,
+        l.rule,
+        l.note,
+    )
+}
+
+/// A canonical rendering of everything a bill says (no input-order-dependent indices).
+fn render(bill: &Bill) -> Vec<String> {
+    let mut out: Vec<String> = bill.messages().map(|v| render_line(bill, &v)).collect();
     for c in bill.conversation_views() {
         out.push(format!(
             "conversation {} business={} phone={} user={} category={} model={} opened_by={} \
@@ -816,6 +818,37 @@ proptest! {
                 "bills differ (rule variant {}; {} vs {} rendered lines):\n{}\n--- input:\n{}\n--- shuffled:\n{}",
                 w.variant, a.len(), b.len(), diff.join("\n"), dump(&lines), dump(&shuffled)
             )));
+        }
+    }
+
+    /// The live service's way of rating (`Rater::finish_for`): pricing each delivered message on
+    /// its own, in the order the batch prices them, with the monthly counters carried from one
+    /// message to the next (B-5, C-7, D-19, V-1 … V-6), gives every message exactly the line the
+    /// batch bill gives it.
+    #[test]
+    fn one_message_at_a_time_with_carried_counters_equals_the_batch(w in world()) {
+        let g = w.generate();
+        let batch = rate(setup(w.variant), &g.lines);
+        let mut order: Vec<(Instant, String, String)> = batch
+            .messages()
+            .filter(|v| v.delivered_at.is_some())
+            .map(|v| (v.line.at, v.id.to_string(), render_line(&batch, &v)))
+            .collect();
+        order.sort();
+        let mut counts: std::collections::HashMap<CounterKey, u64> = Default::default();
+        for (_, id, expected) in order {
+            let mut rater = Rater::new(setup(w.variant));
+            for line in &g.lines {
+                parse_line(line.as_bytes(), &mut |e| rater.push(e).expect("generated line"))
+                    .expect("generated line");
+            }
+            let (bill, counted) = rater.finish_for(&[&id], &counts);
+            let lines: Vec<String> = bill.messages().map(|v| render_line(&bill, &v)).collect();
+            prop_assert_eq!(lines.len(), 1, "{}: one line", id);
+            prop_assert_eq!(&lines[0], &expected, "{}\n{}", id, dump(&g.lines));
+            for key in counted {
+                *counts.entry(key).or_default() += 1;
+            }
         }
     }
 

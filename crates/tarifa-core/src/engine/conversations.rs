@@ -53,7 +53,7 @@ impl Era {
 
 /// Which monthly counter a chargeable message is subject to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Counter {
+pub enum Counter {
     None,
     /// B-5: first 1,000 conversations per WABA per month, either type.
     FreeConversations,
@@ -67,6 +67,35 @@ pub(crate) enum Counter {
     AuthenticationTiers,
     /// D-14: priced per token, not by card.
     AgentTokens,
+}
+
+impl Counter {
+    const ALL: [Counter; 7] = [
+        Counter::None,
+        Counter::FreeConversations,
+        Counter::FreeServiceConversations,
+        Counter::FreeServiceMessages,
+        Counter::UtilityTiers,
+        Counter::AuthenticationTiers,
+        Counter::AgentTokens,
+    ];
+
+    /// A stable name, for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counter::None => "none",
+            Counter::FreeConversations => "free_conversations",
+            Counter::FreeServiceConversations => "free_service_conversations",
+            Counter::FreeServiceMessages => "free_service_messages",
+            Counter::UtilityTiers => "utility_tiers",
+            Counter::AuthenticationTiers => "authentication_tiers",
+            Counter::AgentTokens => "agent_tokens",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Counter> {
+        Counter::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -756,6 +785,14 @@ mod tests {
     }
 
     /// 1-3 and the era dates of B-1, C-1, D-1.
+    #[test]
+    fn counter_names_round_trip() {
+        for c in Counter::ALL {
+            assert_eq!(Counter::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Counter::parse("nope"), None);
+    }
+
     #[test]
     fn eras_switch_on_their_dates() {
         assert_eq!(Era::of(LocalDate::ymd(2022, 1, 31)), Era::Notification);

@@ -16,8 +16,8 @@
 mod conversations;
 mod pricing;
 
-pub(crate) use conversations::Counter;
-pub use conversations::{conversation_expiry, Conversation, Era};
+pub use conversations::{conversation_expiry, Conversation, Counter, Era};
+pub use pricing::{CounterBase, CounterKey};
 
 use crate::bill::Bill;
 use crate::card::RateBook;
@@ -524,9 +524,29 @@ impl Rater {
         self.finish_with_progress(&mut |_| {})
     }
 
+    /// Rates only the messages with the ids `targets`, the way a live service prices one message
+    /// at a time: the other events collected are the targets' history (they decide windows and
+    /// conversations, and are not priced themselves), and every monthly counter starts from what
+    /// `base` says was already used this month instead of from zero.
+    ///
+    /// Returns the bill of the targets' lines and, per priced line in pricing order, the counter
+    /// it moved (the caller adds them to its own counts).
+    pub fn finish_for(self, targets: &[&str], base: &dyn CounterBase) -> (Bill, Vec<CounterKey>) {
+        let targets: rustc_hash::FxHashSet<IdHash> = targets.iter().map(|t| id_hash(t)).collect();
+        self.rate(Some((&targets, base)), &mut |_| {})
+    }
+
     /// [`Rater::finish`], calling `progress` with the name of each step as it completes (the
     /// binary uses it to time the steps; the core itself has no clock).
-    pub fn finish_with_progress(mut self, progress: &mut dyn FnMut(&'static str)) -> Bill {
+    pub fn finish_with_progress(self, progress: &mut dyn FnMut(&'static str)) -> Bill {
+        self.rate(None, progress).0
+    }
+
+    fn rate(
+        mut self,
+        only: Option<(&rustc_hash::FxHashSet<IdHash>, &dyn CounterBase)>,
+        progress: &mut dyn FnMut(&'static str),
+    ) -> (Bill, Vec<CounterKey>) {
         self.dedupe_inbound();
         self.dedupe_outbound();
         progress("dedupe");
@@ -535,9 +555,9 @@ impl Rater {
         progress("join");
         let decided = conversations::decide(&mut self);
         progress("decide");
-        let bill = pricing::price(self, decided, member_deliveries);
+        let priced = pricing::price(self, decided, member_deliveries, only);
         progress("price");
-        bill
+        priced
     }
 
     fn dedupe_inbound(&mut self) {

@@ -31,7 +31,37 @@ impl Countries {
 /// The rate and tier cards in force for one business on one date.
 type CardsInForce<'a> = (Option<&'a RateCard>, Option<&'a TierCard>);
 
-pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>) -> Bill {
+/// A monthly counter by name, so that it means the same in every run (a live service keeps them
+/// between runs; see [`Rater::finish_for`](super::Rater::finish_for)).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounterKey {
+    pub counter: Counter,
+    /// The business id (B-5, C-7), the business phone number (D-19) or the portfolio (tiers).
+    pub owner: String,
+    /// Tiers: the market index shifted left by one, plus 1 for the authentication counter shared
+    /// with authentication-international (V-6); otherwise 0.
+    pub bucket: u32,
+    /// The WABA-local month.
+    pub month: Month,
+}
+
+/// How much of each monthly counter was used before a run.
+pub trait CounterBase {
+    fn used(&self, key: &CounterKey) -> u64;
+}
+
+impl<S: std::hash::BuildHasher> CounterBase for std::collections::HashMap<CounterKey, u64, S> {
+    fn used(&self, key: &CounterKey) -> u64 {
+        self.get(key).copied().unwrap_or(0)
+    }
+}
+
+pub(crate) fn price(
+    rater: Rater,
+    decided: Decided,
+    members: Vec<MemberDelivery>,
+    only: Option<(&rustc_hash::FxHashSet<IdHash>, &dyn CounterBase)>,
+) -> (Bill, Vec<CounterKey>) {
     let Decided {
         decisions,
         conversations,
@@ -102,6 +132,9 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
     }
 
     drop(decisions);
+    if let Some((targets, _)) = only {
+        lines.retain(|l| targets.contains(&rater.outbound[l.msg as usize].id));
+    }
 
     // Markets (1-1, MK-2): by the recipient's number on the line's local date.
     for line in &mut lines {
@@ -151,6 +184,24 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
             *portfolios.entry(b.portfolio.as_str()).or_insert(next)
         })
         .collect();
+    let mut portfolio_names = vec![""; portfolios.len()];
+    for (name, i) in &portfolios {
+        portfolio_names[*i as usize] = name;
+    }
+    // The name of an interned counter, for the base and for the caller of a targeted run.
+    let counter_key = |counter: Counter, owner: u32, bucket: u32, month: Month| CounterKey {
+        counter,
+        owner: match counter {
+            Counter::FreeServiceMessages => rater.phones.names[owner as usize].to_string(),
+            Counter::UtilityTiers | Counter::AuthenticationTiers => {
+                portfolio_names[owner as usize].to_string()
+            }
+            _ => setup.businesses[owner as usize].id.clone(),
+        },
+        bucket,
+        month,
+    };
+    let mut counted = Vec::new();
     let books: Vec<(&RateBook, Decimal)> = setup
         .businesses
         .iter()
@@ -167,8 +218,16 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
         let market = line.market.unwrap_or(Market::OTHER);
         let (book, markup) = books[m.business as usize];
         let mut bump = |counter: Counter, a: u32, b: u32| {
-            let n = counters.entry((counter, a, b, month)).or_insert(0);
+            let n = counters
+                .entry((counter, a, b, month))
+                .or_insert_with(|| match only {
+                    None => 0,
+                    Some((_, base)) => base.used(&counter_key(counter, a, b, month)),
+                });
             *n += 1;
+            if only.is_some() {
+                counted.push(counter_key(counter, a, b, month));
+            }
             *n
         };
         // Free allowances first: a message inside one needs no rate.
@@ -301,7 +360,7 @@ pub(crate) fn price(rater: Rater, decided: Decided, members: Vec<MemberDelivery>
     keyed.sort_unstable();
     // The lines stay where they are (moving them is a cache miss each); the bill keeps the order.
     let order: Vec<u32> = keyed.into_iter().map(|(_, _, _, i)| i).collect();
-    Bill::new(rater, lines, order, conversations)
+    (Bill::new(rater, lines, order, conversations), counted)
 }
 
 /// Orders the member lines of one group message by a hash of the member's number (not by the
