@@ -84,7 +84,7 @@ pub(crate) struct Names {
 
 /// A rated run.
 pub struct Bill {
-    setup: Setup,
+    setup: std::sync::Arc<Setup>,
     names: Names,
     outbound: Vec<OutboundRec>,
     key_owner: Vec<(u32, u32, u32, bool)>,

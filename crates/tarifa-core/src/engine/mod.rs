@@ -204,7 +204,7 @@ pub struct InputStats {
 
 /// Collects events; [`Rater::finish`] rates them.
 pub struct Rater {
-    pub(crate) setup: Setup,
+    pub(crate) setup: std::sync::Arc<Setup>,
     business_index: FxHashMap<String, u32>,
     pub(crate) phones: Interner,
     pub(crate) users: Interner,
@@ -226,7 +226,10 @@ pub struct Rater {
 }
 
 impl Rater {
-    pub fn new(setup: Setup) -> Rater {
+    /// A rater over `setup` (a `Setup`, or an `Arc<Setup>` shared by many raters: a service
+    /// creates one per priced message).
+    pub fn new(setup: impl Into<std::sync::Arc<Setup>>) -> Rater {
+        let setup = setup.into();
         let business_index = setup
             .businesses
             .iter()
