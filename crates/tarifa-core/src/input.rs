@@ -82,6 +82,13 @@ pub struct Status<'a> {
     pub business: Option<Cow<'a, str>>,
     pub phone: Option<Cow<'a, str>>,
     pub pricing: Option<MetaPricing>,
+    /// Meta's `conversation.id` (W-1, W-4: from v24.0 only inside an entry point window).
+    pub conversation_id: Option<Cow<'a, str>>,
+    /// Meta's `conversation.origin.type`; `None` when absent or not a known category.
+    pub conversation_origin: Option<BilledCategory>,
+    /// Meta's `errors[].code` (e.g. 131049, 131050: the user stopped marketing messages), kept
+    /// so that the service can tell why a message failed; the rating only needs `Failed`.
+    pub error_codes: Vec<u32>,
 }
 
 /// Meta re-categorised a template from `at` on (1-5, webhook `template_category_update`).
@@ -277,6 +284,30 @@ struct RawStatus<'a> {
     recipient_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pricing: Option<RawPricing<'a>>,
+    #[serde(borrow)]
+    conversation: Option<RawConversation<'a>>,
+    #[serde(borrow, default)]
+    errors: Vec<RawError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawConversation<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    origin: Option<RawOrigin<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawOrigin<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawError<'a> {
+    #[serde(borrow)]
+    code: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +335,16 @@ fn instant(
                 format!("field `{field}`: {s:?} is not an RFC 3339 time or Unix seconds"),
             )
         }),
+    }
+}
+
+/// An error code: an integer (Meta's form) or its decimal text.
+fn error_code(value: Option<Scalar<'_>>, field: &str, id: Option<&str>) -> Result<u32, InputError> {
+    let bad = |text: String| error(id, format!("field `{field}`: {text} is not an error code"));
+    match value {
+        None => Err(error(id, format!("missing field `{field}`"))),
+        Some(Scalar::Int(v)) => u32::try_from(v).map_err(|_| bad(v.to_string())),
+        Some(Scalar::Str(s)) => s.parse().map_err(|_| bad(format!("{s:?}"))),
     }
 }
 
@@ -481,6 +522,9 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
                 business: None,
                 phone: None,
                 pricing: None,
+                conversation_id: None,
+                conversation_origin: None,
+                error_codes: Vec::new(),
                 id: required(raw.id, "id", None)?,
             }))
         }
@@ -555,15 +599,12 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     continue;
                 }
             }
-            let phone = value
-                .metadata
-                .and_then(|m| m.phone_number_id)
-                .ok_or_else(|| {
-                    error(
-                        None,
-                        format!("missing field `{here}.value.metadata.phone_number_id`"),
-                    )
-                })?;
+            // Required non-empty like every id: a stored event must parse back (`to_json_line`).
+            let phone = required(
+                value.metadata.and_then(|m| m.phone_number_id),
+                &format!("{here}.value.metadata.phone_number_id"),
+                None,
+            )?;
             for (m, msg) in value.messages.into_iter().enumerate() {
                 let id = required(msg.id, &format!("{here}.value.messages[{m}].id"), None)?;
                 let at = instant(
@@ -588,32 +629,39 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                 }));
             }
             for (s, st) in value.statuses.into_iter().enumerate() {
-                let id = required(st.id, &format!("{here}.value.statuses[{s}].id"), None)?;
-                let status_text = required(
-                    st.status,
-                    &format!("{here}.value.statuses[{s}].status"),
-                    Some(&id),
-                )?;
+                let here = format!("{here}.value.statuses[{s}]");
+                let id = required(st.id, &format!("{here}.id"), None)?;
+                let status_text = required(st.status, &format!("{here}.status"), Some(&id))?;
                 let Some(status) = delivery_status(&status_text, Some(&id))? else {
                     out.push(Event::Ignored);
                     continue;
                 };
-                let at = instant(
-                    st.timestamp,
-                    &format!("{here}.value.statuses[{s}].timestamp"),
-                    Some(&id),
-                )?;
+                let at = instant(st.timestamp, &format!("{here}.timestamp"), Some(&id))?;
+                // Meta adds values over time: an unknown model or category is `None`, not an error.
                 let pricing = st.pricing.map(|p| MetaPricing {
                     billable: p.billable,
-                    model: p.pricing_model.as_deref().and_then(|m| match m {
-                        "NBP" => Some(PricingModel::Nbp),
-                        "CBP" => Some(PricingModel::Cbp),
-                        "PMP" => Some(PricingModel::Pmp),
-                        _ => None,
-                    }),
+                    model: p.pricing_model.as_deref().and_then(PricingModel::parse),
                     category: p.category.as_deref().and_then(BilledCategory::parse),
                     pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
                 });
+                let (conversation_id, conversation_origin) = match st.conversation {
+                    None => (None, None),
+                    Some(c) => (
+                        c.id,
+                        c.origin
+                            .and_then(|o| o.kind)
+                            .as_deref()
+                            .and_then(BilledCategory::parse),
+                    ),
+                };
+                let error_codes = st
+                    .errors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, e)| {
+                        error_code(e.code, &format!("{here}.errors[{k}].code"), Some(&id))
+                    })
+                    .collect::<Result<Vec<u32>, InputError>>()?;
                 out.push(Event::Status(Status {
                     id,
                     at,
@@ -622,6 +670,9 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     business: Some(business.clone()),
                     phone: Some(phone.clone()),
                     pricing,
+                    conversation_id,
+                    conversation_origin,
+                    error_codes,
                 }));
             }
         }

@@ -156,6 +156,9 @@ fn w3_a_pmp_marketing_sent() {
             Some(BilledCategory::Marketing),
             Some(MetaPricingType::Regular),
         ),
+        conversation_id: Some(Cow::Borrowed("72b14d6bd5407799e66f64d1b338e567")),
+        conversation_origin: Some(BilledCategory::Marketing),
+        error_codes: vec![],
     });
     assert_eq!(events, vec![expected]);
 }
@@ -187,6 +190,61 @@ fn one_two_c_failed_status() {
     assert_eq!(s.business.as_deref(), Some(WABA_A));
     assert_eq!(s.phone.as_deref(), Some(PHONE_A));
     assert_eq!(s.pricing, None);
+    assert_eq!(s.error_codes, vec![131_049]);
+    assert_eq!((&s.conversation_id, s.conversation_origin), (&None, None));
+}
+
+/// Error codes: every `errors[].code` in order (W-2 (g): 130472; 131050: the user stopped
+/// marketing messages); a code as decimal text is read too. A missing or non-numeric code is
+/// rejected, naming the field.
+#[test]
+fn one_two_error_codes_of_a_failed_status() {
+    let mut failed = fixture("c_failed_status.json");
+    failed["errors"] = json!([{"code": 131050, "title": "x"}, {"code": "130472"}]);
+    let l = line(&status_webhook(vec![failed.clone()]));
+    let events = parse_ok(&l);
+    assert_eq!(the_status(&events).error_codes, vec![131_050, 130_472]);
+
+    for (code, named) in [
+        (json!(null), "missing"),
+        (json!(-1), "-1"),
+        (json!("E42"), "E42"),
+    ] {
+        let mut bad = failed.clone();
+        bad["errors"][1]["code"] = code;
+        let e = parse_err(&line(&status_webhook(vec![bad])));
+        assert_names(
+            &e,
+            &[
+                "entry[0].changes[0].value.statuses[0].errors[1].code",
+                named,
+            ],
+        );
+    }
+}
+
+/// W-1/W-2: `conversation.origin.type` is read like `pricing.category`; an unknown origin is
+/// `None` (Meta adds categories), not an error; the id is kept without an origin.
+#[test]
+fn w2_conversation_origin() {
+    let mut w = a_with("sent", 0, None);
+    status_of(&mut w)["conversation"]["origin"]["type"] = json!("authentication-international");
+    let l = line(&w);
+    let events = parse_ok(&l);
+    assert_eq!(
+        the_status(&events).conversation_origin,
+        Some(BilledCategory::AuthenticationInternational)
+    );
+
+    status_of(&mut w)["conversation"]["origin"]["type"] = json!("general_purpose_ai");
+    let l = line(&w);
+    let events = parse_ok(&l);
+    let s = the_status(&events);
+    assert_eq!(s.conversation_origin, None);
+    assert_eq!(
+        s.conversation_id.as_deref(),
+        Some("72b14d6bd5407799e66f64d1b338e567")
+    );
 }
 
 /// (f) W-3: a PMP status with BSUID fields (`parent_recipient_user_id`) parses like any other.
@@ -300,6 +358,9 @@ fn w1_i_era_b_user_initiated_capture() {
             Some(BilledCategory::UserInitiated),
             None,
         ),
+        conversation_id: Some(Cow::Borrowed("2e889aa0c7d5d0c9e2626780cadb6554")),
+        conversation_origin: Some(BilledCategory::UserInitiated),
+        error_codes: vec![],
     });
     assert_eq!(events, vec![expected]);
 }
