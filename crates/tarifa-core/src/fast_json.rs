@@ -327,8 +327,12 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 };
                 once(&mut raw.group, &mut seen, bit(13), v)
             }
-            // Webhook bodies are serde's.
-            b"object" | b"entry" => None,
+            // Webhook bodies and account updates (rare, nested) are serde's.
+            b"object"
+            | b"entry"
+            | b"event"
+            | b"volume_tier_info"
+            | b"auth_international_rate_eligibility" => None,
             _ => s.skip_value(0),
         }
     })?;

@@ -100,6 +100,57 @@ pub struct TemplateCategoryChange<'a> {
     pub category: TemplateCategory,
 }
 
+/// Meta's `account_update` webhook. Rating does not use it (tiers are computed from the tier
+/// card, V-7; eligibility comes from the config, AI-5), but the service shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountUpdate<'a> {
+    /// The WABA (entry id).
+    pub business: Cow<'a, str>,
+    /// The entry `time`.
+    pub at: Instant,
+    pub change: AccountChange<'a>,
+}
+
+/// `value.event` of an `account_update` webhook: `VOLUME_BASED_PRICING_TIER_UPDATE`.
+pub const VOLUME_TIER_EVENT: &str = "VOLUME_BASED_PRICING_TIER_UPDATE";
+/// `value.event` of an `account_update` webhook: `AUTH_INTL_PRICE_ELIGIBILITY_UPDATE`.
+pub const AUTH_INTL_EVENT: &str = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE";
+
+/// What an `account_update` says, by its `event`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccountChange<'a> {
+    /// [`VOLUME_TIER_EVENT`], from `value.volume_tier_info` (spec §9.2 (k)): Meta's volume tier
+    /// of a category (as Meta writes it, e.g. `UTILITY`), e.g. `25000001:50000000`.
+    VolumeTier {
+        category: Cow<'a, str>,
+        tier: Cow<'a, str>,
+        /// `2025-11`
+        effective_month: Option<Cow<'a, str>>,
+        /// `India`
+        region: Option<Cow<'a, str>>,
+    },
+    /// [`AUTH_INTL_EVENT`], from `value.auth_international_rate_eligibility` (spec §9.2 (l)):
+    /// authentication-international rates apply from `start`, in the listed countries
+    /// (country code, start) from their own start.
+    AuthInternationalEligibility {
+        start: Option<Instant>,
+        exceptions: Vec<(Cow<'a, str>, Instant)>,
+    },
+    /// Any other `event`, by name (never one of the two above).
+    Other(Cow<'a, str>),
+}
+
+impl AccountChange<'_> {
+    /// The webhook's `event` name.
+    pub fn event(&self) -> &str {
+        match self {
+            AccountChange::VolumeTier { .. } => VOLUME_TIER_EVENT,
+            AccountChange::AuthInternationalEligibility { .. } => AUTH_INTL_EVENT,
+            AccountChange::Other(name) => name,
+        }
+    }
+}
+
 /// One event of the input.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event<'a> {
@@ -107,7 +158,9 @@ pub enum Event<'a> {
     Outbound(Outbound<'a>),
     Status(Status<'a>),
     TemplateCategory(TemplateCategoryChange<'a>),
-    /// A webhook the rating does not use (e.g. `account_update`); counted, not an error.
+    AccountUpdate(AccountUpdate<'a>),
+    /// A webhook the rating does not use (another `field`, a status such as `deleted`);
+    /// counted, not an error.
     Ignored,
 }
 
@@ -205,6 +258,13 @@ pub(crate) struct RawLine<'a> {
     pub(crate) agent: Option<RawAgent>,
     #[serde(borrow)]
     pub(crate) group: Option<GroupRef<'a>>,
+    // account_update: the webhook's `event` and its object, as Meta writes them.
+    #[serde(borrow)]
+    pub(crate) event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) volume_tier_info: Option<RawVolumeTier<'a>>,
+    #[serde(borrow)]
+    pub(crate) auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
     #[serde(borrow)]
     pub(crate) object: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -251,6 +311,41 @@ struct RawValue<'a> {
     message_template_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     new_category: Option<Cow<'a, str>>,
+    // account_update
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    volume_tier_info: Option<RawVolumeTier<'a>>,
+    #[serde(borrow)]
+    auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawVolumeTier<'a> {
+    #[serde(borrow)]
+    pricing_category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_month: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawAuthIntl<'a> {
+    #[serde(borrow)]
+    start_time: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
+    exception_countries: Vec<RawExceptionCountry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawExceptionCountry<'a> {
+    #[serde(borrow)]
+    country_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    start_time: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -413,7 +508,7 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     let kind = raw.kind.ok_or_else(|| {
         error(
             id,
-            "missing field `type` (inbound, outbound, status, template_category) or `object`",
+            "missing field `type` (inbound, outbound, status, template_category, account_update) or `object`",
         )
     })?;
     match kind.as_ref() {
@@ -550,12 +645,67 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
                 category,
             }))
         }
+        "account_update" => Ok(Event::AccountUpdate(AccountUpdate {
+            at: instant(raw.at, "at", id)?,
+            business: required(raw.business, "business", id)?,
+            change: account_change(
+                required(raw.event, "event", id)?,
+                raw.volume_tier_info,
+                raw.auth_international_rate_eligibility,
+                "",
+            )?,
+        })),
         other => Err(error(
             id,
             format!(
-                "field `type`: {other:?} is not inbound, outbound, status or template_category"
+                "field `type`: {other:?} is not inbound, outbound, status, template_category or account_update"
             ),
         )),
+    }
+}
+
+/// The change an `account_update` names by `event`, from its object as Meta writes it (webhooks
+/// and normalized lines share the shape); `here` prefixes field paths in errors.
+fn account_change<'a>(
+    event: Cow<'a, str>,
+    volume: Option<RawVolumeTier<'a>>,
+    auth: Option<RawAuthIntl<'a>>,
+    here: &str,
+) -> Result<AccountChange<'a>, InputError> {
+    let missing = |field: &str| error(None, format!("missing field `{here}{field}`"));
+    match event.as_ref() {
+        VOLUME_TIER_EVENT => {
+            let v = volume.ok_or_else(|| missing("volume_tier_info"))?;
+            let field = |name: &str| format!("{here}volume_tier_info.{name}");
+            Ok(AccountChange::VolumeTier {
+                category: required(v.pricing_category, &field("pricing_category"), None)?,
+                tier: required(v.tier, &field("tier"), None)?,
+                effective_month: v.effective_month,
+                region: v.region,
+            })
+        }
+        AUTH_INTL_EVENT => {
+            let a = auth.ok_or_else(|| missing("auth_international_rate_eligibility"))?;
+            let path = format!("{here}auth_international_rate_eligibility");
+            let start = match a.start_time {
+                None => None,
+                t => Some(instant(t, &format!("{path}.start_time"), None)?),
+            };
+            let exceptions = a
+                .exception_countries
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let field = |name: &str| format!("{path}.exception_countries[{i}].{name}");
+                    Ok((
+                        required(c.country_code, &field("country_code"), None)?,
+                        instant(c.start_time, &field("start_time"), None)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, InputError>>()?;
+            Ok(AccountChange::AuthInternationalEligibility { start, exceptions })
+        }
+        _ => Ok(AccountChange::Other(event)),
     }
 }
 
@@ -591,6 +741,23 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                         business: business.clone(),
                         template,
                         category,
+                    }));
+                    continue;
+                }
+                Some("account_update") => {
+                    let at = entry
+                        .time
+                        .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
+                    let event = required(value.event, &format!("{here}.value.event"), None)?;
+                    out.push(Event::AccountUpdate(AccountUpdate {
+                        business: business.clone(),
+                        at,
+                        change: account_change(
+                            event,
+                            value.volume_tier_info,
+                            value.auth_international_rate_eligibility,
+                            &format!("{here}.value."),
+                        )?,
                     }));
                     continue;
                 }

@@ -15,8 +15,8 @@ use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel, Templ
 use tarifa_core::config::{BusinessConfig, Rules};
 use tarifa_core::engine::{Prices, Rater, Setup};
 use tarifa_core::input::{
-    parse_line, DeliveryStatus, Event, Inbound, InputError, MetaPricing, Platform, Status,
-    TemplateCategoryChange,
+    parse_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound, InputError,
+    MetaPricing, Platform, Status, TemplateCategoryChange,
 };
 use tarifa_core::market::MarketOptions;
 
@@ -584,20 +584,128 @@ fn b6_j_inbound_with_referral() {
     }
 }
 
-/// (k) V-7: the `account_update` volume-tier webhook is not used for rating (tiers are computed
-/// from the tier card) → Ignored, not an error.
+/// (k) V-7: the `account_update` volume-tier webhook → AccountUpdate at the entry `time`, with
+/// Meta's category and tier as written (the rating computes tiers itself and ignores it).
 #[test]
-fn v7_k_volume_tier_update_is_ignored() {
+fn v7_k_volume_tier_update() {
     let text = line(&fixture("k_account_update_volume_tier.json"));
-    assert_eq!(parse_ok(&text), vec![Event::Ignored]);
+    let expected = Event::AccountUpdate(AccountUpdate {
+        business: Cow::Borrowed(WABA_A),
+        at: 1_743_451_903,
+        change: AccountChange::VolumeTier {
+            category: Cow::Borrowed("UTILITY"),
+            tier: Cow::Borrowed("25000001:50000000"),
+            effective_month: Some(Cow::Borrowed("2025-11")),
+            region: Some(Cow::Borrowed("India")),
+        },
+    });
+    assert_eq!(parse_ok(&text), vec![expected]);
 }
 
-/// (l) AI-5: the auth-international eligibility `account_update` → Ignored (eligibility comes
-/// from the config), not an error.
+/// (l) AI-5: the auth-international eligibility `account_update` → AccountUpdate with the start
+/// and the exception countries (the rating takes eligibility from the config and ignores it).
 #[test]
-fn ai5_l_auth_international_eligibility_is_ignored() {
+fn ai5_l_auth_international_eligibility() {
     let text = line(&fixture("l_account_update_auth_intl.json"));
-    assert_eq!(parse_ok(&text), vec![Event::Ignored]);
+    let expected = Event::AccountUpdate(AccountUpdate {
+        business: Cow::Borrowed(WABA_A),
+        at: 1_743_451_903,
+        change: AccountChange::AuthInternationalEligibility {
+            start: Some(1_748_780_624),
+            exceptions: vec![(Cow::Borrowed("ID"), 1_751_347_424)],
+        },
+    });
+    assert_eq!(parse_ok(&text), vec![expected]);
+}
+
+/// Another `account_update` event keeps its name; another webhook `field` stays Ignored.
+#[test]
+fn other_account_updates_and_fields() {
+    let mut w = fixture("k_account_update_volume_tier.json");
+    w["entry"][0]["changes"][0]["value"] = json!({"event": "PARTNER_ADDED"});
+    match parse_ok(&line(&w)).as_slice() {
+        [Event::AccountUpdate(u)] => {
+            assert_eq!(
+                u.change,
+                AccountChange::Other(Cow::Borrowed("PARTNER_ADDED"))
+            );
+            assert_eq!(u.change.event(), "PARTNER_ADDED");
+        }
+        other => panic!("{other:?}"),
+    }
+    w["entry"][0]["changes"][0]["field"] = json!("phone_number_quality_update");
+    assert_eq!(parse_ok(&line(&w)), vec![Event::Ignored]);
+}
+
+/// A bad `account_update` is rejected, naming the field path (here in the second change).
+#[test]
+fn account_update_errors_name_the_field_path() {
+    let k = fixture("k_account_update_volume_tier.json");
+    let l = fixture("l_account_update_auth_intl.json");
+    let in_second = |base: &Value, edit: &dyn Fn(&mut Value)| {
+        let mut w = base.clone();
+        let mut change = w["entry"][0]["changes"][0].clone();
+        edit(&mut change);
+        w["entry"][0]["changes"]
+            .as_array_mut()
+            .unwrap()
+            .push(change);
+        line(&w)
+    };
+    let here = "entry[0].changes[1].value";
+    let cases: Vec<(String, String)> = vec![
+        (
+            in_second(&k, &|c| c["value"]["volume_tier_info"]["tier"] = json!("")),
+            format!("`{here}.volume_tier_info.tier` is empty"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"]["volume_tier_info"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("pricing_category");
+            }),
+            format!("{here}.volume_tier_info.pricing_category"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("volume_tier_info");
+            }),
+            format!("{here}.volume_tier_info"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"].as_object_mut().unwrap().remove("event");
+            }),
+            format!("{here}.event"),
+        ),
+        (
+            in_second(&l, &|c| {
+                c["value"]["auth_international_rate_eligibility"]["start_time"] = json!("soon")
+            }),
+            format!("{here}.auth_international_rate_eligibility.start_time"),
+        ),
+        (
+            in_second(&l, &|c| {
+                c["value"]["auth_international_rate_eligibility"]["exception_countries"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("country_code");
+            }),
+            format!(
+                "{here}.auth_international_rate_eligibility.exception_countries[0].country_code"
+            ),
+        ),
+    ];
+    for (text, named) in cases {
+        assert_names(&parse_err(&text), &[&named]);
+    }
+    let mut no_time = k.clone();
+    no_time["entry"][0].as_object_mut().unwrap().remove("time");
+    assert_names(&parse_err(&line(&no_time)), &["entry[0].time"]);
 }
 
 /// 1-5: a `template_category_update` webhook → TemplateCategory at the entry `time`, for the
@@ -1156,4 +1264,20 @@ fn normalized_lines_follow_json_semantics() {
         let e = parse_err(&bad);
         assert!(e.to_string().starts_with("invalid JSON"), "{bad}: {e}");
     }
+}
+
+/// V-7, AI-5: account updates do not change the bill; they are counted (as ignored, and as
+/// account updates), even for a WABA that is not in the config.
+#[test]
+fn account_updates_are_counted_not_rated() {
+    let mut other_waba = fixture("l_account_update_auth_intl.json");
+    other_waba["entry"][0]["id"] = json!("999999999999999");
+    let bill = rate(&[
+        line(&fixture("k_account_update_volume_tier.json")),
+        line(&other_waba),
+    ]);
+    assert_eq!(bill.stats.account_updates, 2);
+    assert_eq!(bill.stats.ignored, 2);
+    assert_eq!(bill.stats.events, 2);
+    assert!(rated(&bill).is_empty());
 }
