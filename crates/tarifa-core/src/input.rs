@@ -258,6 +258,12 @@ pub(crate) struct RawLine<'a> {
     pub(crate) agent: Option<RawAgent>,
     #[serde(borrow)]
     pub(crate) group: Option<GroupRef<'a>>,
+    // status: what Meta's status webhook said.
+    #[serde(borrow)]
+    pub(crate) pricing: Option<RawPricing<'a>>,
+    #[serde(borrow)]
+    pub(crate) conversation: Option<RawLineConversation<'a>>,
+    pub(crate) errors: Option<Vec<u32>>,
     // account_update: the webhook's `event` and its object, as Meta writes them.
     #[serde(borrow)]
     pub(crate) event: Option<Cow<'a, str>>,
@@ -405,15 +411,26 @@ struct RawError<'a> {
     code: Option<Scalar<'a>>,
 }
 
-#[derive(Deserialize)]
-struct RawPricing<'a> {
-    billable: Option<bool>,
+/// Meta's `pricing` object; a normalized status line carries it under the same names.
+#[derive(Deserialize, Default)]
+pub(crate) struct RawPricing<'a> {
+    pub(crate) billable: Option<bool>,
     #[serde(borrow)]
-    pricing_model: Option<Cow<'a, str>>,
+    pub(crate) pricing_model: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    category: Option<Cow<'a, str>>,
+    pub(crate) category: Option<Cow<'a, str>>,
     #[serde(rename = "type", borrow)]
-    pricing_type: Option<Cow<'a, str>>,
+    pub(crate) pricing_type: Option<Cow<'a, str>>,
+}
+
+/// `conversation` of a normalized status: `{"id", "origin": "<category>"}` (flatter than Meta's
+/// `origin: {type}`).
+#[derive(Deserialize, Default)]
+pub(crate) struct RawLineConversation<'a> {
+    #[serde(borrow)]
+    pub(crate) id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) origin: Option<Cow<'a, str>>,
 }
 
 fn instant(
@@ -441,6 +458,46 @@ fn error_code(value: Option<Scalar<'_>>, field: &str, id: Option<&str>) -> Resul
         Some(Scalar::Int(v)) => u32::try_from(v).map_err(|_| bad(v.to_string())),
         Some(Scalar::Str(s)) => s.parse().map_err(|_| bad(format!("{s:?}"))),
     }
+}
+
+/// A billed category in a normalized line: unknown text is an error there (tarifa's own format
+/// should not lose a typo), while webhooks map it to `None` (Meta adds categories).
+fn billed_category(
+    text: Option<Cow<'_, str>>,
+    field: &str,
+    id: Option<&str>,
+) -> Result<Option<BilledCategory>, InputError> {
+    text.map(|t| {
+        BilledCategory::parse(&t).ok_or_else(|| {
+            error(
+                id,
+                format!("field `{field}`: {t:?} is not a billed category"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A normalized status's `pricing`; like [`billed_category`], an unknown model is an error.
+/// `type` keeps Meta's open vocabulary (anything unknown is `Other`, written back `"other"`).
+fn line_pricing(p: RawPricing<'_>, id: Option<&str>) -> Result<MetaPricing, InputError> {
+    let model = p
+        .pricing_model
+        .map(|m| {
+            PricingModel::parse(&m).ok_or_else(|| {
+                error(
+                    id,
+                    format!("field `pricing.pricing_model`: {m:?} is not NBP, CBP or PMP"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(MetaPricing {
+        billable: p.billable,
+        model,
+        category: billed_category(p.category, "pricing.category", id)?,
+        pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
+    })
 }
 
 fn required<'a>(
@@ -502,7 +559,7 @@ pub fn parse_line<'a>(line: &'a [u8], sink: &mut impl FnMut(Event<'a>)) -> Resul
     Ok(())
 }
 
-fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
+pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     let id_owned = raw.id.clone();
     let id = id_owned.as_deref();
     let kind = raw.kind.ok_or_else(|| {
@@ -610,16 +667,24 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
             let Some(status) = delivery_status(&status_text, id)? else {
                 return Ok(Event::Ignored);
             };
+            let pricing = raw.pricing.map(|p| line_pricing(p, id)).transpose()?;
+            let conversation = raw.conversation.unwrap_or_default();
             Ok(Event::Status(Status {
                 at: instant(raw.at, "at", id)?,
                 status,
                 recipient: raw.recipient,
-                business: None,
-                phone: None,
-                pricing: None,
-                conversation_id: None,
-                conversation_origin: None,
-                error_codes: Vec::new(),
+                // With business, phone and recipient, the engine rates the message from the
+                // status alone, as it does for a webhook status.
+                business: raw.business,
+                phone: raw.phone,
+                pricing,
+                conversation_id: conversation.id,
+                conversation_origin: billed_category(
+                    conversation.origin,
+                    "conversation.origin",
+                    id,
+                )?,
+                error_codes: raw.errors.unwrap_or_default(),
                 id: required(raw.id, "id", None)?,
             }))
         }

@@ -920,6 +920,76 @@ fn normalized_unknown_status_is_rejected() {
     assert_names(&e, &["status", "bounced"]);
 }
 
+/// A normalized status may carry what Meta's status webhook said (WABA, number, pricing,
+/// conversation, error codes), read the same whichever parsing path handles the line.
+#[test]
+fn normalized_status_with_meta_fields() {
+    let full = r#"{"type":"status","id":"out-1","at":1754298005,"status":"read","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":true,"pricing_model":"CBP","category":"authentication-international","type":"free_entry_point"},"conversation":{"id":"conv-1","origin":"referral_conversion"},"errors":[131050]}"#;
+    let expected = Event::Status(Status {
+        id: Cow::Borrowed("out-1"),
+        at: 1_754_298_005,
+        status: DeliveryStatus::Read,
+        recipient: Some(Cow::Borrowed("16505551234")),
+        business: Some(Cow::Borrowed("waba-1")),
+        phone: Some(Cow::Borrowed("pn-1")),
+        pricing: pricing(
+            Some(true),
+            PricingModel::Cbp,
+            Some(BilledCategory::AuthenticationInternational),
+            Some(MetaPricingType::FreeEntryPoint),
+        ),
+        conversation_id: Some(Cow::Borrowed("conv-1")),
+        conversation_origin: Some(BilledCategory::ReferralConversion),
+        error_codes: vec![131_050],
+    });
+    assert_eq!(parse_ok(full), vec![expected.clone()]);
+    // An escape sends the line to serde.
+    let escaped = full.replace(r#""id":"out-1""#, r#""id":"out\u002d1""#);
+    assert_eq!(parse_ok(&escaped), vec![expected]);
+
+    // `pricing: {}` is a pricing that says nothing; an unknown `type` is `Other`.
+    let l = edit(STATUS, |o| {
+        o.insert("pricing".into(), json!({}));
+    });
+    assert_eq!(the_status(&parse_ok(&l)).pricing, pricing_none());
+    let l = edit(STATUS, |o| {
+        o.insert("pricing".into(), json!({"type": "free_tier"}));
+    });
+    assert_eq!(
+        the_status(&parse_ok(&l)).pricing.unwrap().pricing_type,
+        Some(MetaPricingType::Other)
+    );
+
+    // Unlike in a webhook, an unknown model or category is an error in tarifa's own format.
+    for (field, value, named) in [
+        (
+            "pricing",
+            json!({"pricing_model": "XBP"}),
+            "pricing.pricing_model",
+        ),
+        ("pricing", json!({"category": "promo"}), "pricing.category"),
+        (
+            "conversation",
+            json!({"origin": "promo"}),
+            "conversation.origin",
+        ),
+    ] {
+        let e = parse_err(&edit(STATUS, |o| {
+            o.insert(field.into(), value);
+        }));
+        assert_names(&e, &[named]);
+    }
+}
+
+fn pricing_none() -> Option<MetaPricing> {
+    Some(MetaPricing {
+        billable: None,
+        model: None,
+        category: None,
+        pricing_type: None,
+    })
+}
+
 #[test]
 fn normalized_missing_required_fields_are_named() {
     for (base, field) in [
@@ -1248,6 +1318,7 @@ fn normalized_lines_follow_json_semantics() {
     assert_eq!(at(r#""2025-08-04T09:00:05Z""#).unwrap(), 1_754_298_005);
     assert!(at("1754298005.5").is_err(), "fractional seconds");
     assert!(at("null").is_err(), "null time");
+    assert!(at("-0").is_err(), "serde_json reads -0 as a float");
 
     let spaced = r#"  { "type" : "status" , "id" : "out-1" , "at" : "2025-08-04T09:00:05Z" , "status" : "delivered" }  "#;
     assert_eq!(parse_ok(spaced).len(), 1);
@@ -1280,4 +1351,23 @@ fn account_updates_are_counted_not_rated() {
     assert_eq!(bill.stats.ignored, 2);
     assert_eq!(bill.stats.events, 2);
     assert!(rated(&bill).is_empty());
+}
+
+/// W-3: a normalized status with WABA, number and recipient describes its message like a webhook
+/// status does: rated without an outbound record, from `pricing.category`.
+#[test]
+fn normalized_status_with_business_is_rated_alone() {
+    let l = r#"{"type":"status","id":"n1","at":"2025-08-04T09:00:05Z","status":"delivered","recipient":"16505551234","business":"102290129340398","phone":"pn-1","pricing":{"billable":true,"pricing_model":"PMP","category":"utility","type":"regular"}}"#;
+    let bill = rate(&[l.to_string()]);
+    assert_eq!(
+        rated(&bill),
+        vec![(
+            "n1".to_string(),
+            "utility".into(),
+            "regular".into(),
+            dec("0.004"),
+            na()
+        )]
+    );
+    assert_eq!(bill.stats.orphan_statuses, 0);
 }
