@@ -8,7 +8,7 @@
 use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
 use crate::time::{parse_instant, Instant};
 use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -191,7 +191,7 @@ fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
 }
 
 /// A JSON string or number (Meta writes timestamps as strings, users may write numbers).
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum Scalar<'a> {
     #[serde(borrow)]
@@ -199,28 +199,29 @@ pub(crate) enum Scalar<'a> {
     Int(i64),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawTemplate<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) category: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawAgent {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawGroup<'a> {
     #[serde(borrow)]
     pub(crate) id: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) members: Vec<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum GroupRef<'a> {
     #[serde(borrow)]
@@ -229,56 +230,60 @@ pub(crate) enum GroupRef<'a> {
     Full(RawGroup<'a>),
 }
 
-/// Every field any line kind may carry; which are required depends on the kind.
-#[derive(Deserialize, Default)]
+/// Every field any line kind may carry; which are required depends on the kind. [`to_json_line`]
+/// writes it too, so reader and writer cannot disagree on a name.
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct RawLine<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) at: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) business: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) phone: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) user: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "write_true")]
     pub(crate) referral: Option<IgnoredAny>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) platform: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) template: Option<TemplateField<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) recipient: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) category: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) agent: Option<RawAgent>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) group: Option<GroupRef<'a>>,
     // status: what Meta's status webhook said.
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) pricing: Option<RawPricing<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) conversation: Option<RawLineConversation<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) errors: Option<Vec<u32>>,
     // account_update: the webhook's `event` and its object, as Meta writes them.
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) event: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) volume_tier_info: Option<RawVolumeTier<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing)]
     pub(crate) object: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing)]
     pub(crate) entry: Option<Vec<RawEntry<'a>>>,
 }
 
 /// `template` is an object on outbound events and a name on `template_category` events.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum TemplateField<'a> {
     #[serde(borrow)]
@@ -326,31 +331,31 @@ struct RawValue<'a> {
     auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawVolumeTier<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pricing_category: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     tier: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     effective_month: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     region: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawAuthIntl<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     start_time: Option<Scalar<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
     exception_countries: Vec<RawExceptionCountry<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct RawExceptionCountry<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     country_code: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     start_time: Option<Scalar<'a>>,
 }
 
@@ -412,24 +417,25 @@ struct RawError<'a> {
 }
 
 /// Meta's `pricing` object; a normalized status line carries it under the same names.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct RawPricing<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) billable: Option<bool>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) pricing_model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) category: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) pricing_type: Option<Cow<'a, str>>,
 }
 
 /// `conversation` of a normalized status: `{"id", "origin": "<category>"}` (flatter than Meta's
 /// `origin: {type}`).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct RawLineConversation<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) origin: Option<Cow<'a, str>>,
 }
 
@@ -910,4 +916,156 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing normalized lines
+// ---------------------------------------------------------------------------------------------
+
+/// `referral` is written `true` (any value but `null` means a referral).
+fn write_true<S: Serializer>(_: &Option<IgnoredAny>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(true)
+}
+
+fn lent(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
+
+fn lent_opt<'e>(text: &'e Option<Cow<'_, str>>) -> Option<Cow<'e, str>> {
+    text.as_deref().map(Cow::Borrowed)
+}
+
+/// A group message may have no user (read as ""): the field is left out then.
+fn user_of(user: &str, group: bool) -> Option<Cow<'_, str>> {
+    (!user.is_empty() || !group).then(|| lent(user))
+}
+
+/// An event as one normalized JSON line (no newline) that [`parse_line`] reads back as an equal
+/// event: the service stores each event of a webhook this way, on its own. `at` is written in
+/// Unix seconds. `None` only for [`Event::Ignored`], which holds nothing to keep.
+///
+/// Only events [`parse_line`] can produce are guaranteed to read back: e.g. an empty required
+/// field, or an [`AccountChange::Other`] named like a known event, would not.
+pub fn to_json_line(event: &Event<'_>) -> Option<String> {
+    let kind = |k: &'static str| Some(Cow::Borrowed(k));
+    let raw = match event {
+        Event::Inbound(e) => RawLine {
+            kind: kind("inbound"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            phone: Some(lent(&e.phone)),
+            user: user_of(&e.user, e.group.is_some()),
+            referral: e.referral.then_some(IgnoredAny),
+            platform: match e.platform {
+                Platform::Unknown => None,
+                Platform::Android => kind("android"),
+                Platform::Ios => kind("ios"),
+                Platform::Web => kind("web"),
+            },
+            group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
+            ..RawLine::default()
+        },
+        Event::Outbound(e) => RawLine {
+            kind: kind("outbound"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            phone: Some(lent(&e.phone)),
+            user: user_of(&e.user, e.group.is_some()),
+            template: e.template.as_ref().map(|(name, category)| {
+                TemplateField::Object(RawTemplate {
+                    name: Some(lent(name)),
+                    category: Some(lent(category.as_str())),
+                })
+            }),
+            agent: e.agent_tokens.map(|tokens| RawAgent {
+                tokens: Some(tokens),
+            }),
+            group: e.group.as_ref().map(|(id, members)| {
+                GroupRef::Full(RawGroup {
+                    id: lent(id),
+                    members: members.iter().map(|m| lent(m)).collect(),
+                })
+            }),
+            ..RawLine::default()
+        },
+        Event::Status(e) => RawLine {
+            kind: kind("status"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            status: kind(match e.status {
+                DeliveryStatus::Sent => "sent",
+                DeliveryStatus::Delivered => "delivered",
+                DeliveryStatus::Read => "read",
+                DeliveryStatus::Failed => "failed",
+            }),
+            recipient: lent_opt(&e.recipient),
+            business: lent_opt(&e.business),
+            phone: lent_opt(&e.phone),
+            pricing: e.pricing.map(|p| RawPricing {
+                billable: p.billable,
+                pricing_model: p.model.map(|m| lent(m.as_str())),
+                category: p.category.map(|c| lent(c.as_str())),
+                pricing_type: p.pricing_type.map(|t| lent(t.as_str())),
+            }),
+            conversation: (e.conversation_id.is_some() || e.conversation_origin.is_some()).then(
+                || RawLineConversation {
+                    id: lent_opt(&e.conversation_id),
+                    origin: e.conversation_origin.map(|c| lent(c.as_str())),
+                },
+            ),
+            errors: (!e.error_codes.is_empty()).then(|| e.error_codes.clone()),
+            ..RawLine::default()
+        },
+        Event::TemplateCategory(e) => RawLine {
+            kind: kind("template_category"),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            template: Some(TemplateField::Name(lent(&e.template))),
+            category: Some(lent(e.category.as_str())),
+            ..RawLine::default()
+        },
+        Event::AccountUpdate(e) => {
+            let mut raw = RawLine {
+                kind: kind("account_update"),
+                at: Some(Scalar::Int(e.at)),
+                business: Some(lent(&e.business)),
+                event: Some(lent(e.change.event())),
+                ..RawLine::default()
+            };
+            match &e.change {
+                AccountChange::VolumeTier {
+                    category,
+                    tier,
+                    effective_month,
+                    region,
+                } => {
+                    raw.volume_tier_info = Some(RawVolumeTier {
+                        pricing_category: Some(lent(category)),
+                        tier: Some(lent(tier)),
+                        effective_month: lent_opt(effective_month),
+                        region: lent_opt(region),
+                    })
+                }
+                AccountChange::AuthInternationalEligibility { start, exceptions } => {
+                    raw.auth_international_rate_eligibility = Some(RawAuthIntl {
+                        start_time: start.map(Scalar::Int),
+                        exception_countries: exceptions
+                            .iter()
+                            .map(|(country, at)| RawExceptionCountry {
+                                country_code: Some(lent(country)),
+                                start_time: Some(Scalar::Int(*at)),
+                            })
+                            .collect(),
+                    })
+                }
+                AccountChange::Other(_) => {}
+            }
+            raw
+        }
+        Event::Ignored => return None,
+    };
+    // Strings, integers and booleans under string keys: serializing cannot fail.
+    Some(serde_json::to_string(&raw).expect("a normalized line always serializes"))
 }

@@ -15,8 +15,8 @@ use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel, Templ
 use tarifa_core::config::{BusinessConfig, Rules};
 use tarifa_core::engine::{Prices, Rater, Setup};
 use tarifa_core::input::{
-    parse_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound, InputError,
-    MetaPricing, Platform, Status, TemplateCategoryChange,
+    parse_line, to_json_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound,
+    InputError, MetaPricing, Platform, Status, TemplateCategoryChange,
 };
 use tarifa_core::market::MarketOptions;
 
@@ -1370,4 +1370,116 @@ fn normalized_status_with_business_is_rated_alone() {
         )]
     );
     assert_eq!(bill.stats.orphan_statuses, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalized lines written by `to_json_line`
+// ---------------------------------------------------------------------------------------------
+
+/// Every fixture as a full webhook line: full bodies as they are, a change wrapped in an entry,
+/// a status object in the envelope of (a), and a fragment (`pricing`, `conversation`) merged
+/// into the status of (a).
+fn every_fixture_as_a_webhook() -> Vec<(String, String)> {
+    let dir = format!("{}/tests/fixtures/webhooks", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let v = fixture(&name);
+            let webhook = if v.get("object").is_some() {
+                v
+            } else if v.get("value").is_some() {
+                json!({
+                    "object": "whatsapp_business_account",
+                    "entry": [{ "id": WABA_I, "changes": [v] }],
+                })
+            } else if v.get("status").is_some() {
+                status_webhook(vec![v])
+            } else {
+                let mut w = a_with("delivered", 60, None);
+                for (k, x) in v.as_object().unwrap() {
+                    status_of(&mut w)[k] = x.clone();
+                }
+                w
+            };
+            (name, line(&webhook))
+        })
+        .collect()
+}
+
+/// Every event of every webhook fixture is written as one normalized line that reads back as
+/// the same event.
+#[test]
+fn every_fixture_event_round_trips_through_a_normalized_line() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (name, webhook) in every_fixture_as_a_webhook() {
+        for event in parse_ok(&webhook) {
+            let Some(text) = to_json_line(&event) else {
+                panic!("{name}: no line for {event:?}");
+            };
+            kinds.insert(text[..20].to_string());
+            assert_eq!(parse_ok(&text), vec![event], "{name}: {text}");
+        }
+    }
+    // Statuses, an inbound message, a category change and both account updates.
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert_eq!(to_json_line(&Event::Ignored), None);
+}
+
+/// The normalized line of the first event of a fixture.
+fn first_written(name: &str) -> String {
+    let text = line(&fixture(name));
+    let events = parse_ok(&text);
+    to_json_line(&events[0]).unwrap()
+}
+
+/// The normalized line of a webhook status and of an account update, field by field.
+#[test]
+fn normalized_line_shapes() {
+    let a = first_written("a_pmp_marketing_sent.json");
+    let expected = json!({
+        "type": "status", "id": WAMID_A, "at": 1_750_030_073, "business": WABA_A,
+        "phone": PHONE_A, "status": "sent", "recipient": RECIPIENT_A,
+        "pricing": {"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"},
+        "conversation": {"id": "72b14d6bd5407799e66f64d1b338e567", "origin": "marketing"},
+    });
+    let written: Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(written, expected);
+
+    let k = first_written("k_account_update_volume_tier.json");
+    assert_eq!(
+        k,
+        r#"{"type":"account_update","at":1743451903,"business":"102290129340398","event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{"pricing_category":"UTILITY","tier":"25000001:50000000","effective_month":"2025-11","region":"India"}}"#
+    );
+    let l = first_written("l_account_update_auth_intl.json");
+    assert_eq!(
+        l,
+        r#"{"type":"account_update","at":1743451903,"business":"102290129340398","event":"AUTH_INTL_PRICE_ELIGIBILITY_UPDATE","auth_international_rate_eligibility":{"start_time":1748780624,"exception_countries":[{"country_code":"ID","start_time":1751347424}]}}"#
+    );
+
+    // A group message without a user leaves `user` out; `read` is written for `played`; an
+    // outbound template without a name gets `"name": ""`.
+    for (normalized, written) in [
+        (
+            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","group":"grp","platform":"desktop"}"#,
+            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","platform":"web","group":"grp"}"#,
+        ),
+        (
+            r#"{"type":"status","id":"s1","at":"1970-01-01T00:00:05Z","status":"played"}"#,
+            r#"{"type":"status","id":"s1","at":5,"status":"read"}"#,
+        ),
+        (
+            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"category":"authentication_international"},"referral":{}}"#,
+            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"name":"","category":"authentication"}}"#,
+        ),
+    ] {
+        let events = parse_ok(normalized);
+        assert_eq!(to_json_line(&events[0]).unwrap(), written);
+        assert_eq!(parse_ok(written), events);
+    }
 }
