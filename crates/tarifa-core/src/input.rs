@@ -2,8 +2,22 @@
 //!
 //! One JSON object per line. A line with `"object": "whatsapp_business_account"` is a raw webhook
 //! (it may carry several messages and statuses); any other line is a normalized event
-//! (`"type": "inbound" | "outbound" | "status" | "template_category"`). Both kinds may be mixed in
-//! one file. Parsing never panics: a bad line gives an [`InputError`] naming the field.
+//! (`"type": "inbound" | "outbound" | "status" | "template_category" | "account_update"`). Both
+//! kinds may be mixed in one file. Parsing never panics: a bad line gives an [`InputError`] naming
+//! the field.
+//!
+//! Every event a webhook yields has a normalized form, so that a service can store each one on its
+//! own ([`to_json_line`] writes it, [`parse_line`] reads back an equal event):
+//!
+//! * `status` may carry what Meta's status webhook said: `business` and `phone` (with `recipient`
+//!   they let the engine rate the message from the status alone, as for a webhook), `pricing`
+//!   (Meta's object and names: `billable`, `pricing_model`, `category`, `type`), `conversation`
+//!   `{"id", "origin": "<category>"}` and `errors` `[131050, …]` (the codes).
+//! * `account_update` is `at`, `business`, Meta's `event` and, for the two events that matter to
+//!   pricing, Meta's own object: `volume_tier_info` or `auth_international_rate_eligibility`.
+//!
+//! Unknown values of Meta's open vocabularies (a new `pricing.category`, `origin.type` or
+//! `pricing_model`) are `None` in webhooks but errors in normalized lines, tarifa's own format.
 
 use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
 use crate::time::{parse_instant, Instant};
