@@ -187,6 +187,16 @@ impl PricingModel {
             PricingModel::Pmp => "PMP",
         }
     }
+
+    /// Parses Meta's `pricing.pricing_model` (exactly as Meta writes it, upper case).
+    pub fn parse(text: &str) -> Option<PricingModel> {
+        Some(match text {
+            "NBP" => PricingModel::Nbp,
+            "CBP" => PricingModel::Cbp,
+            "PMP" => PricingModel::Pmp,
+            _ => return None,
+        })
+    }
 }
 
 /// Meta's `pricing.type` values (W-3), as reported in webhooks, kept for reconciliation.
@@ -206,6 +216,18 @@ impl MetaPricingType {
             "free_customer_service" => MetaPricingType::FreeCustomerService,
             "free_entry_point" => MetaPricingType::FreeEntryPoint,
             _ => MetaPricingType::Other,
+        }
+    }
+
+    /// The webhook value; `Other` is written `"other"`, which [`MetaPricingType::parse`] reads
+    /// back as `Other` (the unknown text itself is not kept: reconciliation only needs to know
+    /// that Meta said something this version does not know).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetaPricingType::Regular => "regular",
+            MetaPricingType::FreeCustomerService => "free_customer_service",
+            MetaPricingType::FreeEntryPoint => "free_entry_point",
+            MetaPricingType::Other => "other",
         }
     }
 }

@@ -4,9 +4,14 @@
 //! is a flat object with short ASCII strings. This scanner fills the same [`RawLine`] that serde
 //! would, so validation and errors stay in one place (`input::normalized`); it gives up (returns
 //! `None`) on anything it does not handle exactly like serde — escapes, floats, duplicate keys,
-//! webhook bodies, group member arrays, malformed JSON — and the caller falls back to serde.
+//! webhook bodies, group member arrays, account updates, malformed JSON — and the caller falls
+//! back to serde. Every field of [`RawLine`] must be either filled here or a reason to give up:
+//! a key skipped here as unknown would be silently lost.
 
-use crate::input::{GroupRef, RawAgent, RawLine, RawTemplate, Scalar, TemplateField};
+use crate::input::{
+    GroupRef, RawAgent, RawLine, RawLineConversation, RawPricing, RawTemplate, Scalar,
+    TemplateField,
+};
 use serde::de::IgnoredAny;
 use std::borrow::Cow;
 
@@ -132,6 +137,10 @@ impl<'a> Scanner<'a> {
         if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || digits.len() > 18 {
             return None;
         }
+        // serde_json reads `-0` as a float.
+        if digits == b"0" && start != digits_start {
+            return None;
+        }
         if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
             return None;
         }
@@ -145,6 +154,16 @@ impl<'a> Scanner<'a> {
                 self.i += 1;
                 Some(Some(Cow::Borrowed(self.string_body()?)))
             }
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => None,
+        }
+    }
+
+    /// `true`, `false` or `null`.
+    fn opt_bool(&mut self) -> Option<Option<bool>> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
             b'n' => self.literal(b"null").map(|()| None),
             _ => None,
         }
@@ -199,6 +218,26 @@ impl<'a> Scanner<'a> {
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             _ => self.integer().map(|_| ()),
+        }
+    }
+
+    /// Iterates the items of an array, calling `item`, which must consume each.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
         }
     }
 
@@ -327,8 +366,59 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 };
                 once(&mut raw.group, &mut seen, bit(13), v)
             }
-            // Webhook bodies are serde's.
-            b"object" | b"entry" => None,
+            b"pricing" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    let mut p = RawPricing::default();
+                    let mut pseen = 0u32;
+                    s.object(|s, k| match k.as_bytes() {
+                        b"billable" => once(&mut p.billable, &mut pseen, 1, s.opt_bool()?),
+                        b"pricing_model" => {
+                            once(&mut p.pricing_model, &mut pseen, 2, s.opt_string()?)
+                        }
+                        b"category" => once(&mut p.category, &mut pseen, 4, s.opt_string()?),
+                        b"type" => once(&mut p.pricing_type, &mut pseen, 8, s.opt_string()?),
+                        _ => s.skip_value(1),
+                    })?;
+                    Some(p)
+                };
+                once(&mut raw.pricing, &mut seen, bit(14), v)
+            }
+            b"conversation" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    let mut c = RawLineConversation::default();
+                    let mut cseen = 0u32;
+                    s.object(|s, k| match k.as_bytes() {
+                        b"id" => once(&mut c.id, &mut cseen, 1, s.opt_string()?),
+                        b"origin" => once(&mut c.origin, &mut cseen, 2, s.opt_string()?),
+                        _ => s.skip_value(1),
+                    })?;
+                    Some(c)
+                };
+                once(&mut raw.conversation, &mut seen, bit(15), v)
+            }
+            b"errors" => {
+                let v = if s.null() {
+                    None
+                } else {
+                    let mut codes = Vec::new();
+                    s.array(|s| {
+                        codes.push(u32::try_from(s.integer()?).ok()?);
+                        Some(())
+                    })?;
+                    Some(codes)
+                };
+                once(&mut raw.errors, &mut seen, bit(16), v)
+            }
+            // Webhook bodies and account updates (rare, nested) are serde's.
+            b"object"
+            | b"entry"
+            | b"event"
+            | b"volume_tier_info"
+            | b"auth_international_rate_eligibility" => None,
             _ => s.skip_value(0),
         }
     })?;
@@ -338,7 +428,44 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_stop, STOPS};
+    use super::{find_stop, scan, STOPS};
+    use crate::input::{normalized, RawLine};
+
+    /// A normalized status with every optional field is read by the scanner (not handed to
+    /// serde) and gives the event serde gives: no field is skipped as unknown.
+    #[test]
+    fn status_with_every_field_scans_like_serde() {
+        let line = br#"{"type":"status","id":"m1","at":1754298005,"status":"failed","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":false,"pricing_model":"PMP","category":"marketing","type":"regular"},"conversation":{"id":"c1","origin":"marketing"},"errors":[131050,130472]}"#;
+        let fast = scan(line).expect("the scanner reads it");
+        let slow: RawLine<'_> = serde_json::from_slice(line).expect("valid JSON");
+        let (fast, slow) = (normalized(fast), normalized(slow));
+        assert_eq!(fast, slow);
+        let text = format!("{fast:?}");
+        for needle in [
+            "waba-1",
+            "pn-1",
+            "Pmp",
+            "c1",
+            "131050",
+            "130472",
+            "billable: Some(false)",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        // Shapes serde rejects or reads differently are left to serde.
+        for bad in [
+            r#"{"errors":[-1]}"#,
+            r#"{"errors":[4294967296]}"#,
+            r#"{"errors":[1.0]}"#,
+            r#"{"at":-0}"#,
+            r#"{"pricing":{"billable":1}}"#,
+            r#"{"pricing":{"type":"a","type":"b"}}"#,
+            r#"{"conversation":{"origin":{"type":"marketing"}}}"#,
+            r#"{"event":"PARTNER_ADDED"}"#,
+        ] {
+            assert!(scan(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
 
     /// The word-at-a-time search finds exactly what a byte loop finds, wherever the stop is.
     #[test]

@@ -2,13 +2,27 @@
 //!
 //! One JSON object per line. A line with `"object": "whatsapp_business_account"` is a raw webhook
 //! (it may carry several messages and statuses); any other line is a normalized event
-//! (`"type": "inbound" | "outbound" | "status" | "template_category"`). Both kinds may be mixed in
-//! one file. Parsing never panics: a bad line gives an [`InputError`] naming the field.
+//! (`"type": "inbound" | "outbound" | "status" | "template_category" | "account_update"`). Both
+//! kinds may be mixed in one file. Parsing never panics: a bad line gives an [`InputError`] naming
+//! the field.
+//!
+//! Every event a webhook yields has a normalized form, so that a service can store each one on its
+//! own ([`to_json_line`] writes it, [`parse_line`] reads back an equal event):
+//!
+//! * `status` may carry what Meta's status webhook said: `business` and `phone` (with `recipient`
+//!   they let the engine rate the message from the status alone, as for a webhook), `pricing`
+//!   (Meta's object and names: `billable`, `pricing_model`, `category`, `type`), `conversation`
+//!   `{"id", "origin": "<category>"}` and `errors` `[131050, …]` (the codes).
+//! * `account_update` is `at`, `business`, Meta's `event` and, for the two events that matter to
+//!   pricing, Meta's own object: `volume_tier_info` or `auth_international_rate_eligibility`.
+//!
+//! Unknown values of Meta's open vocabularies (a new `pricing.category`, `origin.type` or
+//! `pricing_model`) are `None` in webhooks but errors in normalized lines, tarifa's own format.
 
 use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
 use crate::time::{parse_instant, Instant};
 use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -82,6 +96,13 @@ pub struct Status<'a> {
     pub business: Option<Cow<'a, str>>,
     pub phone: Option<Cow<'a, str>>,
     pub pricing: Option<MetaPricing>,
+    /// Meta's `conversation.id` (W-1, W-4: from v24.0 only inside an entry point window).
+    pub conversation_id: Option<Cow<'a, str>>,
+    /// Meta's `conversation.origin.type`; `None` when absent or not a known category.
+    pub conversation_origin: Option<BilledCategory>,
+    /// Meta's `errors[].code` (e.g. 131049, 131050: the user stopped marketing messages), kept
+    /// so that the service can tell why a message failed; the rating only needs `Failed`.
+    pub error_codes: Vec<u32>,
 }
 
 /// Meta re-categorised a template from `at` on (1-5, webhook `template_category_update`).
@@ -93,6 +114,57 @@ pub struct TemplateCategoryChange<'a> {
     pub category: TemplateCategory,
 }
 
+/// Meta's `account_update` webhook. Rating does not use it (tiers are computed from the tier
+/// card, V-7; eligibility comes from the config, AI-5), but the service shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountUpdate<'a> {
+    /// The WABA (entry id).
+    pub business: Cow<'a, str>,
+    /// The entry `time`.
+    pub at: Instant,
+    pub change: AccountChange<'a>,
+}
+
+/// `value.event` of an `account_update` webhook: `VOLUME_BASED_PRICING_TIER_UPDATE`.
+pub const VOLUME_TIER_EVENT: &str = "VOLUME_BASED_PRICING_TIER_UPDATE";
+/// `value.event` of an `account_update` webhook: `AUTH_INTL_PRICE_ELIGIBILITY_UPDATE`.
+pub const AUTH_INTL_EVENT: &str = "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE";
+
+/// What an `account_update` says, by its `event`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccountChange<'a> {
+    /// [`VOLUME_TIER_EVENT`], from `value.volume_tier_info` (spec §9.2 (k)): Meta's volume tier
+    /// of a category (as Meta writes it, e.g. `UTILITY`), e.g. `25000001:50000000`.
+    VolumeTier {
+        category: Cow<'a, str>,
+        tier: Cow<'a, str>,
+        /// `2025-11`
+        effective_month: Option<Cow<'a, str>>,
+        /// `India`
+        region: Option<Cow<'a, str>>,
+    },
+    /// [`AUTH_INTL_EVENT`], from `value.auth_international_rate_eligibility` (spec §9.2 (l)):
+    /// authentication-international rates apply from `start`, in the listed countries
+    /// (country code, start) from their own start.
+    AuthInternationalEligibility {
+        start: Option<Instant>,
+        exceptions: Vec<(Cow<'a, str>, Instant)>,
+    },
+    /// Any other `event`, by name (never one of the two above).
+    Other(Cow<'a, str>),
+}
+
+impl AccountChange<'_> {
+    /// The webhook's `event` name.
+    pub fn event(&self) -> &str {
+        match self {
+            AccountChange::VolumeTier { .. } => VOLUME_TIER_EVENT,
+            AccountChange::AuthInternationalEligibility { .. } => AUTH_INTL_EVENT,
+            AccountChange::Other(name) => name,
+        }
+    }
+}
+
 /// One event of the input.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event<'a> {
@@ -100,7 +172,9 @@ pub enum Event<'a> {
     Outbound(Outbound<'a>),
     Status(Status<'a>),
     TemplateCategory(TemplateCategoryChange<'a>),
-    /// A webhook the rating does not use (e.g. `account_update`); counted, not an error.
+    AccountUpdate(AccountUpdate<'a>),
+    /// A webhook the rating does not use (another `field`, a status such as `deleted`);
+    /// counted, not an error.
     Ignored,
 }
 
@@ -131,7 +205,7 @@ fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
 }
 
 /// A JSON string or number (Meta writes timestamps as strings, users may write numbers).
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum Scalar<'a> {
     #[serde(borrow)]
@@ -139,28 +213,29 @@ pub(crate) enum Scalar<'a> {
     Int(i64),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawTemplate<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) category: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawAgent {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct RawGroup<'a> {
     #[serde(borrow)]
     pub(crate) id: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) members: Vec<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum GroupRef<'a> {
     #[serde(borrow)]
@@ -169,43 +244,60 @@ pub(crate) enum GroupRef<'a> {
     Full(RawGroup<'a>),
 }
 
-/// Every field any line kind may carry; which are required depends on the kind.
-#[derive(Deserialize, Default)]
+/// Every field any line kind may carry; which are required depends on the kind. [`to_json_line`]
+/// writes it too, so reader and writer cannot disagree on a name.
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct RawLine<'a> {
-    #[serde(rename = "type", borrow)]
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) at: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) business: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) phone: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) user: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "write_true")]
     pub(crate) referral: Option<IgnoredAny>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) platform: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) template: Option<TemplateField<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) recipient: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) category: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) agent: Option<RawAgent>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) group: Option<GroupRef<'a>>,
-    #[serde(borrow)]
+    // status: what Meta's status webhook said.
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) pricing: Option<RawPricing<'a>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) conversation: Option<RawLineConversation<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) errors: Option<Vec<u32>>,
+    // account_update: the webhook's `event` and its object, as Meta writes them.
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) event: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) volume_tier_info: Option<RawVolumeTier<'a>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
+    #[serde(borrow, skip_serializing)]
     pub(crate) object: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, skip_serializing)]
     pub(crate) entry: Option<Vec<RawEntry<'a>>>,
 }
 
 /// `template` is an object on outbound events and a name on `template_category` events.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 pub(crate) enum TemplateField<'a> {
     #[serde(borrow)]
@@ -244,6 +336,41 @@ struct RawValue<'a> {
     message_template_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     new_category: Option<Cow<'a, str>>,
+    // account_update
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    volume_tier_info: Option<RawVolumeTier<'a>>,
+    #[serde(borrow)]
+    auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub(crate) struct RawVolumeTier<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pricing_category: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    tier: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    effective_month: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    region: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub(crate) struct RawAuthIntl<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    start_time: Option<Scalar<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    exception_countries: Vec<RawExceptionCountry<'a>>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct RawExceptionCountry<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    country_code: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    start_time: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -277,17 +404,53 @@ struct RawStatus<'a> {
     recipient_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pricing: Option<RawPricing<'a>>,
+    #[serde(borrow)]
+    conversation: Option<RawConversation<'a>>,
+    #[serde(borrow, default)]
+    errors: Vec<RawError<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawPricing<'a> {
-    billable: Option<bool>,
+struct RawConversation<'a> {
     #[serde(borrow)]
-    pricing_model: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    category: Option<Cow<'a, str>>,
+    origin: Option<RawOrigin<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawOrigin<'a> {
     #[serde(rename = "type", borrow)]
-    pricing_type: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawError<'a> {
+    #[serde(borrow)]
+    code: Option<Scalar<'a>>,
+}
+
+/// Meta's `pricing` object; a normalized status line carries it under the same names.
+#[derive(Deserialize, Serialize, Default)]
+pub(crate) struct RawPricing<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) billable: Option<bool>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) pricing_model: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) category: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) pricing_type: Option<Cow<'a, str>>,
+}
+
+/// `conversation` of a normalized status: `{"id", "origin": "<category>"}` (flatter than Meta's
+/// `origin: {type}`).
+#[derive(Deserialize, Serialize, Default)]
+pub(crate) struct RawLineConversation<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) origin: Option<Cow<'a, str>>,
 }
 
 fn instant(
@@ -305,6 +468,56 @@ fn instant(
             )
         }),
     }
+}
+
+/// An error code: an integer (Meta's form) or its decimal text.
+fn error_code(value: Option<Scalar<'_>>, field: &str, id: Option<&str>) -> Result<u32, InputError> {
+    let bad = |text: String| error(id, format!("field `{field}`: {text} is not an error code"));
+    match value {
+        None => Err(error(id, format!("missing field `{field}`"))),
+        Some(Scalar::Int(v)) => u32::try_from(v).map_err(|_| bad(v.to_string())),
+        Some(Scalar::Str(s)) => s.parse().map_err(|_| bad(format!("{s:?}"))),
+    }
+}
+
+/// A billed category in a normalized line: unknown text is an error there (tarifa's own format
+/// should not lose a typo), while webhooks map it to `None` (Meta adds categories).
+fn billed_category(
+    text: Option<Cow<'_, str>>,
+    field: &str,
+    id: Option<&str>,
+) -> Result<Option<BilledCategory>, InputError> {
+    text.map(|t| {
+        BilledCategory::parse(&t).ok_or_else(|| {
+            error(
+                id,
+                format!("field `{field}`: {t:?} is not a billed category"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A normalized status's `pricing`; like [`billed_category`], an unknown model is an error.
+/// `type` keeps Meta's open vocabulary (anything unknown is `Other`, written back `"other"`).
+fn line_pricing(p: RawPricing<'_>, id: Option<&str>) -> Result<MetaPricing, InputError> {
+    let model = p
+        .pricing_model
+        .map(|m| {
+            PricingModel::parse(&m).ok_or_else(|| {
+                error(
+                    id,
+                    format!("field `pricing.pricing_model`: {m:?} is not NBP, CBP or PMP"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(MetaPricing {
+        billable: p.billable,
+        model,
+        category: billed_category(p.category, "pricing.category", id)?,
+        pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
+    })
 }
 
 fn required<'a>(
@@ -366,13 +579,13 @@ pub fn parse_line<'a>(line: &'a [u8], sink: &mut impl FnMut(Event<'a>)) -> Resul
     Ok(())
 }
 
-fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
+pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     let id_owned = raw.id.clone();
     let id = id_owned.as_deref();
     let kind = raw.kind.ok_or_else(|| {
         error(
             id,
-            "missing field `type` (inbound, outbound, status, template_category) or `object`",
+            "missing field `type` (inbound, outbound, status, template_category, account_update) or `object`",
         )
     })?;
     match kind.as_ref() {
@@ -474,13 +687,24 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
             let Some(status) = delivery_status(&status_text, id)? else {
                 return Ok(Event::Ignored);
             };
+            let pricing = raw.pricing.map(|p| line_pricing(p, id)).transpose()?;
+            let conversation = raw.conversation.unwrap_or_default();
             Ok(Event::Status(Status {
                 at: instant(raw.at, "at", id)?,
                 status,
                 recipient: raw.recipient,
-                business: None,
-                phone: None,
-                pricing: None,
+                // With business, phone and recipient, the engine rates the message from the
+                // status alone, as it does for a webhook status.
+                business: raw.business,
+                phone: raw.phone,
+                pricing,
+                conversation_id: conversation.id,
+                conversation_origin: billed_category(
+                    conversation.origin,
+                    "conversation.origin",
+                    id,
+                )?,
+                error_codes: raw.errors.unwrap_or_default(),
                 id: required(raw.id, "id", None)?,
             }))
         }
@@ -506,12 +730,67 @@ fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
                 category,
             }))
         }
+        "account_update" => Ok(Event::AccountUpdate(AccountUpdate {
+            at: instant(raw.at, "at", id)?,
+            business: required(raw.business, "business", id)?,
+            change: account_change(
+                required(raw.event, "event", id)?,
+                raw.volume_tier_info,
+                raw.auth_international_rate_eligibility,
+                "",
+            )?,
+        })),
         other => Err(error(
             id,
             format!(
-                "field `type`: {other:?} is not inbound, outbound, status or template_category"
+                "field `type`: {other:?} is not inbound, outbound, status, template_category or account_update"
             ),
         )),
+    }
+}
+
+/// The change an `account_update` names by `event`, from its object as Meta writes it (webhooks
+/// and normalized lines share the shape); `here` prefixes field paths in errors.
+fn account_change<'a>(
+    event: Cow<'a, str>,
+    volume: Option<RawVolumeTier<'a>>,
+    auth: Option<RawAuthIntl<'a>>,
+    here: &str,
+) -> Result<AccountChange<'a>, InputError> {
+    let missing = |field: &str| error(None, format!("missing field `{here}{field}`"));
+    match event.as_ref() {
+        VOLUME_TIER_EVENT => {
+            let v = volume.ok_or_else(|| missing("volume_tier_info"))?;
+            let field = |name: &str| format!("{here}volume_tier_info.{name}");
+            Ok(AccountChange::VolumeTier {
+                category: required(v.pricing_category, &field("pricing_category"), None)?,
+                tier: required(v.tier, &field("tier"), None)?,
+                effective_month: v.effective_month,
+                region: v.region,
+            })
+        }
+        AUTH_INTL_EVENT => {
+            let a = auth.ok_or_else(|| missing("auth_international_rate_eligibility"))?;
+            let path = format!("{here}auth_international_rate_eligibility");
+            let start = match a.start_time {
+                None => None,
+                t => Some(instant(t, &format!("{path}.start_time"), None)?),
+            };
+            let exceptions = a
+                .exception_countries
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let field = |name: &str| format!("{path}.exception_countries[{i}].{name}");
+                    Ok((
+                        required(c.country_code, &field("country_code"), None)?,
+                        instant(c.start_time, &field("start_time"), None)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, InputError>>()?;
+            Ok(AccountChange::AuthInternationalEligibility { start, exceptions })
+        }
+        _ => Ok(AccountChange::Other(event)),
     }
 }
 
@@ -550,20 +829,34 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     }));
                     continue;
                 }
+                Some("account_update") => {
+                    let at = entry
+                        .time
+                        .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
+                    let event = required(value.event, &format!("{here}.value.event"), None)?;
+                    out.push(Event::AccountUpdate(AccountUpdate {
+                        business: business.clone(),
+                        at,
+                        change: account_change(
+                            event,
+                            value.volume_tier_info,
+                            value.auth_international_rate_eligibility,
+                            &format!("{here}.value."),
+                        )?,
+                    }));
+                    continue;
+                }
                 _ => {
                     out.push(Event::Ignored);
                     continue;
                 }
             }
-            let phone = value
-                .metadata
-                .and_then(|m| m.phone_number_id)
-                .ok_or_else(|| {
-                    error(
-                        None,
-                        format!("missing field `{here}.value.metadata.phone_number_id`"),
-                    )
-                })?;
+            // Required non-empty like every id: a stored event must parse back (`to_json_line`).
+            let phone = required(
+                value.metadata.and_then(|m| m.phone_number_id),
+                &format!("{here}.value.metadata.phone_number_id"),
+                None,
+            )?;
             for (m, msg) in value.messages.into_iter().enumerate() {
                 let id = required(msg.id, &format!("{here}.value.messages[{m}].id"), None)?;
                 let at = instant(
@@ -588,32 +881,39 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                 }));
             }
             for (s, st) in value.statuses.into_iter().enumerate() {
-                let id = required(st.id, &format!("{here}.value.statuses[{s}].id"), None)?;
-                let status_text = required(
-                    st.status,
-                    &format!("{here}.value.statuses[{s}].status"),
-                    Some(&id),
-                )?;
+                let here = format!("{here}.value.statuses[{s}]");
+                let id = required(st.id, &format!("{here}.id"), None)?;
+                let status_text = required(st.status, &format!("{here}.status"), Some(&id))?;
                 let Some(status) = delivery_status(&status_text, Some(&id))? else {
                     out.push(Event::Ignored);
                     continue;
                 };
-                let at = instant(
-                    st.timestamp,
-                    &format!("{here}.value.statuses[{s}].timestamp"),
-                    Some(&id),
-                )?;
+                let at = instant(st.timestamp, &format!("{here}.timestamp"), Some(&id))?;
+                // Meta adds values over time: an unknown model or category is `None`, not an error.
                 let pricing = st.pricing.map(|p| MetaPricing {
                     billable: p.billable,
-                    model: p.pricing_model.as_deref().and_then(|m| match m {
-                        "NBP" => Some(PricingModel::Nbp),
-                        "CBP" => Some(PricingModel::Cbp),
-                        "PMP" => Some(PricingModel::Pmp),
-                        _ => None,
-                    }),
+                    model: p.pricing_model.as_deref().and_then(PricingModel::parse),
                     category: p.category.as_deref().and_then(BilledCategory::parse),
                     pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
                 });
+                let (conversation_id, conversation_origin) = match st.conversation {
+                    None => (None, None),
+                    Some(c) => (
+                        c.id,
+                        c.origin
+                            .and_then(|o| o.kind)
+                            .as_deref()
+                            .and_then(BilledCategory::parse),
+                    ),
+                };
+                let error_codes = st
+                    .errors
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, e)| {
+                        error_code(e.code, &format!("{here}.errors[{k}].code"), Some(&id))
+                    })
+                    .collect::<Result<Vec<u32>, InputError>>()?;
                 out.push(Event::Status(Status {
                     id,
                     at,
@@ -622,9 +922,164 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     business: Some(business.clone()),
                     phone: Some(phone.clone()),
                     pricing,
+                    conversation_id,
+                    conversation_origin,
+                    error_codes,
                 }));
             }
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing normalized lines
+// ---------------------------------------------------------------------------------------------
+
+/// `referral` is written `true` (any value but `null` means a referral).
+fn write_true<S: Serializer>(_: &Option<IgnoredAny>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(true)
+}
+
+fn lent(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
+
+fn lent_opt<'e>(text: &'e Option<Cow<'_, str>>) -> Option<Cow<'e, str>> {
+    text.as_deref().map(Cow::Borrowed)
+}
+
+/// A group message may have no user (read as ""): the field is left out then.
+fn user_of(user: &str, group: bool) -> Option<Cow<'_, str>> {
+    (!user.is_empty() || !group).then(|| lent(user))
+}
+
+/// An event as one normalized JSON line (no newline) that [`parse_line`] reads back as an equal
+/// event: the service stores each event of a webhook this way, on its own. `at` is written in
+/// Unix seconds. `None` only for [`Event::Ignored`], which holds nothing to keep.
+///
+/// Only events [`parse_line`] can produce are guaranteed to read back: e.g. an empty required
+/// field, or an [`AccountChange::Other`] named like a known event, would not.
+pub fn to_json_line(event: &Event<'_>) -> Option<String> {
+    let kind = |k: &'static str| Some(Cow::Borrowed(k));
+    let raw = match event {
+        Event::Inbound(e) => RawLine {
+            kind: kind("inbound"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            phone: Some(lent(&e.phone)),
+            user: user_of(&e.user, e.group.is_some()),
+            referral: e.referral.then_some(IgnoredAny),
+            platform: match e.platform {
+                Platform::Unknown => None,
+                Platform::Android => kind("android"),
+                Platform::Ios => kind("ios"),
+                Platform::Web => kind("web"),
+            },
+            group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
+            ..RawLine::default()
+        },
+        Event::Outbound(e) => RawLine {
+            kind: kind("outbound"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            phone: Some(lent(&e.phone)),
+            user: user_of(&e.user, e.group.is_some()),
+            template: e.template.as_ref().map(|(name, category)| {
+                TemplateField::Object(RawTemplate {
+                    name: Some(lent(name)),
+                    category: Some(lent(category.as_str())),
+                })
+            }),
+            agent: e.agent_tokens.map(|tokens| RawAgent {
+                tokens: Some(tokens),
+            }),
+            group: e.group.as_ref().map(|(id, members)| {
+                GroupRef::Full(RawGroup {
+                    id: lent(id),
+                    members: members.iter().map(|m| lent(m)).collect(),
+                })
+            }),
+            ..RawLine::default()
+        },
+        Event::Status(e) => RawLine {
+            kind: kind("status"),
+            id: Some(lent(&e.id)),
+            at: Some(Scalar::Int(e.at)),
+            status: kind(match e.status {
+                DeliveryStatus::Sent => "sent",
+                DeliveryStatus::Delivered => "delivered",
+                DeliveryStatus::Read => "read",
+                DeliveryStatus::Failed => "failed",
+            }),
+            recipient: lent_opt(&e.recipient),
+            business: lent_opt(&e.business),
+            phone: lent_opt(&e.phone),
+            pricing: e.pricing.map(|p| RawPricing {
+                billable: p.billable,
+                pricing_model: p.model.map(|m| lent(m.as_str())),
+                category: p.category.map(|c| lent(c.as_str())),
+                pricing_type: p.pricing_type.map(|t| lent(t.as_str())),
+            }),
+            conversation: (e.conversation_id.is_some() || e.conversation_origin.is_some()).then(
+                || RawLineConversation {
+                    id: lent_opt(&e.conversation_id),
+                    origin: e.conversation_origin.map(|c| lent(c.as_str())),
+                },
+            ),
+            errors: (!e.error_codes.is_empty()).then(|| e.error_codes.clone()),
+            ..RawLine::default()
+        },
+        Event::TemplateCategory(e) => RawLine {
+            kind: kind("template_category"),
+            at: Some(Scalar::Int(e.at)),
+            business: Some(lent(&e.business)),
+            template: Some(TemplateField::Name(lent(&e.template))),
+            category: Some(lent(e.category.as_str())),
+            ..RawLine::default()
+        },
+        Event::AccountUpdate(e) => {
+            let mut raw = RawLine {
+                kind: kind("account_update"),
+                at: Some(Scalar::Int(e.at)),
+                business: Some(lent(&e.business)),
+                event: Some(lent(e.change.event())),
+                ..RawLine::default()
+            };
+            match &e.change {
+                AccountChange::VolumeTier {
+                    category,
+                    tier,
+                    effective_month,
+                    region,
+                } => {
+                    raw.volume_tier_info = Some(RawVolumeTier {
+                        pricing_category: Some(lent(category)),
+                        tier: Some(lent(tier)),
+                        effective_month: lent_opt(effective_month),
+                        region: lent_opt(region),
+                    })
+                }
+                AccountChange::AuthInternationalEligibility { start, exceptions } => {
+                    raw.auth_international_rate_eligibility = Some(RawAuthIntl {
+                        start_time: start.map(Scalar::Int),
+                        exception_countries: exceptions
+                            .iter()
+                            .map(|(country, at)| RawExceptionCountry {
+                                country_code: Some(lent(country)),
+                                start_time: Some(Scalar::Int(*at)),
+                            })
+                            .collect(),
+                    })
+                }
+                AccountChange::Other(_) => {}
+            }
+            raw
+        }
+        Event::Ignored => return None,
+    };
+    // Strings, integers and booleans under string keys: serializing cannot fail.
+    Some(serde_json::to_string(&raw).expect("a normalized line always serializes"))
 }

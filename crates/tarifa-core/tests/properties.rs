@@ -17,17 +17,24 @@ use proptest::sample::{select, subsequence, Index};
 use proptest::test_runner::TestCaseError;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use tarifa_core::bill::{Bill, ConversationView, MessageView};
 use tarifa_core::card::{RateBook, RateCard, TierCard, TierCategory};
-use tarifa_core::category::{BilledCategory, PricingModel, PricingType};
+use tarifa_core::category::{
+    BilledCategory, MetaPricingType, PricingModel, PricingType, TemplateCategory,
+};
 use tarifa_core::config::{
     AuthInternationalConfig, BusinessConfig, ConversationScope, ConversationStart, Rules,
     WindowJudgedAt,
 };
 use tarifa_core::engine::{CounterKey, Era, Prices, Rater, Setup};
-use tarifa_core::input::parse_line;
+use tarifa_core::input::{
+    parse_line, to_json_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound,
+    MetaPricing, Outbound, Platform, Status, TemplateCategoryChange, AUTH_INTL_EVENT,
+    VOLUME_TIER_EVENT,
+};
 use tarifa_core::market::MarketOptions;
 use tarifa_core::time::{format_instant, Calendar, Instant, LocalDate, Month, DAY, HOUR};
 
@@ -1146,7 +1153,7 @@ proptest! {
 // Parsing never panics
 // ---------------------------------------------------------------------------------------------
 
-const KEYS: [&str; 40] = [
+const KEYS: [&str; 48] = [
     "type",
     "id",
     "at",
@@ -1187,13 +1194,24 @@ const KEYS: [&str; 40] = [
     "origin",
     "errors",
     "contacts",
+    "event",
+    "volume_tier_info",
+    "pricing_category",
+    "tier",
+    "auth_international_rate_eligibility",
+    "start_time",
+    "exception_countries",
+    "country_code",
 ];
 
-const WORDS: [&str; 40] = [
+const WORDS: [&str; 44] = [
     "inbound",
     "outbound",
     "status",
     "template_category",
+    "account_update",
+    "VOLUME_BASED_PRICING_TIER_UPDATE",
+    "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE",
     "whatsapp_business_account",
     "messages",
     "template_category_update",
@@ -1220,6 +1238,7 @@ const WORDS: [&str; 40] = [
     "NBP",
     "regular",
     "free_customer_service",
+    "other",
     "2023-06-01T00:00:00Z",
     "2024-02-29T23:59:59+05:30",
     "1750030073",
@@ -1285,29 +1304,34 @@ fn json_object() -> impl Strategy<Value = Value> {
             2 => json_value(),
         ]),
     );
-    let mutated = (world(), any::<Index>(), prop::collection::vec(edit, 0..3)).prop_map(
-        |(w, line, edits)| {
+    // A generated line: from a world, or any event as `to_json_line` writes it.
+    let generated = prop_oneof![
+        2 => (world(), any::<Index>()).prop_map(|(w, line)| {
             let lines = w.generate().lines;
-            let mut v: Value = serde_json::from_str(&lines[line.index(lines.len())]).unwrap();
-            let o = v.as_object_mut().unwrap();
-            for (field, known, value) in edits {
-                let key = match known {
-                    Some(k) => k.to_string(),
-                    None if o.is_empty() => continue,
-                    None => o.keys().nth(field.index(o.len())).unwrap().clone(),
-                };
-                match value {
-                    Some(x) => {
-                        o.insert(key, x);
-                    }
-                    None => {
-                        o.remove(&key);
-                    }
+            lines[line.index(lines.len())].clone()
+        }),
+        1 => any_event().prop_map(|e| to_json_line(&e).unwrap()),
+    ];
+    let mutated = (generated, prop::collection::vec(edit, 0..3)).prop_map(|(line, edits)| {
+        let mut v: Value = serde_json::from_str(&line).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for (field, known, value) in edits {
+            let key = match known {
+                Some(k) => k.to_string(),
+                None if o.is_empty() => continue,
+                None => o.keys().nth(field.index(o.len())).unwrap().clone(),
+            };
+            match value {
+                Some(x) => {
+                    o.insert(key, x);
+                }
+                None => {
+                    o.remove(&key);
                 }
             }
-            v
-        },
-    );
+        }
+        v
+    });
     prop_oneof![1 => event, 2 => mutated]
 }
 
@@ -1454,6 +1478,284 @@ proptest! {
         let plain = format!("{before}{}{after}", object_text(&fields, false, pretty));
         let slow = format!("{before}{}{after}", object_text(&fields, true, false));
         prop_assert_eq!(parsed(&plain), parsed(&slow), "\n{}\n{}", plain, slow);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalized lines round-trip
+// ---------------------------------------------------------------------------------------------
+
+/// Text with what JSON must escape (quotes, backslashes, control characters) and non-ASCII.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        select(
+            &[
+                "wamid.HBgLMTY1",
+                "waba-1",
+                "16505551234",
+                "\"",
+                "\\",
+                "\n",
+                "\u{0}",
+                "é💥"
+            ][..]
+        )
+        .prop_map(str::to_string),
+        ".{0,8}",
+        "[a-z\"\\\\\u{1}\u{7f}é💥 ]{0,6}",
+    ]
+}
+
+/// Text for fields the parser requires to be non-empty.
+fn some_text() -> impl Strategy<Value = String> {
+    any_text().prop_map(|t| if t.is_empty() { "x".to_string() } else { t })
+}
+
+fn owned(text: String) -> Cow<'static, str> {
+    Cow::Owned(text)
+}
+
+fn any_billed() -> impl Strategy<Value = BilledCategory> {
+    use BilledCategory::*;
+    select(
+        &[
+            Template,
+            UserInitiated,
+            BusinessInitiated,
+            ReferralConversion,
+            Marketing,
+            MarketingLite,
+            Utility,
+            Authentication,
+            AuthenticationInternational,
+            Service,
+            MetaBusinessAgent,
+        ][..],
+    )
+}
+
+fn any_template_category() -> impl Strategy<Value = TemplateCategory> {
+    use TemplateCategory::*;
+    select(&[Marketing, Utility, Authentication, MarketingLite][..])
+}
+
+fn any_inbound() -> impl Strategy<Value = Event<'static>> {
+    (
+        (some_text(), any::<i64>(), some_text(), some_text()),
+        (any_text(), any::<bool>()),
+        select(
+            &[
+                Platform::Unknown,
+                Platform::Android,
+                Platform::Ios,
+                Platform::Web,
+            ][..],
+        ),
+        prop::option::of(any_text()),
+    )
+        .prop_map(
+            |((id, at, business, phone), (user, referral), platform, group)| {
+                // Without a group the user is required.
+                let user = if user.is_empty() && group.is_none() {
+                    "u".into()
+                } else {
+                    user
+                };
+                Event::Inbound(Inbound {
+                    id: owned(id),
+                    at,
+                    business: owned(business),
+                    phone: owned(phone),
+                    user: owned(user),
+                    referral,
+                    platform,
+                    group: group.map(owned),
+                })
+            },
+        )
+}
+
+fn any_outbound() -> impl Strategy<Value = Event<'static>> {
+    // A message is a template, an agent reply, or free-form (never template and agent).
+    let kind = prop_oneof![
+        (any_text(), any_template_category()).prop_map(|(n, c)| (Some((owned(n), c)), None)),
+        any::<u64>().prop_map(|t| (None, Some(t))),
+        Just((None, None)),
+    ];
+    (
+        (
+            some_text(),
+            any::<i64>(),
+            some_text(),
+            some_text(),
+            any_text(),
+        ),
+        kind,
+        prop::option::of((any_text(), prop::collection::vec(any_text(), 1..4))),
+    )
+        .prop_map(
+            |((id, at, business, phone, user), (template, agent_tokens), group)| {
+                let user = if user.is_empty() && group.is_none() {
+                    "u".into()
+                } else {
+                    user
+                };
+                Event::Outbound(Outbound {
+                    id: owned(id),
+                    at,
+                    business: owned(business),
+                    phone: owned(phone),
+                    user: owned(user),
+                    template,
+                    agent_tokens,
+                    group: group
+                        .map(|(g, members)| (owned(g), members.into_iter().map(owned).collect())),
+                })
+            },
+        )
+}
+
+fn any_status() -> impl Strategy<Value = Event<'static>> {
+    use DeliveryStatus::*;
+    use PricingModel::*;
+    let pricing = (
+        prop::option::of(any::<bool>()),
+        prop::option::of(select(&[Nbp, Cbp, Pmp][..])),
+        prop::option::of(any_billed()),
+        prop::option::of(select(
+            &[
+                MetaPricingType::Regular,
+                MetaPricingType::FreeCustomerService,
+                MetaPricingType::FreeEntryPoint,
+                MetaPricingType::Other,
+            ][..],
+        )),
+    )
+        .prop_map(|(billable, model, category, pricing_type)| MetaPricing {
+            billable,
+            model,
+            category,
+            pricing_type,
+        });
+    (
+        (
+            some_text(),
+            any::<i64>(),
+            select(&[Sent, Delivered, Read, Failed][..]),
+        ),
+        (
+            prop::option::of(any_text()),
+            prop::option::of(any_text()),
+            prop::option::of(any_text()),
+        ),
+        prop::option::of(pricing),
+        (prop::option::of(any_text()), prop::option::of(any_billed())),
+        prop::collection::vec(any::<u32>(), 0..3),
+    )
+        .prop_map(
+            |(
+                (id, at, status),
+                (recipient, business, phone),
+                pricing,
+                (conversation_id, conversation_origin),
+                error_codes,
+            )| {
+                Event::Status(Status {
+                    id: owned(id),
+                    at,
+                    status,
+                    recipient: recipient.map(owned),
+                    business: business.map(owned),
+                    phone: phone.map(owned),
+                    pricing,
+                    conversation_id: conversation_id.map(owned),
+                    conversation_origin,
+                    error_codes,
+                })
+            },
+        )
+}
+
+fn any_account_update() -> impl Strategy<Value = Event<'static>> {
+    let change = prop_oneof![
+        (
+            some_text(),
+            some_text(),
+            prop::option::of(any_text()),
+            prop::option::of(any_text())
+        )
+            .prop_map(
+                |(category, tier, month, region)| AccountChange::VolumeTier {
+                    category: owned(category),
+                    tier: owned(tier),
+                    effective_month: month.map(owned),
+                    region: region.map(owned),
+                }
+            ),
+        (
+            prop::option::of(any::<i64>()),
+            prop::collection::vec((some_text(), any::<i64>()), 0..3)
+        )
+            .prop_map(
+                |(start, exceptions)| AccountChange::AuthInternationalEligibility {
+                    start,
+                    exceptions: exceptions.into_iter().map(|(c, t)| (owned(c), t)).collect(),
+                }
+            ),
+        // `Other` never carries a known event name (those parse as their own variants).
+        prop_oneof![Just("PARTNER_ADDED".to_string()), some_text()]
+            .prop_filter("a known event", |n| n != VOLUME_TIER_EVENT
+                && n != AUTH_INTL_EVENT)
+            .prop_map(|n| AccountChange::Other(owned(n))),
+    ];
+    (some_text(), any::<i64>(), change).prop_map(|(business, at, change)| {
+        Event::AccountUpdate(AccountUpdate {
+            business: owned(business),
+            at,
+            change,
+        })
+    })
+}
+
+/// Any event `parse_line` can produce (every kind but `Ignored`).
+fn any_event() -> impl Strategy<Value = Event<'static>> {
+    prop_oneof![
+        any_inbound(),
+        any_outbound(),
+        any_status(),
+        (
+            some_text(),
+            any::<i64>(),
+            some_text(),
+            any_template_category()
+        )
+            .prop_map(
+                |(business, at, template, category)| Event::TemplateCategory(
+                    TemplateCategoryChange {
+                        at,
+                        business: owned(business),
+                        template: owned(template),
+                        category,
+                    }
+                )
+            ),
+        any_account_update(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Input contract (input.rs): `to_json_line` writes one line that `parse_line` reads back as
+    /// the same event, whatever the strings hold.
+    #[test]
+    fn normalized_lines_round_trip(event in any_event()) {
+        let line = to_json_line(&event).expect("only Ignored has no line");
+        prop_assert!(!line.contains('\n'), "{}", line);
+        let mut events = Vec::new();
+        parse_line(line.as_bytes(), &mut |e| events.push(e))
+            .map_err(|e| TestCaseError::fail(format!("{line}: {e}")))?;
+        prop_assert_eq!(events, vec![event], "{}", line);
     }
 }
 

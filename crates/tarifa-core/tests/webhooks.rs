@@ -15,8 +15,8 @@ use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel, Templ
 use tarifa_core::config::{BusinessConfig, Rules};
 use tarifa_core::engine::{Prices, Rater, Setup};
 use tarifa_core::input::{
-    parse_line, DeliveryStatus, Event, Inbound, InputError, MetaPricing, Platform, Status,
-    TemplateCategoryChange,
+    parse_line, to_json_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound,
+    InputError, MetaPricing, Platform, Status, TemplateCategoryChange,
 };
 use tarifa_core::market::MarketOptions;
 
@@ -156,6 +156,9 @@ fn w3_a_pmp_marketing_sent() {
             Some(BilledCategory::Marketing),
             Some(MetaPricingType::Regular),
         ),
+        conversation_id: Some(Cow::Borrowed("72b14d6bd5407799e66f64d1b338e567")),
+        conversation_origin: Some(BilledCategory::Marketing),
+        error_codes: vec![],
     });
     assert_eq!(events, vec![expected]);
 }
@@ -187,6 +190,61 @@ fn one_two_c_failed_status() {
     assert_eq!(s.business.as_deref(), Some(WABA_A));
     assert_eq!(s.phone.as_deref(), Some(PHONE_A));
     assert_eq!(s.pricing, None);
+    assert_eq!(s.error_codes, vec![131_049]);
+    assert_eq!((&s.conversation_id, s.conversation_origin), (&None, None));
+}
+
+/// Error codes: every `errors[].code` in order (W-2 (g): 130472; 131050: the user stopped
+/// marketing messages); a code as decimal text is read too. A missing or non-numeric code is
+/// rejected, naming the field.
+#[test]
+fn one_two_error_codes_of_a_failed_status() {
+    let mut failed = fixture("c_failed_status.json");
+    failed["errors"] = json!([{"code": 131050, "title": "x"}, {"code": "130472"}]);
+    let l = line(&status_webhook(vec![failed.clone()]));
+    let events = parse_ok(&l);
+    assert_eq!(the_status(&events).error_codes, vec![131_050, 130_472]);
+
+    for (code, named) in [
+        (json!(null), "missing"),
+        (json!(-1), "-1"),
+        (json!("E42"), "E42"),
+    ] {
+        let mut bad = failed.clone();
+        bad["errors"][1]["code"] = code;
+        let e = parse_err(&line(&status_webhook(vec![bad])));
+        assert_names(
+            &e,
+            &[
+                "entry[0].changes[0].value.statuses[0].errors[1].code",
+                named,
+            ],
+        );
+    }
+}
+
+/// W-1/W-2: `conversation.origin.type` is read like `pricing.category`; an unknown origin is
+/// `None` (Meta adds categories), not an error; the id is kept without an origin.
+#[test]
+fn w2_conversation_origin() {
+    let mut w = a_with("sent", 0, None);
+    status_of(&mut w)["conversation"]["origin"]["type"] = json!("authentication-international");
+    let l = line(&w);
+    let events = parse_ok(&l);
+    assert_eq!(
+        the_status(&events).conversation_origin,
+        Some(BilledCategory::AuthenticationInternational)
+    );
+
+    status_of(&mut w)["conversation"]["origin"]["type"] = json!("general_purpose_ai");
+    let l = line(&w);
+    let events = parse_ok(&l);
+    let s = the_status(&events);
+    assert_eq!(s.conversation_origin, None);
+    assert_eq!(
+        s.conversation_id.as_deref(),
+        Some("72b14d6bd5407799e66f64d1b338e567")
+    );
 }
 
 /// (f) W-3: a PMP status with BSUID fields (`parent_recipient_user_id`) parses like any other.
@@ -300,6 +358,9 @@ fn w1_i_era_b_user_initiated_capture() {
             Some(BilledCategory::UserInitiated),
             None,
         ),
+        conversation_id: Some(Cow::Borrowed("2e889aa0c7d5d0c9e2626780cadb6554")),
+        conversation_origin: Some(BilledCategory::UserInitiated),
+        error_codes: vec![],
     });
     assert_eq!(events, vec![expected]);
 }
@@ -523,20 +584,128 @@ fn b6_j_inbound_with_referral() {
     }
 }
 
-/// (k) V-7: the `account_update` volume-tier webhook is not used for rating (tiers are computed
-/// from the tier card) → Ignored, not an error.
+/// (k) V-7: the `account_update` volume-tier webhook → AccountUpdate at the entry `time`, with
+/// Meta's category and tier as written (the rating computes tiers itself and ignores it).
 #[test]
-fn v7_k_volume_tier_update_is_ignored() {
+fn v7_k_volume_tier_update() {
     let text = line(&fixture("k_account_update_volume_tier.json"));
-    assert_eq!(parse_ok(&text), vec![Event::Ignored]);
+    let expected = Event::AccountUpdate(AccountUpdate {
+        business: Cow::Borrowed(WABA_A),
+        at: 1_743_451_903,
+        change: AccountChange::VolumeTier {
+            category: Cow::Borrowed("UTILITY"),
+            tier: Cow::Borrowed("25000001:50000000"),
+            effective_month: Some(Cow::Borrowed("2025-11")),
+            region: Some(Cow::Borrowed("India")),
+        },
+    });
+    assert_eq!(parse_ok(&text), vec![expected]);
 }
 
-/// (l) AI-5: the auth-international eligibility `account_update` → Ignored (eligibility comes
-/// from the config), not an error.
+/// (l) AI-5: the auth-international eligibility `account_update` → AccountUpdate with the start
+/// and the exception countries (the rating takes eligibility from the config and ignores it).
 #[test]
-fn ai5_l_auth_international_eligibility_is_ignored() {
+fn ai5_l_auth_international_eligibility() {
     let text = line(&fixture("l_account_update_auth_intl.json"));
-    assert_eq!(parse_ok(&text), vec![Event::Ignored]);
+    let expected = Event::AccountUpdate(AccountUpdate {
+        business: Cow::Borrowed(WABA_A),
+        at: 1_743_451_903,
+        change: AccountChange::AuthInternationalEligibility {
+            start: Some(1_748_780_624),
+            exceptions: vec![(Cow::Borrowed("ID"), 1_751_347_424)],
+        },
+    });
+    assert_eq!(parse_ok(&text), vec![expected]);
+}
+
+/// Another `account_update` event keeps its name; another webhook `field` stays Ignored.
+#[test]
+fn other_account_updates_and_fields() {
+    let mut w = fixture("k_account_update_volume_tier.json");
+    w["entry"][0]["changes"][0]["value"] = json!({"event": "PARTNER_ADDED"});
+    match parse_ok(&line(&w)).as_slice() {
+        [Event::AccountUpdate(u)] => {
+            assert_eq!(
+                u.change,
+                AccountChange::Other(Cow::Borrowed("PARTNER_ADDED"))
+            );
+            assert_eq!(u.change.event(), "PARTNER_ADDED");
+        }
+        other => panic!("{other:?}"),
+    }
+    w["entry"][0]["changes"][0]["field"] = json!("phone_number_quality_update");
+    assert_eq!(parse_ok(&line(&w)), vec![Event::Ignored]);
+}
+
+/// A bad `account_update` is rejected, naming the field path (here in the second change).
+#[test]
+fn account_update_errors_name_the_field_path() {
+    let k = fixture("k_account_update_volume_tier.json");
+    let l = fixture("l_account_update_auth_intl.json");
+    let in_second = |base: &Value, edit: &dyn Fn(&mut Value)| {
+        let mut w = base.clone();
+        let mut change = w["entry"][0]["changes"][0].clone();
+        edit(&mut change);
+        w["entry"][0]["changes"]
+            .as_array_mut()
+            .unwrap()
+            .push(change);
+        line(&w)
+    };
+    let here = "entry[0].changes[1].value";
+    let cases: Vec<(String, String)> = vec![
+        (
+            in_second(&k, &|c| c["value"]["volume_tier_info"]["tier"] = json!("")),
+            format!("`{here}.volume_tier_info.tier` is empty"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"]["volume_tier_info"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("pricing_category");
+            }),
+            format!("{here}.volume_tier_info.pricing_category"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("volume_tier_info");
+            }),
+            format!("{here}.volume_tier_info"),
+        ),
+        (
+            in_second(&k, &|c| {
+                c["value"].as_object_mut().unwrap().remove("event");
+            }),
+            format!("{here}.event"),
+        ),
+        (
+            in_second(&l, &|c| {
+                c["value"]["auth_international_rate_eligibility"]["start_time"] = json!("soon")
+            }),
+            format!("{here}.auth_international_rate_eligibility.start_time"),
+        ),
+        (
+            in_second(&l, &|c| {
+                c["value"]["auth_international_rate_eligibility"]["exception_countries"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("country_code");
+            }),
+            format!(
+                "{here}.auth_international_rate_eligibility.exception_countries[0].country_code"
+            ),
+        ),
+    ];
+    for (text, named) in cases {
+        assert_names(&parse_err(&text), &[&named]);
+    }
+    let mut no_time = k.clone();
+    no_time["entry"][0].as_object_mut().unwrap().remove("time");
+    assert_names(&parse_err(&line(&no_time)), &["entry[0].time"]);
 }
 
 /// 1-5: a `template_category_update` webhook → TemplateCategory at the entry `time`, for the
@@ -749,6 +918,76 @@ fn normalized_unknown_status_is_rejected() {
         o.insert("status".into(), json!("bounced"));
     }));
     assert_names(&e, &["status", "bounced"]);
+}
+
+/// A normalized status may carry what Meta's status webhook said (WABA, number, pricing,
+/// conversation, error codes), read the same whichever parsing path handles the line.
+#[test]
+fn normalized_status_with_meta_fields() {
+    let full = r#"{"type":"status","id":"out-1","at":1754298005,"status":"read","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":true,"pricing_model":"CBP","category":"authentication-international","type":"free_entry_point"},"conversation":{"id":"conv-1","origin":"referral_conversion"},"errors":[131050]}"#;
+    let expected = Event::Status(Status {
+        id: Cow::Borrowed("out-1"),
+        at: 1_754_298_005,
+        status: DeliveryStatus::Read,
+        recipient: Some(Cow::Borrowed("16505551234")),
+        business: Some(Cow::Borrowed("waba-1")),
+        phone: Some(Cow::Borrowed("pn-1")),
+        pricing: pricing(
+            Some(true),
+            PricingModel::Cbp,
+            Some(BilledCategory::AuthenticationInternational),
+            Some(MetaPricingType::FreeEntryPoint),
+        ),
+        conversation_id: Some(Cow::Borrowed("conv-1")),
+        conversation_origin: Some(BilledCategory::ReferralConversion),
+        error_codes: vec![131_050],
+    });
+    assert_eq!(parse_ok(full), vec![expected.clone()]);
+    // An escape sends the line to serde.
+    let escaped = full.replace(r#""id":"out-1""#, r#""id":"out\u002d1""#);
+    assert_eq!(parse_ok(&escaped), vec![expected]);
+
+    // `pricing: {}` is a pricing that says nothing; an unknown `type` is `Other`.
+    let l = edit(STATUS, |o| {
+        o.insert("pricing".into(), json!({}));
+    });
+    assert_eq!(the_status(&parse_ok(&l)).pricing, pricing_none());
+    let l = edit(STATUS, |o| {
+        o.insert("pricing".into(), json!({"type": "free_tier"}));
+    });
+    assert_eq!(
+        the_status(&parse_ok(&l)).pricing.unwrap().pricing_type,
+        Some(MetaPricingType::Other)
+    );
+
+    // Unlike in a webhook, an unknown model or category is an error in tarifa's own format.
+    for (field, value, named) in [
+        (
+            "pricing",
+            json!({"pricing_model": "XBP"}),
+            "pricing.pricing_model",
+        ),
+        ("pricing", json!({"category": "promo"}), "pricing.category"),
+        (
+            "conversation",
+            json!({"origin": "promo"}),
+            "conversation.origin",
+        ),
+    ] {
+        let e = parse_err(&edit(STATUS, |o| {
+            o.insert(field.into(), value);
+        }));
+        assert_names(&e, &[named]);
+    }
+}
+
+fn pricing_none() -> Option<MetaPricing> {
+    Some(MetaPricing {
+        billable: None,
+        model: None,
+        category: None,
+        pricing_type: None,
+    })
 }
 
 #[test]
@@ -1079,6 +1318,7 @@ fn normalized_lines_follow_json_semantics() {
     assert_eq!(at(r#""2025-08-04T09:00:05Z""#).unwrap(), 1_754_298_005);
     assert!(at("1754298005.5").is_err(), "fractional seconds");
     assert!(at("null").is_err(), "null time");
+    assert!(at("-0").is_err(), "serde_json reads -0 as a float");
 
     let spaced = r#"  { "type" : "status" , "id" : "out-1" , "at" : "2025-08-04T09:00:05Z" , "status" : "delivered" }  "#;
     assert_eq!(parse_ok(spaced).len(), 1);
@@ -1094,5 +1334,152 @@ fn normalized_lines_follow_json_semantics() {
     ] {
         let e = parse_err(&bad);
         assert!(e.to_string().starts_with("invalid JSON"), "{bad}: {e}");
+    }
+}
+
+/// V-7, AI-5: account updates do not change the bill; they are counted (as ignored, and as
+/// account updates), even for a WABA that is not in the config.
+#[test]
+fn account_updates_are_counted_not_rated() {
+    let mut other_waba = fixture("l_account_update_auth_intl.json");
+    other_waba["entry"][0]["id"] = json!("999999999999999");
+    let bill = rate(&[
+        line(&fixture("k_account_update_volume_tier.json")),
+        line(&other_waba),
+    ]);
+    assert_eq!(bill.stats.account_updates, 2);
+    assert_eq!(bill.stats.ignored, 2);
+    assert_eq!(bill.stats.events, 2);
+    assert!(rated(&bill).is_empty());
+}
+
+/// W-3: a normalized status with WABA, number and recipient describes its message like a webhook
+/// status does: rated without an outbound record, from `pricing.category`.
+#[test]
+fn normalized_status_with_business_is_rated_alone() {
+    let l = r#"{"type":"status","id":"n1","at":"2025-08-04T09:00:05Z","status":"delivered","recipient":"16505551234","business":"102290129340398","phone":"pn-1","pricing":{"billable":true,"pricing_model":"PMP","category":"utility","type":"regular"}}"#;
+    let bill = rate(&[l.to_string()]);
+    assert_eq!(
+        rated(&bill),
+        vec![(
+            "n1".to_string(),
+            "utility".into(),
+            "regular".into(),
+            dec("0.004"),
+            na()
+        )]
+    );
+    assert_eq!(bill.stats.orphan_statuses, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalized lines written by `to_json_line`
+// ---------------------------------------------------------------------------------------------
+
+/// Every fixture as a full webhook line: full bodies as they are, a change wrapped in an entry,
+/// a status object in the envelope of (a), and a fragment (`pricing`, `conversation`) merged
+/// into the status of (a).
+fn every_fixture_as_a_webhook() -> Vec<(String, String)> {
+    let dir = format!("{}/tests/fixtures/webhooks", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let v = fixture(&name);
+            let webhook = if v.get("object").is_some() {
+                v
+            } else if v.get("value").is_some() {
+                json!({
+                    "object": "whatsapp_business_account",
+                    "entry": [{ "id": WABA_I, "changes": [v] }],
+                })
+            } else if v.get("status").is_some() {
+                status_webhook(vec![v])
+            } else {
+                let mut w = a_with("delivered", 60, None);
+                for (k, x) in v.as_object().unwrap() {
+                    status_of(&mut w)[k] = x.clone();
+                }
+                w
+            };
+            (name, line(&webhook))
+        })
+        .collect()
+}
+
+/// Every event of every webhook fixture is written as one normalized line that reads back as
+/// the same event.
+#[test]
+fn every_fixture_event_round_trips_through_a_normalized_line() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (name, webhook) in every_fixture_as_a_webhook() {
+        for event in parse_ok(&webhook) {
+            let Some(text) = to_json_line(&event) else {
+                panic!("{name}: no line for {event:?}");
+            };
+            kinds.insert(text[..20].to_string());
+            assert_eq!(parse_ok(&text), vec![event], "{name}: {text}");
+        }
+    }
+    // Statuses, an inbound message, a category change and both account updates.
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert_eq!(to_json_line(&Event::Ignored), None);
+}
+
+/// The normalized line of the first event of a fixture.
+fn first_written(name: &str) -> String {
+    let text = line(&fixture(name));
+    let events = parse_ok(&text);
+    to_json_line(&events[0]).unwrap()
+}
+
+/// The normalized line of a webhook status and of an account update, field by field.
+#[test]
+fn normalized_line_shapes() {
+    let a = first_written("a_pmp_marketing_sent.json");
+    let expected = json!({
+        "type": "status", "id": WAMID_A, "at": 1_750_030_073, "business": WABA_A,
+        "phone": PHONE_A, "status": "sent", "recipient": RECIPIENT_A,
+        "pricing": {"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"},
+        "conversation": {"id": "72b14d6bd5407799e66f64d1b338e567", "origin": "marketing"},
+    });
+    let written: Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(written, expected);
+
+    let k = first_written("k_account_update_volume_tier.json");
+    assert_eq!(
+        k,
+        r#"{"type":"account_update","at":1743451903,"business":"102290129340398","event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{"pricing_category":"UTILITY","tier":"25000001:50000000","effective_month":"2025-11","region":"India"}}"#
+    );
+    let l = first_written("l_account_update_auth_intl.json");
+    assert_eq!(
+        l,
+        r#"{"type":"account_update","at":1743451903,"business":"102290129340398","event":"AUTH_INTL_PRICE_ELIGIBILITY_UPDATE","auth_international_rate_eligibility":{"start_time":1748780624,"exception_countries":[{"country_code":"ID","start_time":1751347424}]}}"#
+    );
+
+    // A group message without a user leaves `user` out; `read` is written for `played`; an
+    // outbound template without a name gets `"name": ""`.
+    for (normalized, written) in [
+        (
+            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","group":"grp","platform":"desktop"}"#,
+            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","platform":"web","group":"grp"}"#,
+        ),
+        (
+            r#"{"type":"status","id":"s1","at":"1970-01-01T00:00:05Z","status":"played"}"#,
+            r#"{"type":"status","id":"s1","at":5,"status":"read"}"#,
+        ),
+        (
+            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"category":"authentication_international"},"referral":{}}"#,
+            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"name":"","category":"authentication"}}"#,
+        ),
+    ] {
+        let events = parse_ok(normalized);
+        assert_eq!(to_json_line(&events[0]).unwrap(), written);
+        assert_eq!(parse_ok(written), events);
     }
 }

@@ -192,7 +192,10 @@ pub struct InputStats {
     pub outbound: u64,
     pub statuses: u64,
     pub template_category_changes: u64,
+    /// Events the rating does not use, account updates included.
     pub ignored: u64,
+    /// `account_update` webhooks (also counted in `ignored`).
+    pub account_updates: u64,
     pub duplicate_inbound: u64,
     pub duplicate_outbound: u64,
     /// Same id, different content: one record was kept by a fixed rule.
@@ -272,7 +275,8 @@ impl Rater {
             Event::Outbound(e) => (Some(&e.business), Some(&e.id)),
             Event::Status(e) => (e.business.as_ref(), Some(&e.id)),
             Event::TemplateCategory(e) => (Some(&e.business), None),
-            Event::Ignored => (None, None),
+            // Not checked against the config: the rating does not use them.
+            Event::AccountUpdate(_) | Event::Ignored => (None, None),
         };
         match business {
             None => Ok(NONE),
@@ -481,6 +485,10 @@ impl Rater {
                 self.stats.template_category_changes += 1;
                 let t = self.templates.intern(&e.template);
                 self.category_changes.push((business, t, e.at, e.category));
+            }
+            Event::AccountUpdate(_) => {
+                self.stats.account_updates += 1;
+                self.stats.ignored += 1;
             }
             Event::Ignored => self.stats.ignored += 1,
         }
