@@ -10,6 +10,11 @@ use tarifa_core::time::LocalDate;
 
 /// Reads and validates the config, loads every card.
 pub fn load(path: &Path, prices: Prices) -> Result<Setup> {
+    load_with_file(path, prices).map(|(setup, _)| setup)
+}
+
+/// [`load`], also giving the parsed file (the service reads the wallet settings of price lists).
+pub fn load_with_file(path: &Path, prices: Prices) -> Result<(Setup, ConfigFile)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
     let file: ConfigFile =
@@ -65,14 +70,15 @@ pub fn load(path: &Path, prices: Prices) -> Result<Setup> {
             }
         }
     }
-    Ok(Setup {
+    let setup = Setup {
         businesses,
-        rules: file.rules,
+        rules: file.rules.clone(),
         markets: file.markets,
         book,
         price_lists,
         prices,
-    })
+    };
+    Ok((setup, file))
 }
 
 fn resolve(base: &Path, file: &str) -> PathBuf {

@@ -7,7 +7,6 @@ mod gen;
 mod lines;
 mod output;
 mod rate;
-mod setup;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +25,36 @@ enum Command {
     Gen(gen::GenArgs),
     /// Rate a JSON Lines log of events and/or raw webhooks and print the bill.
     Rate(rate::RateArgs),
+    /// Run the service: Meta webhooks, events API, wallet, quotes, invoices, reconciliation.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The service config (TOML); see samples/serve.toml and docs/SERVICE.md.
+    #[arg(long, default_value = "samples/serve.toml")]
+    config: std::path::PathBuf,
+    /// Log as JSON lines (default: human-readable).
+    #[arg(long)]
+    json_logs: bool,
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TARIFA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let config = tarifa_service::config::load(&args.config, &|k| std::env::var(k).ok())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(tarifa_service::serve(config))
 }
 
 fn main() -> ExitCode {
@@ -33,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gen(args) => gen::run(&args),
         Command::Rate(args) => rate::run(&args),
+        Command::Serve(args) => serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -85,7 +85,7 @@ pub fn run(args: &RateArgs) -> Result<()> {
         PricesArg::Resale => Prices::Resale,
     };
     let mut timer = Timer::new(args.timings);
-    let setup = crate::setup::load(&args.config, prices)?;
+    let setup = tarifa_service::setup::load(&args.config, prices)?;
     timer.lap("setup");
     let mut rater = Rater::new(setup);
     // Lines are about 100–250 bytes; reserving for the smaller size errs on the generous side.

@@ -1,0 +1,902 @@
+//! The service's state: the wallets' ledger and what live pricing needs to know, changed only by
+//! the single writer ([`crate::writer`]) and read by quotes. No I/O and no clock: every
+//! operation gets `now` and returns the rows to store ([`WriteSet`]), so the writer can store
+//! them in one transaction before it answers anyone.
+//!
+//! Live pricing reuses the rating engine exactly: a delivered message is rated with
+//! [`Rater::finish_for`] over its conversation's recent events (the last `history_days`) with the
+//! monthly counters (free tiers, allowances, volume tiers) carried in from earlier messages.
+//! Invoices re-rate the whole month from the stored events instead, so they are exact even when
+//! a delivery arrived out of order; reconciliation shows any difference.
+
+use crate::store::{ChargeRow, EventRow, WriteSet};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tarifa_core::bill::Line;
+use tarifa_core::category::{PricingType, TemplateCategory};
+use tarifa_core::engine::{Counter, CounterKey, Rater, Setup};
+use tarifa_core::input::{parse_line, DeliveryStatus, Event};
+use tarifa_core::ledger::{
+    AccountId, AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, TransferId,
+    WalletPolicy,
+};
+use tarifa_core::time::{Instant, Month, DAY};
+
+/// Meta's error for a user who stopped marketing messages.
+pub const MARKETING_OPT_OUT: u32 = 131050;
+/// Meta stopped delivering marketing templates to US numbers on this day (error 131049).
+pub const US_MARKETING_PAUSED_FROM: Instant = 1_743_465_600; // 2025-04-01T00:00:00Z
+
+/// A wallet's rules, resolved from the service config and the price list.
+#[derive(Clone, Debug)]
+pub struct WalletRules {
+    pub prepaid: bool,
+    pub currency: String,
+    pub policy: WalletPolicy,
+    pub min_balance_for_free_service: Option<Amount>,
+    pub alert_url: Option<String>,
+}
+
+/// One entry of the ledger's operation log, replayed at start.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum LedgerOp {
+    CreateAccount(NewAccount),
+    Apply(Request),
+    Expire(Instant),
+}
+
+/// What became of one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Stored,
+    Duplicate,
+    Rejected { code: String, message: String },
+}
+
+impl Outcome {
+    fn rejected(code: &str, message: impl Into<String>) -> Outcome {
+        Outcome::Rejected {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A message the book follows.
+#[derive(Clone, Debug)]
+struct Msg {
+    key: (String, String),
+    at: Instant,
+    /// Priced (at delivery) or released (failed): the wallet is settled for it.
+    settled: bool,
+}
+
+/// A stored line of a conversation's history.
+#[derive(Clone, Debug)]
+struct HistoryLine {
+    at: Instant,
+    line: Arc<str>,
+}
+
+/// The answer to a quote.
+#[derive(Clone, Debug, Serialize)]
+pub struct Quote {
+    pub allowed: bool,
+    /// Why it may not be sent (empty when allowed).
+    pub blocked_by: Vec<Block>,
+    pub currency: String,
+    /// Exact decimal text.
+    pub amount: String,
+    pub pricing_type: String,
+    pub category: String,
+    pub rule: String,
+    pub explanation: String,
+    /// Volume-tier band (1-based), when one applied.
+    pub band: Option<u8>,
+    pub customer_service_window_open: bool,
+    pub wallet: Option<WalletView>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Block {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WalletView {
+    pub currency: String,
+    pub posted: String,
+    pub pending: String,
+    pub available: String,
+}
+
+/// A planned message, for a quote.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Planned {
+    pub business: String,
+    pub phone: String,
+    pub user: String,
+    /// `None`: a free-form (non-template) message.
+    pub template: Option<PlannedTemplate>,
+    /// Unix seconds or RFC 3339; default now.
+    pub at: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedTemplate {
+    #[serde(default)]
+    pub name: String,
+    pub category: String,
+}
+
+pub struct Book {
+    setup: Arc<Setup>,
+    wallets: HashMap<String, WalletRules>,
+    hold_secs: i64,
+    history_secs: i64,
+    pub ledger: Ledger,
+    /// When each transfer was applied (the ledger has no clock).
+    applied_at: HashMap<String, Instant>,
+    /// Recent events per (business, user or group).
+    history: HashMap<(String, String), Vec<HistoryLine>>,
+    messages: HashMap<String, Msg>,
+    category_changes: HashMap<String, Vec<Arc<str>>>,
+    counts: HashMap<CounterKey, u64>,
+    optouts: HashSet<(String, String)>,
+}
+
+pub fn wallet_account(business: &str) -> String {
+    format!("wallet:{business}")
+}
+
+fn revenue_account(currency: &str) -> String {
+    format!("revenue:{currency}")
+}
+
+fn funding_account(currency: &str) -> String {
+    format!("funding:{currency}")
+}
+
+/// Exact decimal to ledger micro-units; finer digits are rounded away from zero (charges are
+/// never rounded down below what the card says).
+pub fn to_amount(value: Decimal) -> Amount {
+    let rounded = value.round_dp_with_strategy(Amount::SCALE, RoundingStrategy::AwayFromZero);
+    Amount::from_decimal(rounded).unwrap_or(Amount::ZERO)
+}
+
+pub fn amount_text(a: Amount) -> String {
+    a.to_decimal()
+        .map(|d| d.normalize().to_string())
+        .unwrap_or_else(|_| a.to_string())
+}
+
+fn error_text(e: &LedgerError) -> String {
+    format!("{e:?}")
+}
+
+impl Book {
+    pub fn new(
+        setup: Arc<Setup>,
+        wallets: HashMap<String, WalletRules>,
+        hold_days: i64,
+        history_days: i64,
+    ) -> Book {
+        Book {
+            setup,
+            wallets,
+            hold_secs: hold_days * DAY,
+            history_secs: history_days * DAY,
+            ledger: Ledger::new(),
+            applied_at: HashMap::new(),
+            history: HashMap::new(),
+            messages: HashMap::new(),
+            category_changes: HashMap::new(),
+            counts: HashMap::new(),
+            optouts: HashSet::new(),
+        }
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    pub fn wallet_rules(&self, business: &str) -> Option<&WalletRules> {
+        self.wallets.get(business)
+    }
+
+    pub fn applied_at(&self, transfer: &str) -> Option<Instant> {
+        self.applied_at.get(transfer).copied()
+    }
+
+    /// The ledger operations that open every configured account not opened yet.
+    pub fn open_accounts(&mut self, now: Instant, w: &mut WriteSet) -> anyhow::Result<()> {
+        let mut wanted = Vec::new();
+        for (business, rules) in &self.wallets {
+            for (id, kind) in [
+                (wallet_account(business), AccountKind::Wallet(rules.policy)),
+                (revenue_account(&rules.currency), AccountKind::Revenue),
+                (funding_account(&rules.currency), AccountKind::Funding),
+            ] {
+                wanted.push(NewAccount {
+                    id: AccountId(id),
+                    currency: rules.currency.clone(),
+                    kind,
+                });
+            }
+        }
+        wanted.sort_by(|a, b| a.id.0.cmp(&b.id.0));
+        wanted.dedup_by(|a, b| a.id == b.id);
+        for account in wanted {
+            match self.ledger.account(&account.id.0) {
+                Some(existing) if existing.kind != account.kind => {
+                    tracing::warn!(
+                        account = %account.id.0,
+                        "the wallet's floor or alert threshold changed in the config; the ledger keeps the rules it was opened with"
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.ledger
+                        .create_account(&account)
+                        .map_err(|e| anyhow::anyhow!("account {}: {e:?}", account.id.0))?;
+                    push_op(w, now, &LedgerOp::CreateAccount(account));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays one stored ledger operation (at start).
+    pub fn replay_op(&mut self, at: Instant, op: &LedgerOp) -> anyhow::Result<()> {
+        match op {
+            LedgerOp::CreateAccount(a) => {
+                self.ledger
+                    .create_account(a)
+                    .map_err(|e| anyhow::anyhow!("replaying account {}: {e:?}", a.id.0))?;
+            }
+            LedgerOp::Apply(r) => {
+                self.ledger
+                    .apply(r)
+                    .map_err(|e| anyhow::anyhow!("replaying transfer {}: {e:?}", r.id().0))?;
+                self.applied_at.insert(r.id().0.clone(), at);
+            }
+            LedgerOp::Expire(now) => {
+                for t in self.ledger.expire(*now) {
+                    self.applied_at.insert(t.id.0, at);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a stored event back into memory at start (no pricing, no ledger: their effects are
+    /// stored already).
+    pub fn replay_event(&mut self, business: &str, line: &str) {
+        let mut events = Vec::new();
+        if parse_line(line.as_bytes(), &mut |e| events.push(e)).is_err() {
+            return;
+        }
+        for e in events {
+            self.remember(business, &e, line);
+        }
+    }
+
+    /// Marks a message as settled (its charge is stored) and restores its counters.
+    pub fn replay_charge(&mut self, charge: &ChargeRow) {
+        if let Some(m) = self.messages.get_mut(&charge.message) {
+            m.settled = true;
+        }
+        if let Ok(keys) = serde_json::from_str::<Vec<StoredCounter>>(&charge.counters) {
+            for k in keys {
+                if let Some(key) = k.key() {
+                    *self.counts.entry(key).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    pub fn replay_optout(&mut self, business: String, user: String) {
+        self.optouts.insert((business, user));
+    }
+
+    /// Adds an event to the history and registers its message; returns the key it went to.
+    fn remember(
+        &mut self,
+        business: &str,
+        event: &Event<'_>,
+        line: &str,
+    ) -> Option<(String, String)> {
+        let (key, at) = match event {
+            Event::Inbound(e) => (
+                (
+                    business.to_string(),
+                    e.group.as_deref().unwrap_or(&e.user).to_string(),
+                ),
+                e.at,
+            ),
+            Event::Outbound(e) => {
+                let party = e.group.as_ref().map_or(&*e.user, |(g, _)| g).to_string();
+                let key = (business.to_string(), party);
+                self.messages.entry(e.id.to_string()).or_insert(Msg {
+                    key: key.clone(),
+                    at: e.at,
+                    settled: false,
+                });
+                (key, e.at)
+            }
+            Event::Status(s) => {
+                let key = match self.messages.get(s.id.as_ref()) {
+                    Some(m) => m.key.clone(),
+                    None => match (&s.business, &s.recipient) {
+                        (Some(_), Some(r)) => {
+                            let key = (business.to_string(), r.to_string());
+                            self.messages.insert(
+                                s.id.to_string(),
+                                Msg {
+                                    key: key.clone(),
+                                    at: s.at,
+                                    settled: false,
+                                },
+                            );
+                            key
+                        }
+                        _ => return None,
+                    },
+                };
+                (key, s.at)
+            }
+            Event::TemplateCategory(_) => {
+                self.category_changes
+                    .entry(business.to_string())
+                    .or_default()
+                    .push(line.into());
+                return None;
+            }
+            _ => return None,
+        };
+        let lines = self.history.entry(key.clone()).or_default();
+        lines.push(HistoryLine {
+            at,
+            line: line.into(),
+        });
+        Some(key)
+    }
+
+    /// Forgets history older than `history_days` before `now` and settled messages older than
+    /// that (run now and then by the writer).
+    pub fn trim(&mut self, now: Instant) {
+        let cutoff = now - self.history_secs;
+        self.history.retain(|_, lines| {
+            lines.retain(|l| l.at >= cutoff);
+            !lines.is_empty()
+        });
+        let hold_cutoff = now - self.hold_secs - self.history_secs;
+        self.messages
+            .retain(|_, m| m.at >= cutoff || (!m.settled && m.at >= hold_cutoff));
+        let month = Month(tarifa_core::time::LocalDate((now / DAY) as i32).month().0 - 1);
+        self.counts.retain(|k, _| k.month >= month);
+    }
+
+    /// The business of a message this book follows.
+    pub fn business_of(&self, message: &str) -> Option<&str> {
+        self.messages.get(message).map(|m| m.key.0.as_str())
+    }
+
+    pub fn knows_business(&self, business: &str) -> bool {
+        self.setup.businesses.iter().any(|b| b.id == business)
+    }
+
+    /// Applies one new (not duplicate) event. On `Rejected` nothing of it is kept and `w` is
+    /// unchanged.
+    pub fn apply_event(&mut self, row: &EventRow, now: Instant, w: &mut WriteSet) -> Outcome {
+        let mut events = Vec::new();
+        if let Err(e) = parse_line(row.line.as_bytes(), &mut |e| events.push(e)) {
+            return Outcome::rejected("invalid_event", e.to_string());
+        }
+        let Some(event) = events.into_iter().next() else {
+            return Outcome::rejected("invalid_event", "no event in the line");
+        };
+        if let Event::Outbound(o) = &event {
+            if o.group.is_none() {
+                if let Err(outcome) = self.hold(row, o, now, w) {
+                    return outcome;
+                }
+            }
+        }
+        let key = self.remember(&row.business, &event, &row.line);
+        if let (Event::Status(s), Some(key)) = (&event, key) {
+            if s.error_codes.contains(&MARKETING_OPT_OUT)
+                && self.optouts.insert((key.0.clone(), key.1.clone()))
+            {
+                w.optouts.push((key.0.clone(), key.1.clone(), s.at));
+            }
+            let settled = self.messages.get(s.id.as_ref()).is_none_or(|m| m.settled);
+            if !settled {
+                match s.status {
+                    DeliveryStatus::Delivered | DeliveryStatus::Read => {
+                        self.settle_delivered(&s.id, &key, now, w)
+                    }
+                    DeliveryStatus::Failed => self.settle_failed(&s.id, now, w),
+                    DeliveryStatus::Sent => {}
+                }
+            }
+        }
+        w.events.push(row.clone());
+        Outcome::Stored
+    }
+
+    /// Rates `target` (already in the history of `key`, or given as `extra` lines) with the
+    /// counters used so far; returns its line's facts.
+    fn rate(&self, key: &(String, String), extra: &[&str], target: &str) -> Option<Priced> {
+        let mut rater = Rater::new(self.setup.clone());
+        let mut push = |line: &str| {
+            let _ = parse_line(line.as_bytes(), &mut |e| {
+                let _ = rater.push(e);
+            });
+        };
+        if let Some(changes) = self.category_changes.get(&key.0) {
+            changes.iter().for_each(|l| push(l));
+        }
+        if let Some(lines) = self.history.get(key) {
+            lines.iter().for_each(|l| push(&l.line));
+        }
+        extra.iter().for_each(|l| push(l));
+        let (bill, counted) = rater.finish_for(&[target], &self.counts);
+        let view = bill.messages().next()?;
+        let line: &Line = view.line;
+        Some(Priced {
+            amount: line.amount,
+            pricing_type: line.pricing_type,
+            category: line.category.as_str().to_string(),
+            rule: line.rule.to_string(),
+            band: (line.band > 0).then_some(line.band),
+            explanation: bill.explain(line),
+            currency: view.currency.to_string(),
+            at: line.at,
+            counted,
+        })
+    }
+
+    /// The hold for a chargeable message recorded as sent, or the refusal (402).
+    fn hold(
+        &mut self,
+        row: &EventRow,
+        o: &tarifa_core::input::Outbound<'_>,
+        now: Instant,
+        w: &mut WriteSet,
+    ) -> Result<(), Outcome> {
+        let Some(rules) = self.wallets.get(&row.business).cloned() else {
+            return Ok(());
+        };
+        if !rules.prepaid {
+            return Ok(());
+        }
+        let key = (row.business.clone(), o.user.to_string());
+        let delivered = status_line(&o.id, o.at);
+        let Some(priced) = self.rate(&key, &[&row.line, &delivered], &o.id) else {
+            return Ok(());
+        };
+        let wallet = wallet_account(&row.business);
+        let balance = self.ledger.balance(&wallet).unwrap_or_default();
+        if priced.is_free_service()
+            && !tarifa_core::ledger::may_use_free_service(
+                &balance,
+                rules.min_balance_for_free_service,
+            )
+        {
+            return Err(Outcome::rejected(
+                "min_balance_for_free_service",
+                format!(
+                    "free service messages need an available balance of at least {} {} (wallet has {})",
+                    rules.min_balance_for_free_service.map(amount_text).unwrap_or_default(),
+                    rules.currency,
+                    amount_text(balance.available)
+                ),
+            ));
+        }
+        let amount = to_amount(priced.amount);
+        if !amount.is_positive() {
+            return Ok(());
+        }
+        let request = Request::Hold {
+            id: TransferId(format!("hold:{}", o.id)),
+            debit_account: AccountId(wallet),
+            credit_account: AccountId(revenue_account(&rules.currency)),
+            amount,
+            timeout: o.at.max(now) + self.hold_secs,
+        };
+        match self.post(&row.business, request, now, w) {
+            Ok(_) => Ok(()),
+            Err(LedgerError::InsufficientFunds {
+                available,
+                required,
+                ..
+            }) => Err(Outcome::rejected(
+                "insufficient_funds",
+                format!(
+                    "the wallet cannot cover this message: it costs {} {}, {} is available",
+                    amount_text(required),
+                    rules.currency,
+                    amount_text(available)
+                ),
+            )),
+            Err(e) => Err(Outcome::rejected("ledger", error_text(&e))),
+        }
+    }
+
+    /// Applies a request and stores it; signals a low balance.
+    fn post(
+        &mut self,
+        business: &str,
+        request: Request,
+        now: Instant,
+        w: &mut WriteSet,
+    ) -> Result<Applied, LedgerError> {
+        let applied = self.ledger.apply(&request)?;
+        if applied.status == tarifa_core::ledger::Status::Created {
+            self.applied_at.insert(request.id().0.clone(), now);
+            push_op(w, now, &LedgerOp::Apply(request));
+        }
+        if applied.crossed_low_balance {
+            self.alert(business, now, w);
+        }
+        Ok(applied)
+    }
+
+    fn alert(&self, business: &str, now: Instant, w: &mut WriteSet) {
+        let Some(rules) = self.wallets.get(business) else {
+            return;
+        };
+        let Some(url) = &rules.alert_url else {
+            return;
+        };
+        let balance = self
+            .ledger
+            .balance(&wallet_account(business))
+            .unwrap_or_default();
+        let payload = serde_json::json!({
+            "type": "wallet.low_balance",
+            "business": business,
+            "currency": rules.currency,
+            "available": amount_text(balance.available),
+            "threshold": rules.policy.low_balance_threshold.map(amount_text),
+            "at": now,
+        });
+        w.alerts
+            .push((business.to_string(), url.clone(), payload.to_string(), now));
+    }
+
+    fn settle_delivered(
+        &mut self,
+        message: &str,
+        key: &(String, String),
+        now: Instant,
+        w: &mut WriteSet,
+    ) {
+        let Some(priced) = self.rate(key, &[], message) else {
+            return;
+        };
+        let business = key.0.clone();
+        let hold_id = format!("hold:{message}");
+        let hold = self
+            .ledger
+            .transfer(&hold_id)
+            .filter(|_| self.ledger.resolution(&hold_id).is_none())
+            .map(|t| t.amount);
+        let amount = to_amount(priced.amount);
+        let mut captured = Amount::ZERO;
+        let mut uncollected = Amount::ZERO;
+        let prepaid = self.wallets.get(&business).is_some_and(|r| r.prepaid);
+        let currency = priced.currency.clone();
+        if let Some(hold) = hold {
+            if amount.is_positive() {
+                let take = if amount.0 <= hold.0 { amount } else { hold };
+                let capture = Request::Capture {
+                    id: TransferId(format!("capture:{message}")),
+                    pending_id: TransferId(hold_id.clone()),
+                    amount: take,
+                };
+                if self.post(&business, capture, now, w).is_ok() {
+                    captured = take;
+                }
+            } else {
+                let release = Request::Release {
+                    id: TransferId(format!("release:{message}")),
+                    pending_id: TransferId(hold_id.clone()),
+                };
+                let _ = self.post(&business, release, now, w);
+            }
+        }
+        let rest = Amount(amount.0 - captured.0);
+        if rest.is_positive() && prepaid {
+            let charge = Request::Post {
+                id: TransferId(format!("charge:{message}")),
+                debit_account: AccountId(wallet_account(&business)),
+                credit_account: AccountId(revenue_account(&currency)),
+                amount: rest,
+            };
+            match self.post(&business, charge, now, w) {
+                Ok(_) => captured = amount,
+                Err(_) => uncollected = rest,
+            }
+        } else if rest.is_positive() {
+            uncollected = rest;
+        }
+        for k in &priced.counted {
+            *self.counts.entry(k.clone()).or_default() += 1;
+        }
+        if let Some(m) = self.messages.get_mut(message) {
+            m.settled = true;
+        }
+        w.charges.push(ChargeRow {
+            message: message.to_string(),
+            business,
+            at: priced.at,
+            pricing_type: priced.pricing_type.to_string(),
+            category: priced.category,
+            rule: priced.rule,
+            amount: priced.amount.normalize().to_string(),
+            currency,
+            captured: amount_text(captured),
+            uncollected: amount_text(uncollected),
+            counters: serde_json::to_string(
+                &priced
+                    .counted
+                    .iter()
+                    .map(StoredCounter::of)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default(),
+        });
+    }
+
+    fn settle_failed(&mut self, message: &str, now: Instant, w: &mut WriteSet) {
+        let hold_id = format!("hold:{message}");
+        let Some(business) = self.business_of(message).map(str::to_string) else {
+            return;
+        };
+        if self.ledger.transfer(&hold_id).is_some() && self.ledger.resolution(&hold_id).is_none() {
+            let release = Request::Release {
+                id: TransferId(format!("release:{message}")),
+                pending_id: TransferId(hold_id),
+            };
+            let _ = self.post(&business, release, now, w);
+        }
+    }
+
+    /// Releases holds whose delivery never came (Meta's 30 days).
+    pub fn expire(&mut self, now: Instant, w: &mut WriteSet) {
+        let expired = self.ledger.expire(now);
+        if !expired.is_empty() {
+            for t in &expired {
+                self.applied_at.insert(t.id.0.clone(), now);
+            }
+            push_op(w, now, &LedgerOp::Expire(now));
+        }
+    }
+
+    /// A top-up: funding → wallet, idempotent by `id`.
+    pub fn top_up(
+        &mut self,
+        business: &str,
+        id: &str,
+        amount: Decimal,
+        now: Instant,
+        w: &mut WriteSet,
+    ) -> Result<Applied, String> {
+        let rules = self
+            .wallets
+            .get(business)
+            .cloned()
+            .ok_or_else(|| format!("business {business:?} has no wallet"))?;
+        let amount =
+            Amount::from_decimal_non_negative(amount).map_err(|e| format!("amount: {e}"))?;
+        let request = Request::Post {
+            id: TransferId(format!("topup:{id}")),
+            debit_account: AccountId(funding_account(&rules.currency)),
+            credit_account: AccountId(wallet_account(business)),
+            amount,
+        };
+        self.post(business, request, now, w)
+            .map_err(|e| error_text(&e))
+    }
+
+    /// What a planned message would cost now and whether it may be sent.
+    pub fn quote(&self, p: &Planned, at: Instant) -> Result<Quote, String> {
+        if !self.knows_business(&p.business) {
+            return Err(format!("business {:?} is not in the config", p.business));
+        }
+        let category = match &p.template {
+            None => None,
+            Some(t) => Some(TemplateCategory::parse(&t.category).ok_or_else(|| {
+                format!(
+                    "template.category {:?} is not marketing, utility or authentication",
+                    t.category
+                )
+            })?),
+        };
+        let key = (p.business.clone(), p.user.clone());
+        let id = "tarifa.quote";
+        let mut outbound = serde_json::json!({
+            "type": "outbound", "id": id, "at": at, "business": p.business,
+            "phone": p.phone, "user": p.user,
+        });
+        if let (Some(t), Some(c)) = (&p.template, category) {
+            outbound["template"] = serde_json::json!({"name": t.name, "category": c.as_str()});
+        }
+        let outbound = outbound.to_string();
+        let delivered = status_line(id, at);
+        let priced = self
+            .rate(&key, &[&outbound, &delivered], id)
+            .ok_or("the planned message could not be rated")?;
+        let window = self.window_open(&key, at);
+        let mut blocked_by = Vec::new();
+        if category.is_none() && !window {
+            blocked_by.push(Block {
+                code: "customer_service_window_closed",
+                message: "a free-form message needs a customer service window (a message from the user in the last 24 hours); send a template (Meta error 131047)".into(),
+            });
+        }
+        let marketing = matches!(
+            category,
+            Some(TemplateCategory::Marketing) | Some(TemplateCategory::MarketingLite)
+        );
+        if marketing && self.optouts.contains(&key) {
+            blocked_by.push(Block {
+                code: "marketing_opt_out",
+                message: "the user stopped marketing messages (Meta error 131050)".into(),
+            });
+        }
+        if marketing && at >= US_MARKETING_PAUSED_FROM && is_us_number(&p.user) {
+            blocked_by.push(Block {
+                code: "us_marketing_not_delivered",
+                message:
+                    "Meta does not deliver marketing templates to US (+1) numbers since 2025-04-01"
+                        .into(),
+            });
+        }
+        let wallet = self.wallets.get(&p.business).map(|rules| {
+            let b = self
+                .ledger
+                .balance(&wallet_account(&p.business))
+                .unwrap_or_default();
+            (rules.clone(), b)
+        });
+        if let Some((rules, balance)) = &wallet {
+            if rules.prepaid {
+                let cost = to_amount(priced.amount);
+                let floor = rules.policy.floor;
+                if cost.is_positive() && balance.available.0 - cost.0 < floor.0 {
+                    blocked_by.push(Block {
+                        code: "insufficient_funds",
+                        message: format!(
+                            "costs {} {}, the wallet has {} available",
+                            amount_text(cost),
+                            rules.currency,
+                            amount_text(balance.available)
+                        ),
+                    });
+                }
+                if priced.is_free_service()
+                    && !tarifa_core::ledger::may_use_free_service(
+                        balance,
+                        rules.min_balance_for_free_service,
+                    )
+                {
+                    blocked_by.push(Block {
+                        code: "min_balance_for_free_service",
+                        message: format!(
+                            "free service messages need an available balance of at least {} {}",
+                            rules
+                                .min_balance_for_free_service
+                                .map(amount_text)
+                                .unwrap_or_default(),
+                            rules.currency
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(Quote {
+            allowed: blocked_by.is_empty(),
+            blocked_by,
+            currency: priced.currency.clone(),
+            amount: priced.amount.normalize().to_string(),
+            pricing_type: priced.pricing_type.to_string(),
+            category: priced.category.clone(),
+            rule: priced.rule.clone(),
+            explanation: priced.explanation.clone(),
+            band: priced.band,
+            customer_service_window_open: window,
+            wallet: wallet.map(|(rules, b)| WalletView {
+                currency: rules.currency,
+                posted: amount_text(b.posted),
+                pending: amount_text(b.pending),
+                available: amount_text(b.available),
+            }),
+        })
+    }
+
+    /// A user message in the 24 hours before `at` (the customer service window).
+    fn window_open(&self, key: &(String, String), at: Instant) -> bool {
+        self.history.get(key).is_some_and(|lines| {
+            lines
+                .iter()
+                .any(|l| l.at <= at && at - l.at < DAY && l.line.contains("\"type\":\"inbound\""))
+        })
+    }
+}
+
+fn is_us_number(user: &str) -> bool {
+    matches!(
+        tarifa_core::market::country_of(user),
+        Ok(Some(c)) if c.as_str() == "US"
+    )
+}
+
+/// A normalized `delivered` status line.
+fn status_line(id: &str, at: Instant) -> String {
+    serde_json::json!({"type": "status", "id": id, "at": at, "status": "delivered"}).to_string()
+}
+
+fn push_op(w: &mut WriteSet, at: Instant, op: &LedgerOp) {
+    w.ledger_ops
+        .push((at, serde_json::to_string(op).unwrap_or_default()));
+}
+
+struct Priced {
+    amount: Decimal,
+    pricing_type: PricingType,
+    category: String,
+    rule: String,
+    band: Option<u8>,
+    explanation: String,
+    currency: String,
+    at: Instant,
+    counted: Vec<CounterKey>,
+}
+
+impl Priced {
+    /// Free because it is customer service (in a window, or the monthly service allowance).
+    fn is_free_service(&self) -> bool {
+        matches!(
+            self.pricing_type,
+            PricingType::FreeCustomerService | PricingType::FreeTier
+        )
+    }
+}
+
+/// A counter key as stored with a charge.
+#[derive(Serialize, Deserialize)]
+struct StoredCounter {
+    counter: String,
+    owner: String,
+    bucket: u32,
+    month: i32,
+}
+
+impl StoredCounter {
+    fn of(k: &CounterKey) -> StoredCounter {
+        StoredCounter {
+            counter: k.counter.as_str().into(),
+            owner: k.owner.clone(),
+            bucket: k.bucket,
+            month: k.month.0,
+        }
+    }
+
+    fn key(&self) -> Option<CounterKey> {
+        Some(CounterKey {
+            counter: Counter::parse(&self.counter)?,
+            owner: self.owner.clone(),
+            bucket: self.bucket,
+            month: Month(self.month),
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! Prometheus metrics, kept as atomics and written in the text exposition format by `/metrics`
+//! (no registry crate: a handful of counters and three latency histograms).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Bucket upper bounds in seconds.
+const BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    /// Sum in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (b, bound) in self.buckets.iter().zip(BOUNDS) {
+            if s <= bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn write(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, bound) in self.buckets.iter().zip(BOUNDS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", b.load(Relaxed));
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_us.load(Relaxed) as f64 / 1_000_000.0
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub webhooks_accepted: AtomicU64,
+    pub webhooks_bad_signature: AtomicU64,
+    pub webhooks_dead_lettered: AtomicU64,
+    pub events_stored: AtomicU64,
+    pub events_duplicate: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub quotes: AtomicU64,
+    pub group_commits: AtomicU64,
+    pub group_commit_seconds: Histogram,
+    pub webhook_ack_seconds: Histogram,
+    pub quote_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn record_group(&self, _events: u64, took: Duration) {
+        self.group_commits.fetch_add(1, Relaxed);
+        self.group_commit_seconds.observe(took);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "tarifa_webhooks_accepted_total",
+                "Webhook bodies acknowledged after they were stored.",
+                &self.webhooks_accepted,
+            ),
+            (
+                "tarifa_webhooks_bad_signature_total",
+                "Webhook bodies refused for a missing or wrong X-Hub-Signature-256.",
+                &self.webhooks_bad_signature,
+            ),
+            (
+                "tarifa_webhooks_dead_lettered_total",
+                "Signed webhook bodies that could not be read, kept in dead_letters.",
+                &self.webhooks_dead_lettered,
+            ),
+            (
+                "tarifa_events_stored_total",
+                "Events stored (webhooks and the events API).",
+                &self.events_stored,
+            ),
+            (
+                "tarifa_events_duplicate_total",
+                "Events already stored (retries).",
+                &self.events_duplicate,
+            ),
+            (
+                "tarifa_events_rejected_total",
+                "Events rejected (invalid, unknown business, 402).",
+                &self.events_rejected,
+            ),
+            ("tarifa_quotes_total", "Quotes answered.", &self.quotes),
+            (
+                "tarifa_group_commits_total",
+                "Database transactions of the writer.",
+                &self.group_commits,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        self.group_commit_seconds.write(
+            "tarifa_group_commit_seconds",
+            "Time to apply and store one group of commands.",
+            &mut out,
+        );
+        self.webhook_ack_seconds.write(
+            "tarifa_webhook_ack_seconds",
+            "Time from a webhook's arrival to its acknowledgement.",
+            &mut out,
+        );
+        self.quote_seconds
+            .write("tarifa_quote_seconds", "Time to answer a quote.", &mut out);
+        out
+    }
+}

@@ -1,0 +1,626 @@
+//! Durable storage: SQLite (the default, a file) or PostgreSQL, through one `sqlx::Any` pool.
+//!
+//! Values are portable on purpose: integers (instants as Unix seconds, sequence numbers), text
+//! (ids, decimal amounts written as strings, JSON). Each dialect has its own migration list;
+//! placeholders are written per dialect (`?` for SQLite, `$n` for PostgreSQL).
+//!
+//! The write path is one transaction per group of commands ([`Store::commit`]): the events, the
+//! ledger operations, the charges and the alerts they caused are stored together or not at all,
+//! so an acknowledged event always has its effects and an unacknowledged one has none.
+
+use anyhow::{Context, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A database.
+#[derive(Clone)]
+pub struct Store {
+    pool: sqlx::AnyPool,
+    pub dialect: Dialect,
+}
+
+/// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    /// Idempotency key (`out:{id}`, `st:{id}:{status}:{recipient}`, …).
+    pub key: String,
+    pub business: String,
+    pub kind: &'static str,
+    /// The message id for outbound records and statuses, else empty.
+    pub message: String,
+    pub at: i64,
+    pub received_at: i64,
+    pub line: String,
+}
+
+/// A priced message (the wallet's view; invoices re-rate from the events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeRow {
+    pub message: String,
+    pub business: String,
+    pub at: i64,
+    pub pricing_type: String,
+    pub category: String,
+    pub rule: String,
+    /// Exact decimal, in the business's currency, at its price list.
+    pub amount: String,
+    pub currency: String,
+    /// Taken from the wallet.
+    pub captured: String,
+    /// Charged but not covered by the wallet (a postpaid remainder).
+    pub uncollected: String,
+    /// The monthly counters the message moved, as JSON.
+    pub counters: String,
+}
+
+/// An outgoing webhook waiting for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    pub seq: i64,
+    pub business: String,
+    pub url: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub next_at: i64,
+}
+
+/// Everything one group commit writes.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    pub events: Vec<EventRow>,
+    /// (instant, JSON of a `LedgerOp`).
+    pub ledger_ops: Vec<(i64, String)>,
+    pub charges: Vec<ChargeRow>,
+    pub optouts: Vec<(String, String, i64)>,
+    /// (business, url, payload, first attempt at).
+    pub alerts: Vec<(String, String, String, i64)>,
+    /// (received at, source, reason, body).
+    pub dead_letters: Vec<(i64, String, String, String)>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.ledger_ops.is_empty()
+            && self.charges.is_empty()
+            && self.optouts.is_empty()
+            && self.alerts.is_empty()
+            && self.dead_letters.is_empty()
+    }
+}
+
+const SQLITE: &[&str] = &[
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, \
+     business TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, \
+     received_at BIGINT NOT NULL, line TEXT NOT NULL)",
+    "CREATE INDEX events_business_at ON events (business, at)",
+    "CREATE INDEX events_message ON events (message)",
+    "CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at BIGINT NOT NULL, \
+     source TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE ledger_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, at BIGINT NOT NULL, op TEXT NOT NULL)",
+    "CREATE TABLE charges (message TEXT PRIMARY KEY, business TEXT NOT NULL, at BIGINT NOT NULL, \
+     pricing_type TEXT NOT NULL, category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, \
+     currency TEXT NOT NULL, captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
+    "CREATE INDEX charges_business_at ON charges (business, at)",
+    "CREATE TABLE optouts (business TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, \
+     PRIMARY KEY (business, user_id))",
+    "CREATE TABLE alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, business TEXT NOT NULL, url TEXT NOT NULL, \
+     payload TEXT NOT NULL, attempts BIGINT NOT NULL, next_at BIGINT NOT NULL, state TEXT NOT NULL, \
+     last_error TEXT NOT NULL)",
+];
+
+const POSTGRES: &[&str] = &[
+    "CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE, \
+     business TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, \
+     received_at BIGINT NOT NULL, line TEXT NOT NULL)",
+    "CREATE INDEX events_business_at ON events (business, at)",
+    "CREATE INDEX events_message ON events (message)",
+    "CREATE TABLE dead_letters (seq BIGSERIAL PRIMARY KEY, received_at BIGINT NOT NULL, \
+     source TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE ledger_ops (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, op TEXT NOT NULL)",
+    "CREATE TABLE charges (message TEXT PRIMARY KEY, business TEXT NOT NULL, at BIGINT NOT NULL, \
+     pricing_type TEXT NOT NULL, category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, \
+     currency TEXT NOT NULL, captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
+    "CREATE INDEX charges_business_at ON charges (business, at)",
+    "CREATE TABLE optouts (business TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, \
+     PRIMARY KEY (business, user_id))",
+    "CREATE TABLE alerts (seq BIGSERIAL PRIMARY KEY, business TEXT NOT NULL, url TEXT NOT NULL, \
+     payload TEXT NOT NULL, attempts BIGINT NOT NULL, next_at BIGINT NOT NULL, state TEXT NOT NULL, \
+     last_error TEXT NOT NULL)",
+];
+
+/// Each migration is one version: all its statements run in one transaction.
+fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
+    match dialect {
+        Dialect::Sqlite => vec![(1, SQLITE)],
+        Dialect::Postgres => vec![(1, POSTGRES)],
+    }
+}
+
+/// Most bind parameters in one statement (SQLite allows 32,766; PostgreSQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+impl Store {
+    /// Connects and runs the migrations that are not applied yet.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 4,
+                Dialect::Postgres => 8,
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        let store = Store { pool, dialect };
+        if dialect == Dialect::Sqlite {
+            // WAL: readers (invoices, quotes' lookups) never block the writer. `synchronous` is
+            // FULL by default: a commit is on disk when it returns.
+            sqlx::raw_sql("PRAGMA journal_mode=WAL")
+                .execute(&store.pool)
+                .await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS tarifa_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for (version, statements) in migrations(self.dialect) {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "SELECT version FROM tarifa_migrations WHERE version = {version}"
+            )))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_some() {
+                continue;
+            }
+            for s in statements {
+                sqlx::raw_sql(AssertSqlSafe(*s))
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("migration {version}: {s}"))?;
+            }
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO tarifa_migrations (version, applied_at) VALUES ({version}, {})",
+                crate::clock::now()
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// `SELECT 1`, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    fn placeholders(&self, rows: usize, cols: usize) -> String {
+        let mut out = String::with_capacity(rows * cols * 4);
+        let mut n = 0;
+        for r in 0..rows {
+            if r > 0 {
+                out.push(',');
+            }
+            out.push('(');
+            for c in 0..cols {
+                if c > 0 {
+                    out.push(',');
+                }
+                n += 1;
+                match self.dialect {
+                    Dialect::Sqlite => out.push('?'),
+                    Dialect::Postgres => {
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    }
+                }
+            }
+            out.push(')');
+        }
+        out
+    }
+
+    /// Which of `keys` are stored already.
+    pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(MAX_PARAMS) {
+            let list = self.list_placeholders(chunk.len());
+            let sql = format!("SELECT key FROM events WHERE key IN ({list})");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                found.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(found)
+    }
+
+    fn list_placeholders(&self, n: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => vec!["?"; n].join(","),
+            Dialect::Postgres => (1..=n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// The business of each stored outbound message among `messages`.
+    pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in messages.chunks(MAX_PARAMS) {
+            let list = self.list_placeholders(chunk.len());
+            let sql = format!(
+                "SELECT DISTINCT message, business FROM events WHERE message IN ({list}) AND business <> ''"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one group in one transaction.
+    pub async fn commit(&self, w: &WriteSet) -> Result<()> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let per = MAX_PARAMS / 7;
+        for chunk in w.events.chunks(per) {
+            let sql = format!(
+                "INSERT INTO events (key, business, kind, message, at, received_at, line) VALUES {} ON CONFLICT (key) DO NOTHING",
+                self.placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(&e.key)
+                    .bind(&e.business)
+                    .bind(e.kind)
+                    .bind(&e.message)
+                    .bind(e.at)
+                    .bind(e.received_at)
+                    .bind(&e.line);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in w.ledger_ops.chunks(MAX_PARAMS / 2) {
+            let sql = format!(
+                "INSERT INTO ledger_ops (at, op) VALUES {}",
+                self.placeholders(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (at, op) in chunk {
+                q = q.bind(*at).bind(op);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in w.charges.chunks(MAX_PARAMS / 11) {
+            let sql = format!(
+                "INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters) VALUES {} ON CONFLICT (message) DO NOTHING",
+                self.placeholders(chunk.len(), 11)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q
+                    .bind(&c.message)
+                    .bind(&c.business)
+                    .bind(c.at)
+                    .bind(&c.pricing_type)
+                    .bind(&c.category)
+                    .bind(&c.rule)
+                    .bind(&c.amount)
+                    .bind(&c.currency)
+                    .bind(&c.captured)
+                    .bind(&c.uncollected)
+                    .bind(&c.counters);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (business, user, at) in &w.optouts {
+            let sql = format!(
+                "INSERT INTO optouts (business, user_id, at) VALUES {} ON CONFLICT (business, user_id) DO NOTHING",
+                self.placeholders(1, 3)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(business)
+                .bind(user)
+                .bind(*at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (business, url, payload, at) in &w.alerts {
+            let sql = format!(
+                "INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) VALUES {}",
+                self.placeholders(1, 7)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(business)
+                .bind(url)
+                .bind(payload)
+                .bind(0i64)
+                .bind(*at)
+                .bind("pending")
+                .bind("")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (at, source, reason, body) in &w.dead_letters {
+            let sql = format!(
+                "INSERT INTO dead_letters (received_at, source, reason, body) VALUES {}",
+                self.placeholders(1, 4)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(*at)
+                .bind(source)
+                .bind(reason)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every ledger operation, in the order applied.
+    pub async fn ledger_ops(&self) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query("SELECT at, op FROM ledger_ops ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Events at or after `since`, in arrival order: (business, line).
+    pub async fn events_since(&self, since: i64) -> Result<Vec<(String, String)>> {
+        let sql = format!(
+            "SELECT business, line FROM events WHERE at >= {} ORDER BY seq",
+            self.param(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The event lines of a business with `from <= at < to`, in arrival order.
+    pub async fn business_events(&self, business: &str, from: i64, to: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT line FROM events WHERE business = {} AND at >= {} AND at < {} ORDER BY seq",
+            self.param(1),
+            self.param(2),
+            self.param(3)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(business)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    fn param(&self, n: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => "?".into(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// Charges priced at or after `since`.
+    pub async fn charges_since(&self, since: i64) -> Result<Vec<ChargeRow>> {
+        let sql = format!(
+            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE at >= {}",
+            self.param(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(charge_row).collect()
+    }
+
+    /// The priced messages of a business with `from <= at < to`.
+    pub async fn business_charges(
+        &self,
+        business: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ChargeRow>> {
+        let sql = format!(
+            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE business = {} AND at >= {} AND at < {}",
+            self.param(1),
+            self.param(2),
+            self.param(3)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(business)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(charge_row).collect()
+    }
+
+    /// Which of `messages` are priced already.
+    pub async fn priced(&self, messages: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in messages.chunks(MAX_PARAMS) {
+            let list = self.list_placeholders(chunk.len());
+            let sql = format!("SELECT message FROM charges WHERE message IN ({list})");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                found.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn optouts(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT business, user_id FROM optouts")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Counts, for tests and `/metrics`: (events, dead letters, ledger operations, charges).
+    pub async fn counts(&self) -> Result<(i64, i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM dead_letters), \
+             (SELECT COUNT(*) FROM ledger_ops), (SELECT COUNT(*) FROM charges)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        ))
+    }
+
+    /// Alerts due for a delivery attempt.
+    pub async fn due_alerts(&self, now: i64, limit: i64) -> Result<Vec<AlertRow>> {
+        let sql = format!(
+            "SELECT seq, business, url, payload, attempts, next_at FROM alerts WHERE state = 'pending' AND next_at <= {} ORDER BY seq LIMIT {}",
+            self.param(1),
+            self.param(2)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    seq: r.try_get(0)?,
+                    business: r.try_get(1)?,
+                    url: r.try_get(2)?,
+                    payload: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                    next_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a delivery attempt of an alert: `state` is `pending` (retry at `next_at`),
+    /// `delivered` or `abandoned`.
+    pub async fn alert_attempted(
+        &self,
+        seq: i64,
+        state: &str,
+        attempts: i64,
+        next_at: i64,
+        error: &str,
+    ) -> Result<()> {
+        let sql = format!(
+            "UPDATE alerts SET state = {}, attempts = {}, next_at = {}, last_error = {} WHERE seq = {}",
+            self.param(1),
+            self.param(2),
+            self.param(3),
+            self.param(4),
+            self.param(5)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(state)
+            .bind(attempts)
+            .bind(next_at)
+            .bind(error)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Alerts of a business: (state, attempts, payload).
+    pub async fn alerts_of(&self, business: &str) -> Result<Vec<(String, i64, String)>> {
+        let sql = format!(
+            "SELECT state, attempts, payload FROM alerts WHERE business = {} ORDER BY seq",
+            self.param(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(business)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn charge_row(r: &AnyRow) -> Result<ChargeRow> {
+    Ok(ChargeRow {
+        message: r.try_get(0)?,
+        business: r.try_get(1)?,
+        at: r.try_get(2)?,
+        pricing_type: r.try_get(3)?,
+        category: r.try_get(4)?,
+        rule: r.try_get(5)?,
+        amount: r.try_get(6)?,
+        currency: r.try_get(7)?,
+        captured: r.try_get(8)?,
+        uncollected: r.try_get(9)?,
+        counters: r.try_get(10)?,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

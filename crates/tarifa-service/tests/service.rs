@@ -1,0 +1,540 @@
+//! `tarifa serve` over HTTP, on SQLite and (when `TARIFA_TEST_DATABASE_URL` is set) PostgreSQL:
+//! Meta's handshake and signatures, durable idempotent ingestion, the events API, the wallet
+//! (hold on send, capture on delivery, release on failure, 402), quotes, invoices,
+//! reconciliation, alerts and operations endpoints.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const USER: &str = "34600000001";
+
+fn outbound(id: &str, at: i64, template: Option<(&str, &str)>) -> Value {
+    let mut v = json!({"type": "outbound", "id": id, "at": at, "business": "shop", "phone": "pn-1", "user": USER});
+    if let Some((name, category)) = template {
+        v["template"] = json!({"name": name, "category": category});
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_handshake_and_signatures() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let url = format!("{}/webhooks/meta", app.base);
+        let ok = app
+            .client
+            .get(&url)
+            .query(&[
+                ("hub.mode", "subscribe"),
+                ("hub.verify_token", VERIFY),
+                ("hub.challenge", "1158201444"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.text().await.unwrap(), "1158201444");
+        let wrong = app
+            .client
+            .get(&url)
+            .query(&[
+                ("hub.mode", "subscribe"),
+                ("hub.verify_token", "nope"),
+                ("hub.challenge", "1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 403);
+
+        // Spec §9.2 (a), verbatim: a bad or missing signature stores nothing.
+        let body = std::fs::read_to_string(
+            repo().join("crates/tarifa-core/tests/fixtures/webhooks/a_pmp_marketing_sent.json"),
+        )
+        .or_else(|_| std::fs::read_to_string(first_fixture()))
+        .unwrap();
+        for sig in [None, Some("sha256=00"), Some("sha1=abc")] {
+            let mut req = app.client.post(&url).body(body.clone());
+            if let Some(s) = sig {
+                req = req.header("x-hub-signature-256", s);
+            }
+            assert_eq!(
+                req.send().await.unwrap().status(),
+                401,
+                "{backend:?} {sig:?}"
+            );
+        }
+        assert_eq!(app.store().counts().await.unwrap().0, 0, "nothing stored");
+        let r = app.webhook(&body).await;
+        assert_eq!(r.status(), 200);
+        let stored = app.store().counts().await.unwrap().0;
+        assert!(stored >= 1);
+        // Meta retries: harmless.
+        assert_eq!(app.webhook(&body).await.status(), 200);
+        assert_eq!(app.store().counts().await.unwrap().0, stored);
+        app.stop().await;
+    }
+}
+
+/// Some verbatim webhook fixture of spec §9 (the helper that names them may change).
+fn first_fixture() -> std::path::PathBuf {
+    let dir = repo().join("crates/tarifa-core/tests/fixtures/webhooks");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("\"statuses\""))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_of_spec_9_is_acknowledged_and_stored() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let dir = repo().join("crates/tarifa-core/tests/fixtures/webhooks");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let body = std::fs::read_to_string(&path).unwrap();
+            if !body.trim_start().starts_with('{') || !body.contains("whatsapp_business_account") {
+                continue;
+            }
+            let r = app.webhook(&body).await;
+            assert_eq!(r.status(), 200, "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 4, "fixtures found: {n}");
+        let (events, dead, _, _) = app.store().counts().await.unwrap();
+        assert!(
+            events >= n as i64 - dead,
+            "events {events}, dead letters {dead}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_api_is_idempotent_and_keeps_valid_neighbours() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let t = now() - 3600;
+        let batch = json!([
+            {"type": "inbound", "id": "in-1", "at": t, "business": "post", "phone": "pn-1", "user": USER},
+            {"type": "inbound", "id": "in-2", "at": "not a time", "business": "post", "phone": "pn-1", "user": USER},
+            {"type": "inbound", "id": "in-3", "at": t, "business": "nobody", "phone": "pn-1", "user": USER},
+            {"type": "outbound", "id": "out-1", "at": t + 60, "business": "post", "phone": "pn-1", "user": USER},
+        ]);
+        let (status, body) = app.post("/v1/events", &batch).await;
+        assert_eq!(status, 207, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results[0]["status"], "stored");
+        assert_eq!(results[1]["status"], "rejected");
+        assert!(
+            results[1]["message"]
+                .as_str()
+                .unwrap()
+                .contains("field `at`"),
+            "{body}"
+        );
+        assert_eq!(results[2]["status"], "rejected");
+        assert!(results[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nobody\""));
+        assert_eq!(results[3]["status"], "stored");
+        // The same batch again: the stored ones are duplicates.
+        let (_, again) = app.post("/v1/events", &batch).await;
+        assert_eq!(again["results"][0]["status"], "duplicate");
+        assert_eq!(again["results"][3]["status"], "duplicate");
+        assert_eq!(app.store().counts().await.unwrap().0, 2);
+        // Auth and body checks.
+        let no_token = app
+            .client
+            .post(format!("{}/v1/events", app.base))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_token.status(), 401);
+        let (status, err) = app.post("/v1/events", &json!({"nope": 1})).await;
+        assert_eq!(status, 400);
+        assert_eq!(err["error"]["code"], "invalid_body");
+        let big = "x".repeat(300 * 1024);
+        let too_big = app
+            .client
+            .post(format!("{}/v1/events", app.base))
+            .bearer_auth(TOKEN)
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(too_big.status(), 413);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_holds_on_send_captures_on_delivery_and_releases_on_failure() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let t = now() - 600;
+        // No money: the marketing template is refused with 402 and not stored.
+        let (status, body) = app
+            .post(
+                "/v1/events",
+                &json!([outbound("m-0", t, Some(("promo", "marketing")))]),
+            )
+            .await;
+        assert_eq!(status, 402, "{body}");
+        assert_eq!(body["results"][0]["code"], "insufficient_funds");
+        assert_eq!(app.store().counts().await.unwrap().0, 0);
+
+        let (status, top) = app.top_up("shop", "pay-1", "10").await;
+        assert_eq!(status, 201, "{top}");
+        let (status, _) = app.top_up("shop", "pay-1", "10").await;
+        assert_eq!(status, 200, "a retried top-up is not counted twice");
+        assert_eq!(app.wallet("shop").await["available"], "10");
+
+        // Spain marketing is 0.0585 EUR at Meta; the resale list charges × 1.2 = 0.0702.
+        let (status, body) = app
+            .post(
+                "/v1/events",
+                &json!([
+                    outbound("m-1", t, Some(("promo", "marketing"))),
+                    outbound("m-2", t, Some(("promo", "marketing")))
+                ]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let w = app.wallet("shop").await;
+        assert_eq!(w["available"], "9.8596", "{w}");
+        assert_eq!(w["holds"].as_array().unwrap().len(), 2);
+
+        // Delivered: captured at the rated amount. Failed: released.
+        let delivered = status_webhook(
+            "shop",
+            "m-1",
+            "delivered",
+            t + 5,
+            USER,
+            json!({"pricing": {"billable": true, "pricing_model": "PMP", "type": "regular", "category": "marketing"}}),
+        );
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        let failed = status_webhook(
+            "shop",
+            "m-2",
+            "failed",
+            t + 5,
+            USER,
+            json!({"errors": [{"code": 131050, "title": "stopped marketing"}]}),
+        );
+        assert_eq!(app.webhook(&failed).await.status(), 200);
+        let w = app.wallet("shop").await;
+        assert_eq!(w["posted"], "9.9298", "{w}");
+        assert_eq!(w["available"], "9.9298");
+        assert!(w["holds"].as_array().unwrap().is_empty());
+        // A duplicate delivery does not charge twice.
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        assert_eq!(app.wallet("shop").await["posted"], "9.9298");
+
+        let (_, history) = app.get("/v1/wallets/shop/transactions").await;
+        let ids: Vec<&str> = history["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["transfer"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "topup:pay-1",
+                "hold:m-1",
+                "hold:m-2",
+                "capture:m-1",
+                "release:m-2"
+            ]
+        );
+
+        // After a restart everything is still there, and the failed user's opt-out is kept.
+        let mut app = app;
+        app.restart().await;
+        assert_eq!(app.wallet("shop").await["posted"], "9.9298");
+        let (_, q) = app.post("/v1/quote", &json!({"business": "shop", "phone": "pn-1", "user": USER, "template": {"name": "promo", "category": "marketing"}})).await;
+        assert_eq!(q["allowed"], false, "{q}");
+        assert!(
+            q["blocked_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["code"] == "marketing_opt_out"),
+            "{q}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_say_whether_and_at_what_price() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let t = now();
+        let quote = |user: &str, template: Option<(&str, &str)>| {
+            let mut v = json!({"business": "shop", "phone": "pn-1", "user": user, "at": t});
+            if let Some((n, c)) = template {
+                v["template"] = json!({"name": n, "category": c});
+            }
+            v
+        };
+        // Free-form with no window: not allowed.
+        let (status, q) = app.post("/v1/quote", &quote(USER, None)).await;
+        assert_eq!(status, 200, "{q}");
+        assert_eq!(q["allowed"], false);
+        assert_eq!(q["blocked_by"][0]["code"], "customer_service_window_closed");
+        // Marketing template: its price, and 402-style block with an empty wallet.
+        let (_, q) = app
+            .post("/v1/quote", &quote(USER, Some(("promo", "marketing"))))
+            .await;
+        assert_eq!(q["amount"], "0.0702", "{q}");
+        assert_eq!(q["pricing_type"], "regular");
+        assert_eq!(q["currency"], "EUR");
+        assert!(q["blocked_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["code"] == "insufficient_funds"));
+        app.top_up("shop", "p", "3").await;
+        let (_, q) = app
+            .post("/v1/quote", &quote(USER, Some(("promo", "marketing"))))
+            .await;
+        assert_eq!(q["allowed"], true, "{q}");
+        // Marketing to a US number: Meta does not deliver it.
+        let (_, q) = app
+            .post(
+                "/v1/quote",
+                &quote("12025550123", Some(("promo", "marketing"))),
+            )
+            .await;
+        assert!(
+            q["blocked_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["code"] == "us_marketing_not_delivered"),
+            "{q}"
+        );
+        // The user writes: the window opens; a free-form reply is free customer service (D-19
+        // allowance from 2026-10-01) — but seed 002's minimum balance of 5 EUR applies.
+        assert_eq!(
+            app.webhook(&inbound_webhook("shop", "in-9", USER, t - 60))
+                .await
+                .status(),
+            200
+        );
+        let (_, q) = app.post("/v1/quote", &quote(USER, None)).await;
+        assert_eq!(q["customer_service_window_open"], true, "{q}");
+        assert_eq!(q["amount"], "0", "{q}");
+        assert!(
+            q["blocked_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["code"] == "min_balance_for_free_service"),
+            "{q}"
+        );
+        app.top_up("shop", "p2", "5").await;
+        let (_, q) = app.post("/v1/quote", &quote(USER, None)).await;
+        assert_eq!(q["allowed"], true, "{q}");
+        // Bad input is named.
+        let (status, e) = app.post("/v1/quote", &json!({"business": "shop", "phone": "p", "user": USER, "template": {"category": "gossip"}})).await;
+        assert_eq!(status, 400);
+        assert!(e["error"]["message"].as_str().unwrap().contains("gossip"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_and_reconciliation_for_a_month() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        // November 2026 in Madrid: two marketing and one utility template delivered to Spain.
+        let month_start = 1_793_487_600; // 2026-11-01T00:00:00+01:00 (Madrid)
+        let at = month_start + 86_400 * 3;
+        app.top_up("shop", "p", "100").await;
+        let batch = json!([
+            outbound("a", at, Some(("promo", "marketing"))),
+            outbound("b", at + 10, Some(("promo", "marketing"))),
+            outbound("c", at + 20, Some(("receipt", "utility"))),
+        ]);
+        let (status, body) = app.post("/v1/events", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        for (id, category, billable) in [
+            ("a", "marketing", true),
+            ("b", "utility", true),
+            ("c", "utility", true),
+        ] {
+            let body = status_webhook(
+                "shop",
+                id,
+                "delivered",
+                at + 30,
+                USER,
+                json!({"pricing": {"billable": billable, "pricing_model": "PMP", "type": "regular", "category": category}}),
+            );
+            assert_eq!(app.webhook(&body).await.status(), 200);
+        }
+        let (status, inv) = app.get("/v1/invoices/shop/2026-11").await;
+        assert_eq!(status, 200, "{inv}");
+        assert_eq!(inv["currency"], "EUR");
+        assert_eq!(inv["timezone"], "Europe/Madrid");
+        // Resale: 2 × 0.0702 + 0.01992 = 0.16032; Meta: 2 × 0.0585 + 0.0166 = 0.1336.
+        assert_eq!(inv["subtotal"], "0.16032", "{inv}");
+        assert_eq!(inv["total"], "0.16");
+        assert_eq!(inv["meta_cost"], "0.1336");
+        assert_eq!(inv["margin"], "0.02672");
+        let lines = inv["lines"].as_array().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["market"], "Spain");
+        assert_eq!(lines[0]["category"], "marketing");
+        assert_eq!(lines[0]["quantity"], 2);
+        let (status, csv) = app.get_text("/v1/invoices/shop/2026-11?format=csv").await;
+        assert_eq!(status, 200);
+        assert!(
+            csv.starts_with("business,month,currency,market,category"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("shop,2026-11,EUR,TOTAL,,,,,,,0.16,0.1336,0.02672"),
+            "{csv}"
+        );
+        // The wallet captured what the invoice says.
+        assert_eq!(app.wallet("shop").await["posted"], "99.83968");
+        // Reconciliation: Meta called message b utility; tarifa rated it marketing.
+        let (status, rec) = app.get("/v1/reconciliation/shop/2026-11").await;
+        assert_eq!(status, 200, "{rec}");
+        assert_eq!(rec["messages_compared"], 3);
+        assert_eq!(rec["mismatches_by_kind"]["category"], 1, "{rec}");
+        assert_eq!(rec["mismatches"][0]["message"], "b");
+        // Errors are named.
+        let (status, e) = app.get("/v1/invoices/shop/2026-13").await;
+        assert_eq!(status, 400);
+        assert_eq!(e["error"]["code"], "invalid_month");
+        let (status, _) = app.get("/v1/invoices/nobody/2026-11").await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_endpoints() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    app.webhook(&inbound_webhook("shop", "x", USER, now()))
+        .await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tarifa_webhooks_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tarifa_webhook_ack_seconds_count 1"));
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/webhooks/meta",
+        "/v1/events",
+        "/v1/quote",
+        "/v1/wallets/{business}",
+        "/v1/wallets/{business}/topups",
+        "/v1/wallets/{business}/transactions",
+        "/v1/invoices/{business}/{month}",
+        "/v1/reconciliation/{business}/{month}",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_balance_alert_is_delivered_with_retries() {
+    use std::sync::{Arc, Mutex};
+    // A receiver that fails the first attempt and accepts the second.
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = received.clone();
+    let router = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut s = seen.lock().unwrap();
+                s.push(body);
+                if s.len() == 1 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(format!("http://{addr}/alerts"))).await;
+    app.top_up("shop", "p", "5.05").await;
+    let t = now();
+    let (status, _) = app
+        .post(
+            "/v1/events",
+            &json!([outbound("m", t, Some(("promo", "marketing")))]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Crossing below 5 EUR: one alert, retried after the failure (2 s backoff).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alerts = app.store().alerts_of("shop").await.unwrap();
+        if alerts.len() == 1 && alerts[0].0 == "delivered" {
+            assert_eq!(alerts[0].1, 2, "two attempts");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alert not delivered: {alerts:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    let alert: Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(alert["type"], "wallet.low_balance");
+    assert_eq!(alert["available"], "4.9798");
+    app.stop().await;
+}
