@@ -1,0 +1,257 @@
+//! Crash safety of `tarifa serve` (issue 3, point 8): the real binary is killed with SIGKILL
+//! while webhooks and sends are coming in, then restarted on the same database. Every event that
+//! was acknowledged before the kill must be stored, the ledger must balance, no message may be
+//! charged twice, and every hold must still be resolved exactly once.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tarifa_core::ledger::{Ledger, Resolution};
+use tarifa_service::book::LedgerOp;
+use tarifa_service::store::Store;
+
+const SECRET: &str = "crash-secret";
+const TOKEN: &str = "crash-token";
+const USER: &str = "34600000002";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_configs(dir: &Path) -> PathBuf {
+    let rates = repo().join("data/rates");
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[[business]]\nid = \"shop\"\ncurrency = \"EUR\"\ntimezone = \"Europe/Madrid\"\nprice_list = \"resale\"\n\n\
+             [[rate_card]]\nfile = \"{}/eur-2026-07-01.csv\"\n\n[[price_list]]\nid = \"resale\"\nmarkup = \"1.2\"\n",
+            rates.display()
+        ),
+    )
+    .unwrap();
+    let serve = dir.join("serve.toml");
+    std::fs::write(
+        &serve,
+        "rating_config = \"config.toml\"\n[meta]\napp_secret = \"crash-secret\"\nverify_token = \"v\"\n\
+         [api]\ntokens = [\"crash-token\"]\n",
+    )
+    .unwrap();
+    serve
+}
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn start(config: &Path, db: &str) -> Server {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tarifa"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("TARIFA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TARIFA_DATABASE_URL", db)
+        .env("TARIFA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tarifa serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return Server { child, base };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tarifa serve did not become healthy");
+}
+
+fn delivered(id: &str, at: i64) -> String {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "shop", "changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "pn-1"},
+        "statuses": [{"id": id, "status": "delivered", "timestamp": at.to_string(), "recipient_id": USER,
+                      "pricing": {"billable": true, "pricing_model": "PMP", "type": "regular", "category": "marketing"}}]
+    }}]}]})
+    .to_string()
+}
+
+async fn signed(client: &reqwest::Client, base: &str, body: String) -> bool {
+    let sig = tarifa_service::signature::sign(SECRET.as_bytes(), body.as_bytes());
+    matches!(
+        client.post(format!("{base}/webhooks/meta")).header("x-hub-signature-256", sig).body(body).send().await,
+        Ok(r) if r.status() == 200
+    )
+}
+
+async fn databases() -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("tarifa-crash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut out = vec![format!("sqlite://{}", dir.join("crash.db").display())];
+    match std::env::var("TARIFA_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("tarifa_crash_{}", std::process::id());
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            out.push(format!("{}/{name}", &url[..url.rfind('/').unwrap()]));
+        }
+        _ => eprintln!("PostgreSQL crash test skipped: TARIFA_TEST_DATABASE_URL is not set"),
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twice() {
+    for db in databases().await {
+        let dir = std::env::temp_dir().join(format!("tarifa-crash-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = write_configs(&dir);
+        let mut server = start(&config, &db).await;
+        let client = reqwest::Client::new();
+        let top = client
+            .post(format!("{}/v1/wallets/shop/topups", server.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"id": "pay", "amount": "100000"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(top.status(), 201);
+
+        // Load: 8 senders, each recording a send and then its delivery; keys acknowledged.
+        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let now = tarifa_service::clock::now();
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let (client, base, acked, sent) = (
+                client.clone(),
+                server.base.clone(),
+                acked.clone(),
+                sent.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let id = format!("wamid.crash.{worker}.{i}");
+                    let event = json!([{"type": "outbound", "id": id, "at": now, "business": "shop", "phone": "pn-1",
+                                        "user": USER, "template": {"name": "promo", "category": "marketing"}}]);
+                    match client.post(format!("{base}/v1/events")).bearer_auth(TOKEN).json(&event).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            acked.lock().unwrap().push(format!("out:{id}"));
+                            sent.lock().unwrap().push(id.clone());
+                        }
+                        _ => return,
+                    }
+                    if signed(&client, &base, delivered(&id, now + 1)).await {
+                        acked.lock().unwrap().push(format!("st:{id}:delivered:{USER}"));
+                    } else {
+                        return;
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.child.start_kill().unwrap(); // SIGKILL
+        server.child.wait().await.unwrap();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let acked = acked.lock().unwrap().clone();
+        let sent = sent.lock().unwrap().clone();
+        assert!(
+            acked.len() > 50,
+            "too little load before the kill: {}",
+            acked.len()
+        );
+        eprintln!("{db}: {} events acknowledged before SIGKILL", acked.len());
+
+        // Restart on the same database.
+        let server = start(&config, &db).await;
+        let store = Store::open(&db).await.unwrap();
+        let refs: Vec<&str> = acked.iter().map(String::as_str).collect();
+        let found = store.existing_keys(&refs).await.unwrap();
+        let lost: Vec<&&str> = refs.iter().filter(|k| !found.contains(**k)).collect();
+        assert!(lost.is_empty(), "{db}: acknowledged events lost: {lost:?}");
+
+        // Deliver every sent message again (retries and the deliveries cut by the kill).
+        for id in &sent {
+            assert!(signed(&client, &server.base, delivered(id, now + 1)).await);
+        }
+        let mut ledger = Ledger::new();
+        for (_, op) in store.ledger_ops().await.unwrap() {
+            match serde_json::from_str::<LedgerOp>(&op).unwrap() {
+                LedgerOp::CreateAccount(a) => {
+                    ledger.create_account(&a).unwrap();
+                }
+                LedgerOp::Apply(r) => {
+                    ledger.apply(&r).unwrap();
+                }
+                LedgerOp::Expire(t) => {
+                    ledger.expire(t);
+                }
+            }
+        }
+        let totals = ledger.totals("EUR");
+        assert_eq!(
+            totals.debits_posted, totals.credits_posted,
+            "posted debits = credits"
+        );
+        assert_eq!(
+            totals.debits_pending, totals.credits_pending,
+            "pending debits = credits"
+        );
+        let wallet = ledger.balance("wallet:shop").unwrap();
+        assert!(wallet.available.0 >= 0, "wallet below its floor");
+        // Every sent message was held once and captured once, at 0.0702 (Spain marketing × 1.2).
+        for id in &sent {
+            match ledger.resolution(&format!("hold:{id}")) {
+                Some(Resolution::Posted { amount, .. }) => {
+                    assert_eq!(amount.micros(), 70_200, "{id}")
+                }
+                other => panic!("{db}: hold of {id} is {other:?}"),
+            }
+            assert!(
+                ledger.transfer(&format!("charge:{id}")).is_none(),
+                "{id} charged beside its capture"
+            );
+        }
+        let charged = ledger
+            .history("wallet:shop")
+            .unwrap()
+            .filter(|t| t.id.0.starts_with("capture:"))
+            .count();
+        assert_eq!(charged, sent.len(), "one capture per message");
+        assert_eq!(
+            wallet.posted.micros(),
+            100_000_000_000 - 70_200 * sent.len() as i128
+        );
+        store.close().await;
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("tarifa-crash-{}", std::process::id())),
+    );
+}
