@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod gen;
 mod lines;
+mod load;
 mod output;
 mod rate;
 
@@ -27,6 +28,8 @@ enum Command {
     Rate(rate::RateArgs),
     /// Run the service: Meta webhooks, events API, wallet, quotes, invoices, reconciliation.
     Serve(ServeArgs),
+    /// Open-loop load generator for a running `tarifa serve` (webhooks or quotes).
+    Load(load::LoadArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen::run(&args),
         Command::Rate(args) => rate::run(&args),
         Command::Serve(args) => serve(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Load benchmark of `tarifa serve` (webhook ingestion and quotes), generator on the same machine.
+# Usage: bench/serve.sh [sqlite|postgres ...]   (default: sqlite postgres)
+# Env: WEBHOOK_RATE (20000), QUOTE_RATE (5000), DURATION (15), CONNECTIONS (64),
+#      EVENTS_PER_WEBHOOK (1), PG (postgres://postgres@127.0.0.1:5432), PSQL_DB (test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cargo build --release -q -p tarifa
+bin=${CARGO_TARGET_DIR:-$root/target}/release/tarifa
+webhook_rate=${WEBHOOK_RATE:-20000} quote_rate=${QUOTE_RATE:-5000}
+duration=${DURATION:-15} conns=${CONNECTIONS:-64} k=${EVENTS_PER_WEBHOOK:-1}
+pg=${PG:-postgres://postgres@127.0.0.1:5432} port=${PORT:-18080}
+backends=("$@"); [ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
+tmp=$(mktemp -d); server=""
+cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+url=http://127.0.0.1:$port
+
+run_backend() { # $1 = name, $2 = database url
+  local name=$1 db=$2
+  TARIFA_DATABASE_URL=$db TARIFA_LISTEN=127.0.0.1:$port TARIFA_LOG=warn \
+    "$bin" serve --config "$root/samples/serve.toml" 2>"$tmp/serve-$name.log" &
+  server=$!
+  for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
+  curl -sf "$url/healthz" >/dev/null || { cat "$tmp/serve-$name.log"; exit 1; }
+  echo "== $name: warm-up"
+  "$bin" load --url "$url" --kind webhook --rate 2000 --duration 3 --connections "$conns" \
+    --events-per-webhook "$k" --json >/dev/null
+  echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
+  "$bin" load --url "$url" --kind webhook --rate "$webhook_rate" --duration "$duration" \
+    --connections "$conns" --events-per-webhook "$k" | tee "$tmp/$name-webhook.txt"
+  echo "== $name: quotes, $quote_rate/s for ${duration}s"
+  "$bin" load --url "$url" --kind quote --rate "$quote_rate" --duration "$duration" \
+    --connections "$conns" | tee "$tmp/$name-quote.txt"
+  echo "== $name: server metrics"
+  curl -sf "$url/metrics" | grep -E '^tarifa_(events_|webhooks_|group_commit_seconds_(sum|count)|webhook_ack_seconds_(sum|count))' || true
+  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+}
+
+for b in "${backends[@]}"; do
+  case $b in
+    sqlite) run_backend sqlite "sqlite://$tmp/tarifa.db" ;;
+    postgres)
+      name=tarifa_bench_$(date +%s)
+      psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "create database $name"
+      run_backend postgres "$pg/$name" ;;
+    *) echo "unknown backend $b" >&2; exit 2 ;;
+  esac
+done
+rm -rf "$tmp"
