@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Load benchmark of `tarifa serve` (webhook ingestion and quotes), generator on the same machine.
 # Usage: bench/serve.sh [sqlite|postgres ...]   (default: sqlite postgres)
-# Env: WEBHOOK_RATE (20000), QUOTE_RATE (5000), DURATION (15), CONNECTIONS (64),
-#      EVENTS_PER_WEBHOOK (1), PG (postgres://postgres@127.0.0.1:5432), PSQL_DB (test).
+# Env: WEBHOOK_RATE (20000), QUOTE_RATE (5000), DURATION (15), CONNECTIONS (256),
+#      EVENTS_PER_WEBHOOK (1), RECIPIENTS (4000), PG (postgres://postgres@127.0.0.1:5432), PSQL_DB (test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 cargo build --release -q -p tarifa
 bin=${CARGO_TARGET_DIR:-$root/target}/release/tarifa
 webhook_rate=${WEBHOOK_RATE:-20000} quote_rate=${QUOTE_RATE:-5000}
-duration=${DURATION:-15} conns=${CONNECTIONS:-64} k=${EVENTS_PER_WEBHOOK:-1}
+duration=${DURATION:-15} conns=${CONNECTIONS:-256} k=${EVENTS_PER_WEBHOOK:-1}
 pg=${PG:-postgres://postgres@127.0.0.1:5432} port=${PORT:-18080}
 backends=("$@"); [ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
 tmp=$(mktemp -d); server=""
@@ -26,10 +26,10 @@ run_backend() { # $1 = name, $2 = database url
   curl -sf "$url/healthz" >/dev/null || { cat "$tmp/serve-$name.log"; exit 1; }
   echo "== $name: warm-up"
   "$bin" load --url "$url" --kind webhook --rate 2000 --duration 3 --connections "$conns" \
-    --events-per-webhook "$k" --json >/dev/null
+    --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" --json >/dev/null
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   "$bin" load --url "$url" --kind webhook --rate "$webhook_rate" --duration "$duration" \
-    --connections "$conns" --events-per-webhook "$k" | tee "$tmp/$name-webhook.txt"
+    --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" | tee "$tmp/$name-webhook.txt"
   echo "== $name: quotes, $quote_rate/s for ${duration}s"
   "$bin" load --url "$url" --kind quote --rate "$quote_rate" --duration "$duration" \
     --connections "$conns" | tee "$tmp/$name-quote.txt"

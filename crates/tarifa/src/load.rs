@@ -46,6 +46,9 @@ pub struct LoadArgs {
     /// Business (WABA id in webhooks, `business` in quotes).
     #[arg(long, default_value = "waba-eu")]
     business: String,
+    /// Distinct recipients (webhooks) or users (quotes): numbers 346000xxxxx.
+    #[arg(long, default_value_t = 4000)]
+    recipients: u64,
     /// Statuses per webhook body.
     #[arg(long, default_value_t = 1)]
     events_per_webhook: usize,
@@ -81,8 +84,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         bail!("--duration must be a positive number");
     }
-    if args.connections == 0 || args.events_per_webhook == 0 {
-        bail!("--connections and --events-per-webhook must be at least 1");
+    if args.connections == 0 || args.events_per_webhook == 0 || args.recipients == 0 {
+        bail!("--connections, --recipients and --events-per-webhook must be at least 1");
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -124,6 +127,7 @@ async fn drive(args: &LoadArgs) -> Result<()> {
         auth: format!("Bearer {}", args.token),
         business: args.business.clone(),
         events_per_webhook: args.events_per_webhook,
+        recipients: args.recipients,
     });
     let wall = Instant::now();
     let workers: Vec<_> = (0..connections.min(total as usize))
@@ -161,6 +165,7 @@ struct Params {
     auth: String,
     business: String,
     events_per_webhook: usize,
+    recipients: u64,
 }
 
 fn percentile(sorted: &[u64], q: f64) -> f64 {
@@ -316,8 +321,12 @@ fn webhook_body(out: &mut String, p: &Params, s: &Shared, i: u64) {
     for e in 0..k {
         let j = i * k + e;
         let message = j / 2;
-        let status = if j.is_multiple_of(2) { "sent" } else { "delivered" };
-        let recipient = 34_600_000_000u64 + (message * 7919) % 4000;
+        let status = if j.is_multiple_of(2) {
+            "sent"
+        } else {
+            "delivered"
+        };
+        let recipient = 34_600_000_000u64 + (message * 7919) % p.recipients;
         if e > 0 {
             out.push(',');
         }
@@ -334,7 +343,7 @@ fn webhook_body(out: &mut String, p: &Params, s: &Shared, i: u64) {
 }
 
 fn quote_body(out: &mut String, p: &Params, i: u64) {
-    let user = (i * 7919) % 5000;
+    let user = (i * 7919) % p.recipients;
     let _ = write!(
         out,
         r#"{{"business":"{}","phone":"34910000000","user":"{}","template":{{"name":"promo","category":"marketing"}}}}"#,
