@@ -371,8 +371,7 @@ pub fn reconcile(
         }
         let mc = conversations.get(v.id).cloned().unwrap_or_default();
         if l.model == PricingModel::Cbp {
-            if let (Some(conv), Some(origin)) = (&v.conversation, mc.origin) {
-                let _ = conv;
+            if let (Some(_), Some(origin)) = (&v.conversation, mc.origin) {
                 if origin != l.category && origin != BilledCategory::ReferralConversion {
                     push(
                         "conversation_origin",

@@ -478,23 +478,6 @@ impl Store {
         rows.iter().map(charge_row).collect()
     }
 
-    /// Which of `messages` are priced already.
-    pub async fn priced(&self, messages: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in messages.chunks(MAX_PARAMS) {
-            let list = self.list_placeholders(chunk.len());
-            let sql = format!("SELECT message FROM charges WHERE message IN ({list})");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                found.insert(row.try_get::<String, _>(0)?);
-            }
-        }
-        Ok(found)
-    }
-
     pub async fn optouts(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT business, user_id FROM optouts")
             .fetch_all(&self.pool)
