@@ -13,4 +13,5 @@ mod fast_json;
 pub mod input;
 pub mod ledger;
 pub mod market;
+pub mod recovery;
 pub mod time;

@@ -230,6 +230,29 @@ impl Calendar {
     pub fn start_of(&self, date: LocalDate) -> Instant {
         start_of_day(&self.tz, date)
     }
+
+    /// The local wall-clock time of `at`: its date and the minute of that day (0..1440).
+    pub fn wall_clock(&self, at: Instant) -> (LocalDate, u32) {
+        let ts = jiff::Timestamp::from_second(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let z = ts.to_zoned(self.tz.clone());
+        let d = z.date();
+        (
+            LocalDate::ymd(d.year() as i32, d.month() as u32, d.day() as u32),
+            z.hour() as u32 * 60 + z.minute() as u32,
+        )
+    }
+
+    /// The instant of local `date` at `minute` of the day (a time a DST gap skips is moved
+    /// forward, as clocks do).
+    pub fn at_wall_clock(&self, date: LocalDate, minute: u32) -> Instant {
+        let t = jiff::civil::Time::new((minute / 60 % 24) as i8, (minute % 60) as i8, 0, 0)
+            .unwrap_or(jiff::civil::Time::midnight());
+        date.to_jiff()
+            .to_datetime(t)
+            .to_zoned(self.tz.clone())
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or_else(|_| self.start_of(date) + minute as i64 * MINUTE)
+    }
 }
 
 fn start_of_day(tz: &TimeZone, date: LocalDate) -> Instant {
