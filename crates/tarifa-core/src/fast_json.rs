@@ -313,6 +313,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
                 once(&mut raw.referral, &mut seen, bit(6), v)
             }
             b"platform" => once(&mut raw.platform, &mut seen, bit(7), s.opt_string()?),
+            b"text" => once(&mut raw.text, &mut seen, bit(17), s.opt_string()?),
             b"template" => {
                 let v = if s.null() {
                     None

@@ -48,6 +48,17 @@ pub struct Inbound<'a> {
     pub platform: Platform,
     /// For Groups API traffic: the group the message was written in (D-10).
     pub group: Option<Cow<'a, str>>,
+    /// The text of a short message (at most [`SHORT_TEXT`] characters, such as an opt-out
+    /// keyword: STOP, PARAR …). Longer texts are dropped: tarifa keeps no message content.
+    pub text: Option<Cow<'a, str>>,
+}
+
+/// The longest inbound text kept (see [`Inbound::text`]).
+pub const SHORT_TEXT: usize = 32;
+
+/// `text` if it is short enough to keep.
+fn short_text(text: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    text.filter(|t| !t.trim().is_empty() && t.chars().count() <= SHORT_TEXT)
 }
 
 /// A message from the business to a user (or a group).
@@ -265,6 +276,8 @@ pub(crate) struct RawLine<'a> {
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) platform: Option<Cow<'a, str>>,
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub(crate) text: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) template: Option<TemplateField<'a>>,
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<Cow<'a, str>>,
@@ -390,6 +403,22 @@ struct RawMessage<'a> {
     referral: Option<IgnoredAny>,
     #[serde(borrow)]
     group_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<RawTextBody<'a>>,
+    #[serde(borrow)]
+    button: Option<RawButton<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawTextBody<'a> {
+    #[serde(borrow)]
+    body: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawButton<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -619,6 +648,7 @@ pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
                 referral: raw.referral.is_some(),
                 platform,
                 group,
+                text: short_text(raw.text),
                 id: required(raw.id, "id", None)?,
             }))
         }
@@ -878,6 +908,11 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     referral: msg.referral.is_some(),
                     platform: Platform::Unknown,
                     group: msg.group_id,
+                    text: short_text(
+                        msg.text
+                            .and_then(|t| t.body)
+                            .or_else(|| msg.button.and_then(|b| b.text)),
+                    ),
                 }));
             }
             for (s, st) in value.statuses.into_iter().enumerate() {
@@ -978,6 +1013,7 @@ pub fn to_json_line(event: &Event<'_>) -> Option<String> {
                 Platform::Web => kind("web"),
             },
             group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
+            text: e.text.as_deref().map(lent),
             ..RawLine::default()
         },
         Event::Outbound(e) => RawLine {

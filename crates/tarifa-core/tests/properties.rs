@@ -1551,10 +1551,13 @@ fn any_inbound() -> impl Strategy<Value = Event<'static>> {
                 Platform::Web,
             ][..],
         ),
-        prop::option::of(any_text()),
+        (
+            prop::option::of(any_text()),
+            prop::option::of("[A-Za-zéã!]{1,32}"),
+        ),
     )
         .prop_map(
-            |((id, at, business, phone), (user, referral), platform, group)| {
+            |((id, at, business, phone), (user, referral), platform, (group, text))| {
                 // Without a group the user is required.
                 let user = if user.is_empty() && group.is_none() {
                     "u".into()
@@ -1570,6 +1573,7 @@ fn any_inbound() -> impl Strategy<Value = Event<'static>> {
                     referral,
                     platform,
                     group: group.map(owned),
+                    text: text.map(owned),
                 })
             },
         )

@@ -568,6 +568,7 @@ fn b6_j_inbound_with_referral() {
         referral: true,
         platform: Platform::Unknown,
         group: None,
+        text: Some(Cow::Borrowed("BODY")),
     });
     assert_eq!(events, vec![expected]);
 
@@ -580,6 +581,20 @@ fn b6_j_inbound_with_referral() {
     let text = line(&plain);
     match parse_ok(&text).as_slice() {
         [Event::Inbound(i)] => assert!(!i.referral),
+        other => panic!("{other:?}"),
+    }
+
+    // Short texts (opt-out keywords, quick-reply buttons) are kept; longer ones are not.
+    let message = &mut plain["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["text"]["body"] = "STOP".into();
+    match parse_ok(&line(&plain)).as_slice() {
+        [Event::Inbound(i)] => assert_eq!(i.text.as_deref(), Some("STOP")),
+        other => panic!("{other:?}"),
+    }
+    plain["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] =
+        "a question about my order, which is late by three days".into();
+    match parse_ok(&line(&plain)).as_slice() {
+        [Event::Inbound(i)] => assert_eq!(i.text, None),
         other => panic!("{other:?}"),
     }
 }
