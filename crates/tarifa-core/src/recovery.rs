@@ -93,6 +93,8 @@ pub struct QuietHours {
 pub struct RecoveryConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The business phone number (Meta's phone number id) that sends recovery messages.
+    pub phone: String,
     /// Minutes after the last interaction (5 to 60, seed 004).
     pub delay_minutes: u32,
     /// What starts a recovery (default: both).
@@ -202,6 +204,12 @@ impl RecoveryConfig {
                 message,
             })
         };
+        if self.phone.trim().is_empty() {
+            bad(
+                "phone",
+                "the phone number id that sends recovery messages is required".into(),
+            );
+        }
         if !DELAY_MINUTES.contains(&self.delay_minutes) {
             bad(
                 "delay_minutes",
@@ -394,6 +402,8 @@ pub enum SkipReason {
     SendFailed,
     /// The instance stopped while sending; not retried, so the customer never gets it twice.
     Interrupted,
+    /// It fell due more than a day ago (the service was down): too late to be welcome.
+    TooLate,
 }
 
 impl SkipReason {
@@ -412,6 +422,7 @@ impl SkipReason {
             SkipReason::QuoteBlocked => "quote_blocked",
             SkipReason::SendFailed => "send_failed",
             SkipReason::Interrupted => "interrupted",
+            SkipReason::TooLate => "too_late",
         }
     }
 
@@ -661,7 +672,9 @@ pub fn redeem(
         return Err(Refusal::BelowMinimum);
     }
     let discount = match (rules.percent_off, rules.amount_off) {
-        (Some(p), _) => (order_total * p / Decimal::ONE_HUNDRED).round_dp(2),
+        // Half away from zero, as shops and tills round a discount.
+        (Some(p), _) => (order_total * p / Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
         (None, Some(a)) => a.min(order_total),
         (None, None) => Decimal::ZERO,
     };
@@ -763,6 +776,7 @@ mod tests {
     fn config() -> RecoveryConfig {
         RecoveryConfig {
             enabled: true,
+            phone: "pn-1".into(),
             delay_minutes: 30,
             triggers: both_triggers(),
             coupon: CouponChoice::Unique {

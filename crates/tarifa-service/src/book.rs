@@ -823,6 +823,83 @@ impl Book {
         })
     }
 
+    /// Quotes a message the service itself is about to send at `at` (a recovery message) and, when it
+    /// may be sent and costs something, holds that cost under `reservation` until the send is
+    /// recorded ([`Book::record_reserved`]) or given up ([`Book::cancel_reservation`]). The hold
+    /// times out after `timeout_secs`, so a crash between the two never keeps money held.
+    pub fn reserve(
+        &mut self,
+        planned: &Planned,
+        reservation: &str,
+        at: Instant,
+        now: Instant,
+        timeout_secs: i64,
+        w: &mut WriteSet,
+    ) -> Result<Quote, String> {
+        let quote = self.quote(planned, at)?;
+        if !quote.allowed {
+            return Ok(quote);
+        }
+        let Some(rules) = self.wallets.get(&planned.business).cloned() else {
+            return Ok(quote);
+        };
+        let amount: Decimal = quote.amount.parse().map_err(|_| "unreadable quote")?;
+        let amount = to_amount(amount);
+        if !rules.prepaid || !amount.is_positive() {
+            return Ok(quote);
+        }
+        let request = Request::Hold {
+            id: TransferId(format!("hold:{reservation}")),
+            debit_account: AccountId(wallet_account(&planned.business)),
+            credit_account: AccountId(revenue_account(&rules.currency)),
+            amount,
+            timeout: now + timeout_secs,
+        };
+        match self.post(&planned.business, request, now, w) {
+            Ok(_) => Ok(quote),
+            Err(LedgerError::InsufficientFunds { .. }) => Ok(Quote {
+                allowed: false,
+                blocked_by: vec![Block {
+                    code: "insufficient_funds",
+                    message: "the wallet cannot cover this message".into(),
+                }],
+                ..quote
+            }),
+            Err(e) => Err(error_text(&e)),
+        }
+    }
+
+    /// Lets go of a reservation (the message was not sent).
+    pub fn cancel_reservation(
+        &mut self,
+        business: &str,
+        reservation: &str,
+        now: Instant,
+        w: &mut WriteSet,
+    ) {
+        let hold_id = format!("hold:{reservation}");
+        if self.ledger.transfer(&hold_id).is_some() && self.ledger.resolution(&hold_id).is_none() {
+            let release = Request::Release {
+                id: TransferId(format!("release:{reservation}")),
+                pending_id: TransferId(hold_id),
+            };
+            let _ = self.post(business, release, now, w);
+        }
+    }
+
+    /// Records a reserved message as sent: the reservation is released and the outbound event
+    /// applied in the same step, so its own hold takes the money the reservation kept.
+    pub fn record_reserved(
+        &mut self,
+        reservation: &str,
+        row: &EventRow,
+        now: Instant,
+        w: &mut WriteSet,
+    ) -> Outcome {
+        self.cancel_reservation(&row.business, reservation, now, w);
+        self.apply_event(row, now, w)
+    }
+
     /// A user message in the 24 hours before `at` (the customer service window).
     fn window_open(&self, key: &(String, String), at: Instant) -> bool {
         self.history.get(key).is_some_and(|lines| {

@@ -29,6 +29,9 @@ pub struct ServeFile {
     pub wallet: WalletSection,
     #[serde(default)]
     pub ingest: IngestSection,
+    /// Sales recovery (see docs/RECOVERY.md).
+    #[serde(default)]
+    pub recovery: crate::recovery::RecoverySection,
 }
 
 fn default_database_url() -> String {
@@ -170,6 +173,7 @@ pub struct ServeConfig {
     pub wallets: BTreeMap<String, BusinessWallet>,
     pub max_group: usize,
     pub history_days: i64,
+    pub recovery: crate::recovery::RecoverySection,
 }
 
 /// Reads `path` and applies the environment (`env` is passed in so tests need not touch the
@@ -240,6 +244,18 @@ fn resolve(
     if file.ingest.max_group == 0 {
         bail!("ingest.max_group must be at least 1");
     }
+    let mut recovery = file.recovery;
+    if let Some(token) = env("TARIFA_META_ACCESS_TOKEN") {
+        recovery.access_token = Some(token);
+    }
+    recovery.validate()?;
+    if recovery.sender == crate::recovery::SenderKind::Meta
+        && recovery.access_token.as_deref().unwrap_or("").is_empty()
+    {
+        bail!(
+            "recovery.sender = \"meta\" needs recovery.access_token (or TARIFA_META_ACCESS_TOKEN)"
+        );
+    }
     let mut wallets = BTreeMap::new();
     for w in file.wallet.business {
         if let Some(floor) = w.floor {
@@ -267,6 +283,7 @@ fn resolve(
         wallets,
         max_group: file.ingest.max_group,
         history_days: file.ingest.history_days,
+        recovery,
     })
 }
 

@@ -36,6 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/reconciliation/{business}/{month}",
             get(get_reconciliation),
         )
+        .merge(crate::recovery::http::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), bearer_auth));
     Router::new()
         .route(
@@ -51,7 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// An API error.
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(pub StatusCode, pub &'static str, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -63,11 +64,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, code, message.into())
 }
 
-fn unavailable(message: String) -> ApiError {
+pub(crate) fn unavailable(message: String) -> ApiError {
     tracing::error!(error = %message, "request failed on storage");
     ApiError(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod recovery;
 pub mod report;
 pub mod setup;
 pub mod signature;
@@ -42,6 +43,8 @@ pub struct App {
     pub writer: mpsc::Sender<writer::Command>,
     pub store: Store,
     pub metrics: Arc<metrics::Metrics>,
+    /// This instance's recovery scheduler.
+    pub recovery: recovery::Recovery,
 }
 
 /// The wallet rules of every business: the service config over the price list's defaults.
@@ -180,6 +183,29 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         metrics.clone(),
         reload,
     ));
+    for business in config.recovery.store.keys() {
+        if !setup.businesses.iter().any(|b| &b.id == business) {
+            anyhow::bail!("recovery.store.{business}: not a business of the rating config");
+        }
+    }
+    let sender: Arc<dyn recovery::Sender> = match config.recovery.sender {
+        recovery::SenderKind::Outbox => Arc::new(recovery::Outbox),
+        recovery::SenderKind::Meta => Arc::new(recovery::CloudApi {
+            graph_url: config.recovery.graph_url.clone(),
+            token: config.recovery.access_token.clone().unwrap_or_default(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap_or_default(),
+        }),
+    };
+    let recovery = recovery::Recovery::new(
+        recovery::store::RecoveryStore {
+            store: store.clone(),
+        },
+        sender,
+        config.recovery.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -190,10 +216,12 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         writer: tx,
         store: store.clone(),
         metrics,
+        recovery,
     });
     let (shutdown, mut stop) = watch::channel(false);
     let ticker = tokio::spawn(tick(app.clone(), shutdown.subscribe()));
     let alerts = tokio::spawn(deliver_alerts(app.clone(), shutdown.subscribe()));
+    let recoveries = tokio::spawn(run_recovery(app.clone(), shutdown.subscribe()));
     let router = http::router(app.clone());
     let server = tokio::spawn({
         let app = app.clone();
@@ -206,6 +234,7 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
                 .context("the HTTP server failed")?;
             let _ = ticker.await;
             let _ = alerts.await;
+            let _ = recoveries.await;
             // Every handler is done: dropping the last sender lets the writer finish its group.
             drop(app);
             let _ = writer_task.await;
@@ -229,6 +258,27 @@ async fn tick(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = every.tick() => { let _ = app.writer.send(writer::Command::Expire).await; }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The recovery scheduler: a pass every `check_interval_minutes` (seed 004: 5), so a recovery
+/// leaves between its due time and one interval later.
+async fn run_recovery(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let period =
+        std::time::Duration::from_secs(app.config.recovery.check_interval_minutes as u64 * 60);
+    if !app.config.recovery.scheduler {
+        return;
+    }
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = app.recovery.tick(&app, clock::now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "recovery pass failed; retried at the next interval");
         }
     }
 }

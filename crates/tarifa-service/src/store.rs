@@ -22,7 +22,7 @@ pub enum Dialect {
 /// A database.
 #[derive(Clone)]
 pub struct Store {
-    pool: sqlx::AnyPool,
+    pub(crate) pool: sqlx::AnyPool,
     pub dialect: Dialect,
 }
 
@@ -139,8 +139,8 @@ const POSTGRES: &[&str] = &[
 /// Each migration is one version: all its statements run in one transaction.
 fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     match dialect {
-        Dialect::Sqlite => vec![(1, SQLITE)],
-        Dialect::Postgres => vec![(1, POSTGRES)],
+        Dialect::Sqlite => vec![(1, SQLITE), (2, crate::recovery::store::SQLITE)],
+        Dialect::Postgres => vec![(1, POSTGRES), (2, crate::recovery::store::POSTGRES)],
     }
 }
 

@@ -37,6 +37,27 @@ pub enum Command {
     },
     /// Release holds whose timeout passed.
     Expire,
+    /// Quote a message the service sends itself and hold its cost (see [`Book::reserve`]).
+    Reserve {
+        planned: crate::book::Planned,
+        /// When the message is sent (the scheduler's clock).
+        at: i64,
+        reservation: String,
+        timeout_secs: i64,
+        reply: oneshot::Sender<Result<crate::book::Quote, String>>,
+    },
+    /// The reserved message was sent: record it (see [`Book::record_reserved`]).
+    RecordReserved {
+        reservation: String,
+        row: EventRow,
+        reply: oneshot::Sender<Result<Outcome, String>>,
+    },
+    /// The reserved message was not sent.
+    CancelReservation {
+        business: String,
+        reservation: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,6 +75,12 @@ enum Pending {
         oneshot::Sender<Result<TopUpAnswer, String>>,
         Result<TopUpAnswer, String>,
     ),
+    Reserve(
+        oneshot::Sender<Result<crate::book::Quote, String>>,
+        Box<Result<crate::book::Quote, String>>,
+    ),
+    Recorded(oneshot::Sender<Result<Outcome, String>>, Outcome),
+    Cancelled(oneshot::Sender<Result<(), String>>),
     Nothing,
 }
 
@@ -84,6 +111,7 @@ pub async fn run(
             .iter()
             .flat_map(|c| match c {
                 Command::Ingest { rows, .. } => rows.iter().map(|r| r.key.as_str()).collect(),
+                Command::RecordReserved { row, .. } => vec![row.key.as_str()],
                 _ => Vec::new(),
             })
             .collect();
@@ -182,6 +210,38 @@ pub async fn run(
                         b.trim(now);
                         Pending::Nothing
                     }
+                    Command::Reserve {
+                        planned,
+                        at,
+                        reservation,
+                        timeout_secs,
+                        reply,
+                    } => {
+                        let answer =
+                            b.reserve(&planned, &reservation, at, now, timeout_secs, &mut w);
+                        Pending::Reserve(reply, Box::new(answer))
+                    }
+                    Command::RecordReserved {
+                        reservation,
+                        row,
+                        reply,
+                    } => {
+                        let outcome =
+                            if existing.contains(&row.key) || !seen.insert(row.key.clone()) {
+                                Outcome::Duplicate
+                            } else {
+                                b.record_reserved(&reservation, &row, now, &mut w)
+                            };
+                        Pending::Recorded(reply, outcome)
+                    }
+                    Command::CancelReservation {
+                        business,
+                        reservation,
+                        reply,
+                    } => {
+                        b.cancel_reservation(&business, &reservation, now, &mut w);
+                        Pending::Cancelled(reply)
+                    }
                 });
             }
         }
@@ -200,6 +260,15 @@ pub async fn run(
                         Pending::TopUp(reply, answer) => {
                             let _ = reply.send(answer);
                         }
+                        Pending::Reserve(reply, answer) => {
+                            let _ = reply.send(*answer);
+                        }
+                        Pending::Recorded(reply, outcome) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        Pending::Cancelled(reply) => {
+                            let _ = reply.send(Ok(()));
+                        }
                         Pending::Nothing => {}
                     }
                 }
@@ -216,6 +285,15 @@ pub async fn run(
                             let _ = reply.send(Err(message.clone()));
                         }
                         Pending::TopUp(reply, _) => {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                        Pending::Reserve(reply, _) => {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                        Pending::Recorded(reply, _) => {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                        Pending::Cancelled(reply) => {
                             let _ = reply.send(Err(message.clone()));
                         }
                         Pending::Nothing => {}
@@ -248,6 +326,15 @@ fn fail_group(group: &mut Vec<Command>, message: &str) {
                 let _ = reply.send(Err(message.to_string()));
             }
             Command::TopUp { reply, .. } => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Command::Reserve { reply, .. } => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Command::RecordReserved { reply, .. } => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Command::CancelReservation { reply, .. } => {
                 let _ = reply.send(Err(message.to_string()));
             }
             Command::Expire => {}

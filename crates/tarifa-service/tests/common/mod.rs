@@ -185,6 +185,11 @@ pub fn config(database_url: String, rating: PathBuf, alert_url: Option<String>) 
         wallets,
         max_group: 512,
         history_days: 5,
+        // Recovery passes run on the tests' simulated clock, never on a timer.
+        recovery: tarifa_service::recovery::RecoverySection {
+            scheduler: false,
+            ..Default::default()
+        },
     }
 }
 
@@ -225,6 +230,23 @@ impl TestApp {
             r.stop().await.unwrap();
         }
         drop_database(&self.config.database_url).await;
+    }
+
+    pub fn app(&self) -> &std::sync::Arc<tarifa_service::App> {
+        &self.running.as_ref().unwrap().app
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub fn store(&self) -> &tarifa_service::store::Store {
@@ -322,12 +344,17 @@ pub fn status_webhook(
 
 /// A Meta inbound-message webhook.
 pub fn inbound_webhook(business: &str, id: &str, from: &str, at: i64) -> String {
+    inbound_text_webhook(business, id, from, at, "hola")
+}
+
+/// A Meta inbound-message webhook with the given text.
+pub fn inbound_text_webhook(business: &str, id: &str, from: &str, at: i64, text: &str) -> String {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": business, "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "34910000000", "phone_number_id": "pn-1"},
-            "messages": [{"from": from, "id": id, "timestamp": at.to_string(), "type": "text", "text": {"body": "hola"}}]
+            "messages": [{"from": from, "id": id, "timestamp": at.to_string(), "type": "text", "text": {"body": text}}]
         }}]}]
     })
     .to_string()
