@@ -477,6 +477,14 @@ async fn operations_endpoints() {
         "/healthz",
         "/metrics",
         "/openapi.json",
+        "/v1/stores/{business}/recovery",
+        "/v1/stores/{business}/coupons/{coupon}",
+        "/v1/stores/{business}/recoveries",
+        "/v1/stores/{business}/recovery/report",
+        "/v1/carts",
+        "/v1/orders",
+        "/v1/coupons/{code}/redeem",
+        "/v1/recovery/run",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }

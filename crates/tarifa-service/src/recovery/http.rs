@@ -602,7 +602,12 @@ async fn get_recoveries(
         )
         .await
     {
-        Ok(rows) => Json(json!({"business": business, "recoveries": rows})).into_response(),
+        Ok(mut rows) => {
+            if let Some(user) = q.get("user") {
+                rows.retain(|r| &r.user == user);
+            }
+            Json(json!({"business": business, "recoveries": rows})).into_response()
+        }
         Err(e) => storage(e),
     }
 }
