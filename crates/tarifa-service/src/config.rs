@@ -346,4 +346,25 @@ mod tests {
         let unknown = toml::from_str::<ServeFile>(&format!("{MINIMAL}colour = 1\n"));
         assert!(unknown.is_err());
     }
+
+    #[test]
+    fn recovery_settings_in_the_file_are_validated_by_name() {
+        let store = "[recovery.store.shop]\nphone = \"pn-1\"\nmessage = \"hi\"\n";
+        let ok = parse(&format!("{MINIMAL}{store}delay_minutes = 30\n"), &[]).unwrap();
+        assert_eq!(ok.recovery.store["shop"].delay_minutes, 30);
+        assert_eq!(ok.recovery.check_interval_minutes, 5);
+        let late = parse(&format!("{MINIMAL}{store}delay_minutes = 90\n"), &[]);
+        let message = format!("{:#}", late.unwrap_err());
+        assert!(
+            message.contains("recovery.store.shop.delay_minutes: must be between 5 and 60"),
+            "{message}"
+        );
+        let meta = parse(&format!("{MINIMAL}[recovery]\nsender = \"meta\"\n"), &[]);
+        assert!(format!("{:#}", meta.unwrap_err()).contains("TARIFA_META_ACCESS_TOKEN"));
+        let with_token = parse(
+            &format!("{MINIMAL}[recovery]\nsender = \"meta\"\n"),
+            &[("TARIFA_META_ACCESS_TOKEN", "EAAG")],
+        );
+        assert!(with_token.is_ok());
+    }
 }
