@@ -620,37 +620,23 @@ impl Recovery {
         reservation: &str,
         at: Instant,
     ) -> Result<Quote> {
-        let (reply, answer) = oneshot::channel();
-        app.writer
-            .send(Command::Reserve {
-                planned: planned.clone(),
-                at,
-                reservation: reservation.to_string(),
-                timeout_secs: RESERVATION_SECS,
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?
-            .map_err(|e| anyhow!(e))
+        ask(app, |reply| Command::Reserve {
+            planned: planned.clone(),
+            at,
+            reservation: reservation.to_string(),
+            timeout_secs: RESERVATION_SECS,
+            reply,
+        })
+        .await
     }
 
     async fn cancel(&self, app: &App, business: &str, reservation: &str) -> Result<()> {
-        let (reply, answer) = oneshot::channel();
-        app.writer
-            .send(Command::CancelReservation {
-                business: business.to_string(),
-                reservation: reservation.to_string(),
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?
-            .map_err(|e| anyhow!(e))
+        ask(app, |reply| Command::CancelReservation {
+            business: business.to_string(),
+            reservation: reservation.to_string(),
+            reply,
+        })
+        .await
     }
 
     /// Records the sent message as the business's outbound event (its hold replaces the
@@ -678,24 +664,33 @@ impl Recovery {
             .first()
             .and_then(|e| row_of(e, crate::clock::now()))
             .ok_or_else(|| anyhow!("the sent message could not be recorded"))?;
-        let (reply, answer) = oneshot::channel();
-        app.writer
-            .send(Command::RecordReserved {
-                reservation: reservation.to_string(),
-                row,
-                reply,
-            })
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?;
-        let outcome = answer
-            .await
-            .map_err(|_| anyhow!("the writer stopped"))?
-            .map_err(|e| anyhow!(e))?;
+        let outcome = ask(app, |reply| Command::RecordReserved {
+            reservation: reservation.to_string(),
+            row,
+            reply,
+        })
+        .await?;
         if let crate::book::Outcome::Rejected { code, message } = outcome {
             tracing::warn!(%message_id, %code, %message, "a sent recovery message could not be recorded in the wallet");
         }
         Ok(())
     }
+}
+
+/// Sends a command to the writer and waits for its answer (given after the commit).
+async fn ask<T>(
+    app: &App,
+    command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+) -> Result<T> {
+    let (reply, answer) = oneshot::channel();
+    app.writer
+        .send(command(reply))
+        .await
+        .map_err(|_| anyhow!("the writer stopped"))?;
+    answer
+        .await
+        .map_err(|_| anyhow!("the writer stopped"))?
+        .map_err(|e| anyhow!(e))
 }
 
 fn unreachable_template() -> tarifa_core::recovery::TemplateChoice {
