@@ -27,7 +27,7 @@ pub struct Store {
 }
 
 /// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventRow {
     /// Idempotency key (`out:{id}`, `st:{id}:{status}:{recipient}`, …).
     pub key: String,
@@ -38,6 +38,8 @@ pub struct EventRow {
     pub at: i64,
     pub received_at: i64,
     pub line: String,
+    /// The event `line` reads as, parsed once by the request handler (not stored).
+    pub event: std::sync::Arc<tarifa_core::input::Event<'static>>,
 }
 
 /// A priced message (the wallet's view; invoices re-rate from the events).

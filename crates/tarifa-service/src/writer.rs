@@ -124,13 +124,14 @@ pub async fn run(
             let mut seen: HashSet<String> = HashSet::new();
             for command in group.drain(..) {
                 pending.push(match command {
-                    Command::Ingest { mut rows, reply } => {
+                    Command::Ingest { rows, reply } => {
                         let mut outcomes = Vec::with_capacity(rows.len());
-                        for row in &mut rows {
-                            if existing.contains(&row.key) || !seen.insert(row.key.clone()) {
+                        for mut row in rows {
+                            if existing.contains(&row.key) || seen.contains(&row.key) {
                                 outcomes.push(Outcome::Duplicate);
                                 continue;
                             }
+                            let key = row.key.clone();
                             if row.business.is_empty() {
                                 row.business = b
                                     .business_of(&row.message)
@@ -144,8 +145,8 @@ pub async fn run(
                                     .unwrap_or_default();
                             }
                             let outcome = b.apply_event(row, now, &mut w);
-                            if outcome != Outcome::Stored {
-                                seen.remove(&row.key);
+                            if outcome == Outcome::Stored {
+                                seen.insert(key);
                             }
                             outcomes.push(outcome);
                         }
