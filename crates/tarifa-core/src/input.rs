@@ -1119,3 +1119,88 @@ pub fn to_json_line(event: &Event<'_>) -> Option<String> {
     // Strings, integers and booleans under string keys: serializing cannot fail.
     Some(serde_json::to_string(&raw).expect("a normalized line always serializes"))
 }
+
+fn own(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
+}
+
+fn own_opt(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    s.map(own)
+}
+
+impl Event<'_> {
+    /// The same event, owning its text (a service keeps events after their line is gone).
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Inbound(e) => Event::Inbound(Inbound {
+                id: own(e.id),
+                at: e.at,
+                business: own(e.business),
+                phone: own(e.phone),
+                user: own(e.user),
+                referral: e.referral,
+                platform: e.platform,
+                group: own_opt(e.group),
+                text: own_opt(e.text),
+            }),
+            Event::Outbound(e) => Event::Outbound(Outbound {
+                id: own(e.id),
+                at: e.at,
+                business: own(e.business),
+                phone: own(e.phone),
+                user: own(e.user),
+                template: e.template.map(|(name, category)| (own(name), category)),
+                agent_tokens: e.agent_tokens,
+                group: e
+                    .group
+                    .map(|(id, members)| (own(id), members.into_iter().map(own).collect())),
+            }),
+            Event::Status(e) => Event::Status(Status {
+                id: own(e.id),
+                at: e.at,
+                status: e.status,
+                recipient: own_opt(e.recipient),
+                business: own_opt(e.business),
+                phone: own_opt(e.phone),
+                pricing: e.pricing,
+                conversation_id: own_opt(e.conversation_id),
+                conversation_origin: e.conversation_origin,
+                error_codes: e.error_codes,
+            }),
+            Event::TemplateCategory(e) => Event::TemplateCategory(TemplateCategoryChange {
+                at: e.at,
+                business: own(e.business),
+                template: own(e.template),
+                category: e.category,
+            }),
+            Event::AccountUpdate(e) => Event::AccountUpdate(AccountUpdate {
+                business: own(e.business),
+                at: e.at,
+                change: match e.change {
+                    AccountChange::VolumeTier {
+                        category,
+                        tier,
+                        effective_month,
+                        region,
+                    } => AccountChange::VolumeTier {
+                        category: own(category),
+                        tier: own(tier),
+                        effective_month: own_opt(effective_month),
+                        region: own_opt(region),
+                    },
+                    AccountChange::AuthInternationalEligibility { start, exceptions } => {
+                        AccountChange::AuthInternationalEligibility {
+                            start,
+                            exceptions: exceptions
+                                .into_iter()
+                                .map(|(c, at)| (own(c), at))
+                                .collect(),
+                        }
+                    }
+                    AccountChange::Other(name) => AccountChange::Other(own(name)),
+                },
+            }),
+            Event::Ignored => Event::Ignored,
+        }
+    }
+}

@@ -29,7 +29,7 @@ use tarifa_core::config::{
     AuthInternationalConfig, BusinessConfig, ConversationScope, ConversationStart, Rules,
     WindowJudgedAt,
 };
-use tarifa_core::engine::{CounterKey, Era, Prices, Rater, Setup};
+use tarifa_core::engine::{lookback, CounterKey, Era, Prices, Rater, Setup};
 use tarifa_core::input::{
     parse_line, to_json_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound,
     MetaPricing, Outbound, Platform, Status, TemplateCategoryChange, AUTH_INTL_EVENT,
@@ -855,6 +855,56 @@ proptest! {
             prop_assert_eq!(&lines[0], &expected, "{}\n{}", id, dump(&g.lines));
             for key in counted {
                 *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+
+    /// Live pricing's bounded look-back ([`lookback`]): a service keeps each conversation key's
+    /// events and rates a delivered message over only the events `lookback` picks (its own, the
+    /// user messages of the 24 h before its window is judged and their duplicates, template
+    /// changes: 1-6, D-2, D-6, D-16 under D-1), or over the whole key when entry points (C-9,
+    /// C-10, D-5), conversation eras (B-1 … C-11, D-8) or groups (D-10) are in play. Either way
+    /// every message gets exactly the line and the counters that rating it over the whole input
+    /// gives — with the input shuffled, some lines duplicated, and some statuses written as
+    /// webhook statuses (WABA, number, recipient, Meta's category) whose outbound record is
+    /// missing (W-1, W-4).
+    #[test]
+    fn lookback_over_a_key_rates_like_the_whole_history((w, seed) in (world(), any::<u64>())) {
+        let g = w.generate();
+        let events = live_events(&g.lines, seed);
+        let setup = std::sync::Arc::new(setup(w.variant));
+        let counts: std::collections::HashMap<CounterKey, u64> = Default::default();
+        let price = |events: &mut dyn Iterator<Item = &Event<'static>>, id: &str| {
+            let mut rater = Rater::new(setup.clone());
+            for e in events {
+                rater.push_ref(e).expect("generated event");
+            }
+            let (bill, counted) = rater.finish_for(&[id], &counts);
+            let lines: Vec<String> = bill
+                .messages()
+                .map(|v| format!("{} | {}", render_line(&bill, &v), bill.explain(v.line)))
+                .collect();
+            (lines, counted)
+        };
+        for (key, mine) in book_keys(&events) {
+            let targets: BTreeSet<&str> = mine
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Outbound(o) => Some(&*o.id),
+                    Event::Status(s) => Some(&*s.id),
+                    _ => None,
+                })
+                .collect();
+            for id in targets {
+                let whole = price(&mut events.iter(), id);
+                let part = match lookback(mine.iter().copied(), id) {
+                    Some(picked) => price(&mut picked.iter().map(|&i| mine[i]), id),
+                    None => price(&mut mine.iter().copied(), id),
+                };
+                prop_assert_eq!(
+                    &part, &whole, "{} of key {:?}, picked {:?}\n{}",
+                    id, key, lookback(mine.iter().copied(), id), dump(&g.lines)
+                );
             }
         }
     }
@@ -1761,6 +1811,126 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{line}: {e}")))?;
         prop_assert_eq!(events, vec![event], "{}", line);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A live service's view of the input (for `lookback_over_a_key_rates_like_the_whole_history`)
+// ---------------------------------------------------------------------------------------------
+
+/// splitmix64: a tiny deterministic generator driven by one proptest seed.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The events of `lines` as a service might receive them: about a third of the statuses of
+/// user messages as webhook statuses (WABA, number, recipient and Meta's category), the outbound
+/// record of some of those messages never sent, a quarter of the events twice (half of the
+/// repeated user messages at another time), all shuffled.
+fn live_events(lines: &[String], seed: u64) -> Vec<Event<'static>> {
+    let mut rng = seed;
+    let mut events = Vec::new();
+    for line in lines {
+        parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).expect("generated line");
+    }
+    let mut messages: BTreeMap<String, Outbound<'static>> = BTreeMap::new();
+    for e in &events {
+        if let Event::Outbound(o) = e {
+            if o.group.is_none() {
+                messages.insert(o.id.to_string(), o.clone());
+            }
+        }
+    }
+    let mut webhook_only = BTreeSet::new();
+    for e in &mut events {
+        let Event::Status(s) = e else { continue };
+        let Some(o) = messages.get(&*s.id) else {
+            continue;
+        };
+        if !next(&mut rng).is_multiple_of(3) {
+            continue;
+        }
+        s.business = Some(o.business.clone());
+        s.phone = Some(o.phone.clone());
+        s.recipient = Some(o.user.clone());
+        s.pricing = o.template.as_ref().map(|(_, c)| MetaPricing {
+            billable: Some(true),
+            model: Some(PricingModel::Pmp),
+            category: Some(match c {
+                TemplateCategory::Marketing => BilledCategory::Marketing,
+                TemplateCategory::MarketingLite => BilledCategory::MarketingLite,
+                TemplateCategory::Utility => BilledCategory::Utility,
+                TemplateCategory::Authentication => BilledCategory::Authentication,
+            }),
+            pricing_type: None,
+        });
+        if next(&mut rng).is_multiple_of(2) {
+            webhook_only.insert(s.id.to_string());
+        }
+    }
+    events.retain(|e| !matches!(e, Event::Outbound(o) if webhook_only.contains(&*o.id)));
+    let mut copies: Vec<Event<'static>> = events
+        .iter()
+        .filter(|_| next(&mut rng).is_multiple_of(4))
+        .cloned()
+        .collect();
+    for e in &mut copies {
+        // Some user messages come again with another time (dedupe keeps the earliest copy).
+        if let Event::Inbound(i) = e {
+            if next(&mut rng).is_multiple_of(2) {
+                i.at += (next(&mut rng) % (4 * DAY as u64)) as i64 - 2 * DAY;
+            }
+        }
+    }
+    events.extend(copies);
+    for i in (1..events.len()).rev() {
+        events.swap(i, (next(&mut rng) % (i as u64 + 1)) as usize);
+    }
+    events
+}
+
+/// The events of each key the service keeps a history for (`Book`: business × user or group;
+/// a status goes to its message's key, or to its own WABA × recipient when it names them).
+fn book_keys<'a>(
+    events: &'a [Event<'static>],
+) -> BTreeMap<(String, String), Vec<&'a Event<'static>>> {
+    let mut owner: BTreeMap<&str, (String, String)> = BTreeMap::new();
+    for e in events {
+        if let Event::Outbound(o) = e {
+            let party = o.group.as_ref().map_or(&*o.user, |(g, _)| g);
+            owner
+                .entry(&o.id)
+                .or_insert_with(|| (o.business.to_string(), party.to_string()));
+        }
+    }
+    for e in events {
+        if let Event::Status(s) = e {
+            if let (Some(b), Some(r)) = (&s.business, &s.recipient) {
+                owner
+                    .entry(&s.id)
+                    .or_insert_with(|| (b.to_string(), r.to_string()));
+            }
+        }
+    }
+    let mut keys: BTreeMap<(String, String), Vec<&Event<'static>>> = BTreeMap::new();
+    for e in events {
+        let key = match e {
+            Event::Inbound(i) => Some((
+                i.business.to_string(),
+                i.group.as_deref().unwrap_or(&i.user).to_string(),
+            )),
+            Event::Outbound(o) => owner.get(&*o.id).cloned(),
+            Event::Status(s) => owner.get(&*s.id).cloned(),
+            _ => None,
+        };
+        if let Some(key) = key {
+            keys.entry(key).or_default().push(e);
+        }
+    }
+    keys
 }
 
 // ---------------------------------------------------------------------------------------------

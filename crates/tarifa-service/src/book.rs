@@ -12,12 +12,13 @@
 use crate::store::{ChargeRow, EventRow, WriteSet};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
-use tarifa_core::engine::{Counter, CounterKey, Rater, Setup};
-use tarifa_core::input::{parse_line, DeliveryStatus, Event};
+use tarifa_core::engine::{lookback, Counter, CounterKey, Rater, Setup};
+use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
 use tarifa_core::ledger::{
     AccountId, AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, TransferId,
     WalletPolicy,
@@ -74,11 +75,11 @@ struct Msg {
     settled: bool,
 }
 
-/// A stored line of a conversation's history.
+/// An event of a conversation's history, parsed once (when it was received or reloaded).
 #[derive(Clone, Debug)]
-struct HistoryLine {
+struct HistoryEvent {
     at: Instant,
-    line: Arc<str>,
+    event: Arc<Event<'static>>,
 }
 
 /// The answer to a quote.
@@ -144,9 +145,9 @@ pub struct Book {
     /// When each transfer was applied (the ledger has no clock).
     applied_at: HashMap<String, Instant>,
     /// Recent events per (business, user or group).
-    history: HashMap<(String, String), Vec<HistoryLine>>,
+    history: HashMap<(String, String), Vec<HistoryEvent>>,
     messages: HashMap<String, Msg>,
-    category_changes: HashMap<String, Vec<Arc<str>>>,
+    category_changes: HashMap<String, Vec<Arc<Event<'static>>>>,
     counts: HashMap<CounterKey, u64>,
     optouts: HashSet<(String, String)>,
 }
@@ -279,11 +280,11 @@ impl Book {
     /// stored already).
     pub fn replay_event(&mut self, business: &str, line: &str) {
         let mut events = Vec::new();
-        if parse_line(line.as_bytes(), &mut |e| events.push(e)).is_err() {
+        if parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).is_err() {
             return;
         }
         for e in events {
-            self.remember(business, &e, line);
+            self.remember(business, &Arc::new(e));
         }
     }
 
@@ -309,10 +310,9 @@ impl Book {
     fn remember(
         &mut self,
         business: &str,
-        event: &Event<'_>,
-        line: &str,
+        event: &Arc<Event<'static>>,
     ) -> Option<(String, String)> {
-        let (key, at) = match event {
+        let (key, at) = match &**event {
             Event::Inbound(e) => (
                 (
                     business.to_string(),
@@ -355,16 +355,18 @@ impl Book {
                 self.category_changes
                     .entry(business.to_string())
                     .or_default()
-                    .push(line.into());
+                    .push(event.clone());
                 return None;
             }
             _ => return None,
         };
-        let lines = self.history.entry(key.clone()).or_default();
-        lines.push(HistoryLine {
-            at,
-            line: line.into(),
-        });
+        self.history
+            .entry(key.clone())
+            .or_default()
+            .push(HistoryEvent {
+                at,
+                event: event.clone(),
+            });
         Some(key)
     }
 
@@ -372,9 +374,9 @@ impl Book {
     /// that (run now and then by the writer).
     pub fn trim(&mut self, now: Instant) {
         let cutoff = now - self.history_secs;
-        self.history.retain(|_, lines| {
-            lines.retain(|l| l.at >= cutoff);
-            !lines.is_empty()
+        self.history.retain(|_, events| {
+            events.retain(|e| e.at >= cutoff);
+            !events.is_empty()
         });
         let hold_cutoff = now - self.hold_secs - self.history_secs;
         self.messages
@@ -392,25 +394,19 @@ impl Book {
         self.setup.businesses.iter().any(|b| b.id == business)
     }
 
-    /// Applies one new (not duplicate) event. On `Rejected` nothing of it is kept and `w` is
-    /// unchanged.
-    pub fn apply_event(&mut self, row: &EventRow, now: Instant, w: &mut WriteSet) -> Outcome {
-        let mut events = Vec::new();
-        if let Err(e) = parse_line(row.line.as_bytes(), &mut |e| events.push(e)) {
-            return Outcome::rejected("invalid_event", e.to_string());
-        }
-        let Some(event) = events.into_iter().next() else {
-            return Outcome::rejected("invalid_event", "no event in the line");
-        };
-        if let Event::Outbound(o) = &event {
+    /// Applies one new (not duplicate) event; when it is stored, its row goes into `w`. On
+    /// `Rejected` nothing of it is kept and `w` is unchanged.
+    pub fn apply_event(&mut self, row: EventRow, now: Instant, w: &mut WriteSet) -> Outcome {
+        let event = row.event.clone();
+        if let Event::Outbound(o) = &*event {
             if o.group.is_none() {
-                if let Err(outcome) = self.hold(row, o, now, w) {
+                if let Err(outcome) = self.hold(&row, o, now, w) {
                     return outcome;
                 }
             }
         }
-        let key = self.remember(&row.business, &event, &row.line);
-        if let (Event::Status(s), Some(key)) = (&event, key) {
+        let key = self.remember(&row.business, &event);
+        if let (Event::Status(s), Some(key)) = (&*event, key) {
             if s.error_codes.contains(&MARKETING_OPT_OUT)
                 && self.optouts.insert((key.0.clone(), key.1.clone()))
             {
@@ -427,26 +423,36 @@ impl Book {
                 }
             }
         }
-        w.events.push(row.clone());
+        w.events.push(row);
         Outcome::Stored
     }
 
-    /// Rates `target` (already in the history of `key`, or given as `extra` lines) with the
+    /// Rates `target` (already in the history of `key`, or given as `extra` events) with the
     /// counters used so far; returns its line's facts.
-    fn rate(&self, key: &(String, String), extra: &[&str], target: &str) -> Option<Priced> {
-        let mut rater = Rater::new(self.setup.clone());
-        let mut push = |line: &str| {
-            let _ = parse_line(line.as_bytes(), &mut |e| {
-                let _ = rater.push(e);
-            });
-        };
+    ///
+    /// The rater gets the events [`lookback`] picks from the business's template category
+    /// changes, the key's history and `extra` (under per-message pricing without entry points:
+    /// the message's own events and the user messages of the day before it), or all of them;
+    /// either way the price is the one the replay of all of them gives (property test
+    /// `lookback_over_a_key_rates_like_the_whole_history` in tarifa-core).
+    fn rate(&self, key: &(String, String), extra: &[&Event<'_>], target: &str) -> Option<Priced> {
+        let mut events: Vec<&Event<'_>> = Vec::new();
         if let Some(changes) = self.category_changes.get(&key.0) {
-            changes.iter().for_each(|l| push(l));
+            events.extend(changes.iter().map(|e| &**e));
         }
-        if let Some(lines) = self.history.get(key) {
-            lines.iter().for_each(|l| push(&l.line));
+        if let Some(history) = self.history.get(key) {
+            events.extend(history.iter().map(|h| &*h.event));
         }
-        extra.iter().for_each(|l| push(l));
+        events.extend(extra.iter().copied());
+        let mut rater = Rater::new(self.setup.clone());
+        match lookback(events.iter().copied(), target) {
+            Some(picked) => picked.into_iter().for_each(|i| {
+                let _ = rater.push_ref(events[i]);
+            }),
+            None => events.iter().for_each(|e| {
+                let _ = rater.push_ref(e);
+            }),
+        }
         let (bill, counted) = rater.finish_for(&[target], &self.counts);
         let view = bill.messages().next()?;
         let line: &Line = view.line;
@@ -478,8 +484,8 @@ impl Book {
             return Ok(());
         }
         let key = (row.business.clone(), o.user.to_string());
-        let delivered = status_line(&o.id, o.at);
-        let Some(priced) = self.rate(&key, &[&row.line, &delivered], &o.id) else {
+        let delivered = delivered(&o.id, o.at);
+        let Some(priced) = self.rate(&key, &[&row.event, &delivered], &o.id) else {
             return Ok(());
         };
         let wallet = wallet_account(&row.business);
@@ -731,9 +737,12 @@ impl Book {
             outbound["template"] = serde_json::json!({"name": t.name, "category": c.as_str()});
         }
         let outbound = outbound.to_string();
-        let delivered = status_line(id, at);
+        let mut extra = Vec::new();
+        let _ = parse_line(outbound.as_bytes(), &mut |e| extra.push(e));
+        extra.push(delivered(id, at));
+        let extra: Vec<&Event<'_>> = extra.iter().collect();
         let priced = self
-            .rate(&key, &[&outbound, &delivered], id)
+            .rate(&key, &extra, id)
             .ok_or("the planned message could not be rated")?;
         let window = self.window_open(&key, at);
         let mut blocked_by = Vec::new();
@@ -892,20 +901,21 @@ impl Book {
     pub fn record_reserved(
         &mut self,
         reservation: &str,
-        row: &EventRow,
+        row: EventRow,
         now: Instant,
         w: &mut WriteSet,
     ) -> Outcome {
-        self.cancel_reservation(&row.business, reservation, now, w);
+        let business = row.business.clone();
+        self.cancel_reservation(&business, reservation, now, w);
         self.apply_event(row, now, w)
     }
 
     /// A user message in the 24 hours before `at` (the customer service window).
     fn window_open(&self, key: &(String, String), at: Instant) -> bool {
-        self.history.get(key).is_some_and(|lines| {
-            lines
+        self.history.get(key).is_some_and(|events| {
+            events
                 .iter()
-                .any(|l| l.at <= at && at - l.at < DAY && l.line.contains("\"type\":\"inbound\""))
+                .any(|e| e.at <= at && at - e.at < DAY && matches!(*e.event, Event::Inbound(_)))
         })
     }
 }
@@ -917,9 +927,21 @@ fn is_us_number(user: &str) -> bool {
     )
 }
 
-/// A normalized `delivered` status line.
-fn status_line(id: &str, at: Instant) -> String {
-    serde_json::json!({"type": "status", "id": id, "at": at, "status": "delivered"}).to_string()
+/// A `delivered` status of message `id` (what the normalized line
+/// `{"type":"status","id":…,"at":…,"status":"delivered"}` reads as).
+fn delivered(id: &str, at: Instant) -> Event<'_> {
+    Event::Status(Status {
+        id: Cow::Borrowed(id),
+        at,
+        status: DeliveryStatus::Delivered,
+        recipient: None,
+        business: None,
+        phone: None,
+        pricing: None,
+        conversation_id: None,
+        conversation_origin: None,
+        error_codes: Vec::new(),
+    })
 }
 
 fn push_op(w: &mut WriteSet, at: Instant, op: &LedgerOp) {

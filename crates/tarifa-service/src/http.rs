@@ -160,7 +160,7 @@ async fn post_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     }
     let now = crate::clock::now();
     let mut rows = Vec::new();
-    let parsed = parse_line(&body, &mut |e| rows.extend(row_of(&e, now)));
+    let parsed = parse_line(&body, &mut |e| rows.extend(row_of(e, now)));
     let result = match parsed {
         Ok(()) if rows.is_empty() => Ok(()),
         Ok(()) => {
@@ -277,7 +277,7 @@ fn rows_of_items(app: &App, items: &[Value], now: i64) -> (ItemRows, Vec<crate::
         let mut events = Vec::new();
         let parsed = parse_line(text.as_bytes(), &mut |e| events.push(e));
         let checked = parsed.and_then(|()| {
-            for e in &events {
+            for e in events.drain(..) {
                 if let Some(row) = row_of(e, now) {
                     if !row.business.is_empty() && !book.knows_business(&row.business) {
                         return Err(tarifa_core::input::InputError {

@@ -6,9 +6,9 @@ use crate::store::EventRow;
 use tarifa_core::input::{to_json_line, DeliveryStatus, Event};
 
 /// The row of one event, or `None` for events that carry nothing to keep (`Ignored`).
-pub fn row_of(event: &Event<'_>, received_at: i64) -> Option<EventRow> {
-    let line = to_json_line(event)?;
-    let (key, business, kind, message, at) = match event {
+pub fn row_of(event: Event<'_>, received_at: i64) -> Option<EventRow> {
+    let line = to_json_line(&event)?;
+    let (key, business, kind, message, at) = match &event {
         Event::Inbound(e) => (
             format!("in:{}", e.id),
             e.business.to_string(),
@@ -77,5 +77,6 @@ pub fn row_of(event: &Event<'_>, received_at: i64) -> Option<EventRow> {
         at,
         received_at,
         line,
+        event: std::sync::Arc::new(event.into_owned()),
     })
 }

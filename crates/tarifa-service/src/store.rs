@@ -27,7 +27,7 @@ pub struct Store {
 }
 
 /// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EventRow {
     /// Idempotency key (`out:{id}`, `st:{id}:{status}:{recipient}`, …).
     pub key: String,
@@ -38,6 +38,8 @@ pub struct EventRow {
     pub at: i64,
     pub received_at: i64,
     pub line: String,
+    /// The event `line` reads as, parsed once by the request handler (not stored).
+    pub event: std::sync::Arc<tarifa_core::input::Event<'static>>,
 }
 
 /// A priced message (the wallet's view; invoices re-rate from the events).
@@ -147,6 +149,36 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
 /// Most bind parameters in one statement (SQLite allows 32,766; PostgreSQL 65,535).
 const MAX_PARAMS: usize = 30_000;
 
+/// Splits `n` rows of `cols` columns into statements of a power-of-two number of rows, largest
+/// first (41 rows: 32 + 8 + 1): the statement texts are then few, so they stay prepared in the
+/// connection's statement cache instead of being parsed and planned for every group (on
+/// PostgreSQL a new text also costs a round trip). Yields (first row, rows).
+fn power_of_two_chunks(n: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
+    let max = 1usize << (MAX_PARAMS / cols).max(1).ilog2();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = n - start;
+        if left == 0 {
+            return None;
+        }
+        let len = max.min(1 << left.ilog2());
+        start += len;
+        Some((start - len, len))
+    })
+}
+
+/// `items` padded to the next power of two with copies of its last item (for `IN (…)` lists,
+/// where a repeated value changes nothing), in chunks the statement cache keeps.
+fn padded_chunks<'a>(items: &'a [&'a str]) -> impl Iterator<Item = Vec<&'a str>> + 'a {
+    let max = 1usize << MAX_PARAMS.ilog2();
+    items.chunks(max).map(|chunk| {
+        let mut v = chunk.to_vec();
+        let last = chunk[chunk.len() - 1];
+        v.resize(chunk.len().next_power_of_two(), last);
+        v
+    })
+}
+
 impl Store {
     /// Connects and runs the migrations that are not applied yet.
     pub async fn open(url: &str) -> Result<Store> {
@@ -161,6 +193,9 @@ impl Store {
             _ => url.to_string(),
         };
         let pool = AnyPoolOptions::new()
+            // No ping before each use (a round trip per group commit): a broken connection
+            // fails the statement instead, which fails the group like any storage error.
+            .test_before_acquire(false)
             .max_connections(match dialect {
                 Dialect::Sqlite => 4,
                 Dialect::Postgres => 8,
@@ -248,12 +283,12 @@ impl Store {
     /// Which of `keys` are stored already.
     pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
-        for chunk in keys.chunks(MAX_PARAMS) {
+        for chunk in padded_chunks(keys) {
             let list = self.list_placeholders(chunk.len());
             let sql = format!("SELECT key FROM events WHERE key IN ({list})");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for k in chunk {
-                q = q.bind(*k);
+                q = q.bind(k);
             }
             for row in q.fetch_all(&self.pool).await? {
                 found.insert(row.try_get::<String, _>(0)?);
@@ -275,14 +310,14 @@ impl Store {
     /// The business of each stored outbound message among `messages`.
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for chunk in messages.chunks(MAX_PARAMS) {
+        for chunk in padded_chunks(messages) {
             let list = self.list_placeholders(chunk.len());
             let sql = format!(
                 "SELECT DISTINCT message, business FROM events WHERE message IN ({list}) AND business <> ''"
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for k in chunk {
-                q = q.bind(*k);
+                q = q.bind(k);
             }
             for row in q.fetch_all(&self.pool).await? {
                 out.push((row.try_get(0)?, row.try_get(1)?));
@@ -297,8 +332,8 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        let per = MAX_PARAMS / 7;
-        for chunk in w.events.chunks(per) {
+        for (start, len) in power_of_two_chunks(w.events.len(), 7) {
+            let chunk = &w.events[start..start + len];
             let sql = format!(
                 "INSERT INTO events (key, business, kind, message, at, received_at, line) VALUES {} ON CONFLICT (key) DO NOTHING",
                 self.placeholders(chunk.len(), 7)
@@ -316,7 +351,8 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in w.ledger_ops.chunks(MAX_PARAMS / 2) {
+        for (start, len) in power_of_two_chunks(w.ledger_ops.len(), 2) {
+            let chunk = &w.ledger_ops[start..start + len];
             let sql = format!(
                 "INSERT INTO ledger_ops (at, op) VALUES {}",
                 self.placeholders(chunk.len(), 2)
@@ -327,7 +363,8 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in w.charges.chunks(MAX_PARAMS / 11) {
+        for (start, len) in power_of_two_chunks(w.charges.len(), 11) {
+            let chunk = &w.charges[start..start + len];
             let sql = format!(
                 "INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters) VALUES {} ON CONFLICT (message) DO NOTHING",
                 self.placeholders(chunk.len(), 11)
@@ -605,5 +642,35 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_power_of_two_statements() {
+        let sizes = |n, cols| power_of_two_chunks(n, cols).collect::<Vec<_>>();
+        assert_eq!(sizes(0, 7), []);
+        assert_eq!(sizes(41, 7), [(0, 32), (32, 8), (40, 1)]);
+        assert_eq!(sizes(1, 11), [(0, 1)]);
+        // 30,000 / 7 parameters: at most 4,096 rows a statement.
+        assert_eq!(
+            sizes(10_000, 7),
+            [
+                (0, 4096),
+                (4096, 4096),
+                (8192, 1024),
+                (9216, 512),
+                (9728, 256),
+                (9984, 16)
+            ]
+        );
+        let keys = ["a", "b", "c"];
+        assert_eq!(
+            padded_chunks(&keys).collect::<Vec<_>>(),
+            [vec!["a", "b", "c", "c"]]
+        );
     }
 }

@@ -86,7 +86,25 @@ enum Pending {
 
 pub type Loader = Arc<dyn Fn() -> futures_lite::BoxedBook + Send + Sync>;
 
+/// A group whose transaction is being committed while the next group is applied.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<(), String>>,
+    pending: Vec<Pending>,
+    /// Idempotency keys of its events: stored once the commit returns, so the next group must
+    /// treat them as stored already (the database does not show them yet).
+    keys: HashSet<String>,
+    stored: u64,
+    started: std::time::Instant,
+}
+
 /// Runs until every sender is dropped.
+///
+/// Two groups overlap: while group N is being committed (by a task of its own, on its own
+/// connection), group N+1 is read from the queue, checked for duplicates and applied to the
+/// book; N+1's transaction starts only after N's has returned, so commits stay in order, and
+/// each group is answered only after its own commit. If N's commit fails, N+1 was applied on
+/// top of effects the database does not have: both groups get the error and the book is rebuilt
+/// from the database, as for a single failed group.
 pub async fn run(
     mut rx: mpsc::Receiver<Command>,
     book: Arc<RwLock<Book>>,
@@ -96,7 +114,25 @@ pub async fn run(
     reload: Loader,
 ) {
     let mut group: Vec<Command> = Vec::with_capacity(max_group);
-    while let Some(first) = rx.recv().await {
+    let mut in_flight: Option<InFlight> = None;
+    loop {
+        let first = match in_flight.as_mut() {
+            None => rx.recv().await,
+            Some(f) => {
+                tokio::select! {
+                    biased;
+                    done = &mut f.commit => {
+                        let f = in_flight.take().expect("a group is in flight");
+                        if let Err(message) = finish(f, joined(done), &metrics) {
+                            rebuild(&book, &reload, &message).await;
+                        }
+                        continue;
+                    }
+                    c = rx.recv() => c,
+                }
+            }
+        };
+        let Some(first) = first else { break };
         group.push(first);
         while group.len() < max_group {
             match rx.try_recv() {
@@ -115,11 +151,15 @@ pub async fn run(
                 _ => Vec::new(),
             })
             .collect();
-        let existing = match store.existing_keys(&keys).await {
-            Ok(e) => e,
-            Err(e) => {
-                fail_group(&mut group, &format!("storage: {e:#}"));
-                continue;
+        let existing = if keys.is_empty() {
+            HashSet::new()
+        } else {
+            match store.existing_keys(&keys).await {
+                Ok(e) => e,
+                Err(e) => {
+                    fail_group(&mut group, &format!("storage: {e:#}"));
+                    continue;
+                }
             }
         };
         // Statuses whose message (and so business) only the database knows.
@@ -147,18 +187,23 @@ pub async fn run(
 
         let mut w = WriteSet::default();
         let mut pending = Vec::with_capacity(group.len());
+        // Stored by this group (and so duplicates later in it).
+        let mut seen: HashSet<String> = HashSet::new();
         {
             let mut b = book.write().unwrap_or_else(|p| p.into_inner());
-            let mut seen: HashSet<String> = HashSet::new();
+            let stored_before = |key: &str| {
+                existing.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
+            };
             for command in group.drain(..) {
                 pending.push(match command {
-                    Command::Ingest { mut rows, reply } => {
+                    Command::Ingest { rows, reply } => {
                         let mut outcomes = Vec::with_capacity(rows.len());
-                        for row in &mut rows {
-                            if existing.contains(&row.key) || !seen.insert(row.key.clone()) {
+                        for mut row in rows {
+                            if stored_before(&row.key) || seen.contains(&row.key) {
                                 outcomes.push(Outcome::Duplicate);
                                 continue;
                             }
+                            let key = row.key.clone();
                             if row.business.is_empty() {
                                 row.business = b
                                     .business_of(&row.message)
@@ -172,8 +217,8 @@ pub async fn run(
                                     .unwrap_or_default();
                             }
                             let outcome = b.apply_event(row, now, &mut w);
-                            if outcome != Outcome::Stored {
-                                seen.remove(&row.key);
+                            if outcome == Outcome::Stored {
+                                seen.insert(key);
                             }
                             outcomes.push(outcome);
                         }
@@ -226,12 +271,16 @@ pub async fn run(
                         row,
                         reply,
                     } => {
-                        let outcome =
-                            if existing.contains(&row.key) || !seen.insert(row.key.clone()) {
-                                Outcome::Duplicate
-                            } else {
-                                b.record_reserved(&reservation, &row, now, &mut w)
-                            };
+                        let outcome = if stored_before(&row.key) || seen.contains(&row.key) {
+                            Outcome::Duplicate
+                        } else {
+                            let key = row.key.clone();
+                            let outcome = b.record_reserved(&reservation, row, now, &mut w);
+                            if outcome == Outcome::Stored {
+                                seen.insert(key);
+                            }
+                            outcome
+                        };
                         Pending::Recorded(reply, outcome)
                     }
                     Command::CancelReservation {
@@ -245,72 +294,120 @@ pub async fn run(
                 });
             }
         }
-        let stored = w.events.len();
-        match store.commit(&w).await {
-            Ok(()) => {
-                metrics.record_group(stored as u64, started.elapsed());
-                for p in pending {
-                    match p {
-                        Pending::Ingest(reply, outcomes) => {
-                            let _ = reply.send(Ok(outcomes));
-                        }
-                        Pending::DeadLetter(reply) => {
-                            let _ = reply.send(Ok(()));
-                        }
-                        Pending::TopUp(reply, answer) => {
-                            let _ = reply.send(answer);
-                        }
-                        Pending::Reserve(reply, answer) => {
-                            let _ = reply.send(*answer);
-                        }
-                        Pending::Recorded(reply, outcome) => {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                        Pending::Cancelled(reply) => {
-                            let _ = reply.send(Ok(()));
-                        }
-                        Pending::Nothing => {}
+        // Commits are in order: the previous group's must have returned before this one starts.
+        if let Some(mut f) = in_flight.take() {
+            let done = joined((&mut f.commit).await);
+            if let Err(message) = finish(f, done, &metrics) {
+                fail_pending(pending, &message);
+                rebuild(&book, &reload, &message).await;
+                continue;
+            }
+        }
+        let stored = w.events.len() as u64;
+        let store = store.clone();
+        in_flight = Some(InFlight {
+            commit: tokio::spawn(async move {
+                store
+                    .commit(&w)
+                    .await
+                    .map_err(|e| format!("storage: {e:#}"))
+            }),
+            pending,
+            keys: seen,
+            stored,
+            started,
+        });
+    }
+    if let Some(mut f) = in_flight.take() {
+        let done = joined((&mut f.commit).await);
+        if let Err(message) = finish(f, done, &metrics) {
+            tracing::error!(error = %message, "the last group commit failed");
+        }
+    }
+}
+
+/// A commit task's result (a panic in it is a failed commit).
+fn joined(r: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), String> {
+    r.unwrap_or_else(|e| Err(format!("storage: the commit task failed: {e}")))
+}
+
+/// Answers a group whose commit returned; on failure, returns the message (the caller rebuilds
+/// the book).
+fn finish(f: InFlight, done: Result<(), String>, metrics: &Metrics) -> Result<(), String> {
+    match done {
+        Ok(()) => {
+            metrics.record_group(f.stored, f.started.elapsed());
+            for p in f.pending {
+                match p {
+                    Pending::Ingest(reply, outcomes) => {
+                        let _ = reply.send(Ok(outcomes));
                     }
+                    Pending::DeadLetter(reply) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Pending::TopUp(reply, answer) => {
+                        let _ = reply.send(answer);
+                    }
+                    Pending::Reserve(reply, answer) => {
+                        let _ = reply.send(*answer);
+                    }
+                    Pending::Recorded(reply, outcome) => {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    Pending::Cancelled(reply) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Pending::Nothing => {}
                 }
             }
+            Ok(())
+        }
+        Err(message) => {
+            tracing::error!(error = %message, "group commit failed; rebuilding the book from the database");
+            fail_pending(f.pending, &message);
+            Err(message)
+        }
+    }
+}
+
+fn fail_pending(pending: Vec<Pending>, message: &str) {
+    for p in pending {
+        match p {
+            Pending::Ingest(reply, _) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::DeadLetter(reply) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::TopUp(reply, _) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::Reserve(reply, _) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::Recorded(reply, _) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::Cancelled(reply) => {
+                let _ = reply.send(Err(message.to_string()));
+            }
+            Pending::Nothing => {}
+        }
+    }
+}
+
+/// Replaces the book with one rebuilt from the database (after a failed commit).
+async fn rebuild(book: &RwLock<Book>, reload: &Loader, message: &str) {
+    tracing::error!(error = %message, "rebuilding the book from the database");
+    loop {
+        match reload().await {
+            Ok(fresh) => {
+                *book.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                return;
+            }
             Err(e) => {
-                let message = format!("storage: {e:#}");
-                tracing::error!(error = %message, "group commit failed; rebuilding the book from the database");
-                for p in pending {
-                    match p {
-                        Pending::Ingest(reply, _) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::DeadLetter(reply) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::TopUp(reply, _) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::Reserve(reply, _) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::Recorded(reply, _) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::Cancelled(reply) => {
-                            let _ = reply.send(Err(message.clone()));
-                        }
-                        Pending::Nothing => {}
-                    }
-                }
-                loop {
-                    match reload().await {
-                        Ok(fresh) => {
-                            *book.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %format!("{e:#}"), "cannot rebuild the book; retrying");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                    }
-                }
+                tracing::error!(error = %format!("{e:#}"), "cannot rebuild the book; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }

@@ -546,3 +546,92 @@ async fn low_balance_alert_is_delivered_with_retries() {
     assert_eq!(alert["available"], "4.9798");
     app.stop().await;
 }
+
+/// `account_update` webhooks (V-7 volume tier, AI-5 auth-international eligibility) are stored,
+/// but the rating engine does not price from them (tiers come from the tier card and the
+/// monthly counts, V-1 … V-6; eligibility from the config, AI-1 … AI-3): a batch re-rating
+/// ignores them, so live pricing does too, and the wallet's charge still equals the invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_updates_are_stored_and_leave_live_prices_as_the_batch_does() {
+    let account_update = |at: i64, value: Value| {
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "shop", "time": at, "changes": [{"field": "account_update", "value": value}]}]
+        })
+        .to_string()
+    };
+    const INDIA: &str = "919876543210";
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let month_start = 1_793_487_600; // 2026-11-01T00:00:00+01:00 (Madrid)
+        let at = month_start + 86_400 * 5;
+        app.top_up("shop", "p", "100").await;
+        let quote = |user: &str, category: &str| {
+            json!({"business": "shop", "phone": "pn-1", "user": user, "at": at,
+                   "template": {"name": "t", "category": category}})
+        };
+        let (_, utility_before) = app.post("/v1/quote", &quote(USER, "utility")).await;
+        let (_, auth_before) = app.post("/v1/quote", &quote(INDIA, "authentication")).await;
+        let (events_before, ..) = app.store().counts().await.unwrap();
+        for body in [
+            account_update(
+                at - 3_600,
+                json!({"event": "VOLUME_BASED_PRICING_TIER_UPDATE", "volume_tier_info": {
+                    "tier_update_time": at - 3_600, "pricing_category": "UTILITY",
+                    "tier": "25000001:50000000", "effective_month": "2026-11", "region": "Spain"}}),
+            ),
+            account_update(
+                at - 3_500,
+                json!({"event": "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE", "auth_international_rate_eligibility": {
+                    "start_time": month_start, "exception_countries": [{"country_code": "IN", "start_time": month_start}]}}),
+            ),
+        ] {
+            assert_eq!(app.webhook(&body).await.status(), 200);
+        }
+        let (events_after, ..) = app.store().counts().await.unwrap();
+        assert_eq!(events_after, events_before + 2, "both updates are stored");
+        let (_, utility_after) = app.post("/v1/quote", &quote(USER, "utility")).await;
+        let (_, auth_after) = app.post("/v1/quote", &quote(INDIA, "authentication")).await;
+        for (before, after) in [
+            (&utility_before, &utility_after),
+            (&auth_before, &auth_after),
+        ] {
+            assert_eq!(
+                (&before["amount"], &before["category"], &before["band"]),
+                (&after["amount"], &after["category"], &after["band"]),
+                "{before} / {after}"
+            );
+        }
+        assert_eq!(auth_after["category"], "authentication", "{auth_after}");
+
+        // Delivered after the updates: charged like the batch, which reconciliation confirms.
+        let mut message = outbound("au-1", at, Some(("t", "authentication")));
+        message["user"] = json!(INDIA);
+        let (status, body) = app
+            .post(
+                "/v1/events",
+                &json!([message, outbound("au-2", at + 5, Some(("t", "utility")))]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        for (id, user) in [("au-1", INDIA), ("au-2", USER)] {
+            let body = status_webhook("shop", id, "delivered", at + 30, user, json!({}));
+            assert_eq!(app.webhook(&body).await.status(), 200);
+        }
+        let (status, rec) = app.get("/v1/reconciliation/shop/2026-11").await;
+        assert_eq!(status, 200, "{rec}");
+        assert!(
+            rec["mismatches_by_kind"].get("wallet_charge").is_none(),
+            "{rec}"
+        );
+        let (_, inv) = app.get("/v1/invoices/shop/2026-11").await;
+        let amount = |q: &Value| {
+            rust_decimal::Decimal::from_str_exact(q["amount"].as_str().unwrap()).unwrap()
+        };
+        let expected = (amount(&auth_after) + amount(&utility_after))
+            .normalize()
+            .to_string();
+        assert_eq!(inv["subtotal"], expected.as_str(), "{inv}");
+        app.stop().await;
+    }
+}

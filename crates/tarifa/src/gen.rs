@@ -1772,12 +1772,11 @@ impl Render {
                 out.extend_from_slice(status_name(ev.kind).as_bytes());
                 out.push(b'"');
                 if ev.kind == K_FAILED {
-                    let (code, title) = error_of(ev);
-                    out.extend_from_slice(b",\"error\":{\"code\":");
+                    // Normalized statuses carry Meta's error codes as `errors` (input.rs).
+                    let (code, _) = error_of(ev);
+                    out.extend_from_slice(b",\"errors\":[");
                     put_u64(out, code);
-                    out.extend_from_slice(b",\"title\":\"");
-                    out.extend_from_slice(title.as_bytes());
-                    out.extend_from_slice(b"\"}");
+                    out.push(b']');
                 }
                 out.extend_from_slice(b"}\n");
             }
@@ -2223,16 +2222,29 @@ mod tests {
                 ));
                 for k in obj.keys() {
                     assert!(
-                        ["type", "id", "at", "status", "error"].contains(&k.as_str()),
+                        ["type", "id", "at", "status", "errors"].contains(&k.as_str()),
                         "{text}"
                     );
                 }
                 if status == "failed" {
-                    let code = v["error"]["code"].as_u64().unwrap();
+                    let codes = v["errors"].as_array().unwrap();
+                    assert_eq!(codes.len(), 1, "{text}");
+                    let code = codes[0].as_u64().unwrap();
                     assert!(code == 131_049 || code == 131_026);
-                    assert!(!str_of(&v["error"], "title").is_empty());
+                    // The parser reads the code back (it ignored the old `error` object).
+                    let mut parsed = Vec::new();
+                    tarifa_core::input::parse_line(text.as_bytes(), &mut |e| {
+                        parsed.push(e.into_owned())
+                    })
+                    .unwrap();
+                    match &parsed[..] {
+                        [tarifa_core::input::Event::Status(s)] => {
+                            assert_eq!(s.error_codes, [code as u32], "{text}")
+                        }
+                        other => panic!("{text}: {other:?}"),
+                    }
                 } else {
-                    assert!(v.get("error").is_none());
+                    assert!(v.get("errors").is_none());
                 }
                 Line {
                     kind: status,
@@ -2460,6 +2472,39 @@ mod tests {
         assert!(user_home.len() > 200, "{}", user_home.len());
         let businesses: HashSet<_> = user_home.values().map(|h| h.0.clone()).collect();
         assert!(businesses.len() >= 5, "{businesses:?}");
+    }
+
+    /// A generated failed status (normalized) is read by the parser with its error code, as
+    /// `errors` (input.rs), the way `tarifa serve` and `tarifa rate` read it.
+    #[test]
+    fn failed_statuses_parse_with_their_error_code() {
+        let a = GenArgs {
+            events: 20_000,
+            ..GenArgs::default()
+        };
+        let out = gen_bytes(&a);
+        let mut failed = 0;
+        for line in lines(&out) {
+            let mut events = Vec::new();
+            tarifa_core::input::parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned()))
+                .unwrap();
+            for e in events {
+                if let tarifa_core::input::Event::Status(s) = e {
+                    if s.status == tarifa_core::input::DeliveryStatus::Failed
+                        && s.business.is_none()
+                    {
+                        failed += 1;
+                        assert!(
+                            s.error_codes == [131_049] || s.error_codes == [131_026],
+                            "{}: {:?}",
+                            line,
+                            s.error_codes
+                        );
+                    }
+                }
+            }
+        }
+        assert!(failed > 10, "{failed} failed statuses");
     }
 
     /// Per outbound, the statuses follow the promised shares.

@@ -3,6 +3,12 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: the service allocates and frees small objects on
+/// every request from several threads (glibc's malloc and free were about a fifth of the
+/// server's CPU under load, see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod gen;
 mod lines;
 mod load;

@@ -14,9 +14,11 @@
 //!    cards turn decisions into amounts ([`pricing`]).
 
 mod conversations;
+mod lookback;
 mod pricing;
 
 pub use conversations::{conversation_expiry, Conversation, Counter, Era};
+pub use lookback::{lookback, PER_MESSAGE_SETTLED};
 pub use pricing::{CounterBase, CounterKey};
 
 use crate::bill::Bill;
@@ -299,7 +301,7 @@ impl Rater {
             .iter()
             .map(|e| self.business_of(e))
             .collect::<Result<Vec<u32>, _>>()?;
-        for (e, b) in events.into_iter().zip(businesses) {
+        for (e, b) in events.iter().zip(businesses) {
             self.push_checked(e, b);
         }
         Ok(())
@@ -307,7 +309,12 @@ impl Rater {
 
     /// Takes one event.
     pub fn push(&mut self, event: Event<'_>) -> Result<(), InputError> {
-        let business = self.business_of(&event)?;
+        self.push_ref(&event)
+    }
+
+    /// Takes one event by reference (a service keeps its events and rates them many times).
+    pub fn push_ref(&mut self, event: &Event<'_>) -> Result<(), InputError> {
+        let business = self.business_of(event)?;
         self.push_checked(event, business);
         Ok(())
     }
@@ -372,7 +379,7 @@ impl Rater {
         k
     }
 
-    fn push_checked(&mut self, event: Event<'_>, business: u32) {
+    fn push_checked(&mut self, event: &Event<'_>, business: u32) {
         self.stats.events += 1;
         match event {
             Event::Inbound(e) => {

@@ -661,7 +661,8 @@ impl Recovery {
         let mut events = Vec::new();
         parse_line(line.as_bytes(), &mut |e| events.push(e)).map_err(|e| anyhow!("{e}"))?;
         let row = events
-            .first()
+            .into_iter()
+            .next()
             .and_then(|e| row_of(e, crate::clock::now()))
             .ok_or_else(|| anyhow!("the sent message could not be recorded"))?;
         let outcome = ask(app, |reply| Command::RecordReserved {

@@ -1,0 +1,157 @@
+//! How much of a conversation key's history a live service must replay to rate one message
+//! exactly as the replay of the whole history would ([`Rater::finish_for`](super::Rater::finish_for)).
+//!
+//! Rating one message depends on the other events of its key only through the state the era
+//! rules keep while walking the key (see [`conversations`](super::conversations)): open
+//! conversations (B-1 … B-9, C-1 … C-11, D-8), entry-point windows (C-10, D-5, D-17) and the
+//! customer service window (1-6, D-2, D-6, D-16). Conversations and entry-point windows chain
+//! (whether one opens depends on whether the previous one is still open), so in general only the
+//! whole history decides them. One case is bounded, and it is the common one:
+//!
+//! * the target's events (every record and status with its id) are all at or after
+//!   [`PER_MESSAGE_SETTLED`], three days after per-message pricing began (D-1): whatever the
+//!   WABA's time zone, the message is rated under era D, and no conversation of era C (at most
+//!   24 h after a start before 2025-07-01 local) is still open for D-8;
+//! * no user message of the history came through an entry point (`referral`): then no
+//!   entry-point window exists (C-9, D-5 need a referral), and era D keeps no other state but
+//!   the customer service window;
+//! * the target is not a group message (D-10 rates those per member).
+//!
+//! Then the message needs only its own events, the user messages of the 24 h before the instant
+//! its window is judged (delivery or send, both between its first and last event), those user
+//! messages' duplicates (dedupe keeps the earliest copy of an id), and the template category
+//! changes (1-5). [`lookback`] picks exactly these, or says the whole history is needed.
+
+use super::conversations::PMP_START;
+use crate::input::Event;
+use crate::time::{Instant, DAY};
+
+/// From this instant on every time zone is at least two days into per-message pricing (D-1)
+/// and every era-C conversation has expired: 2025-07-04T00:00:00Z.
+pub const PER_MESSAGE_SETTLED: Instant = (PMP_START.0 as Instant + 3) * DAY;
+
+/// The events of `events` that rate the message `target` exactly as all of them do, by their
+/// position in `events`; `None` when only the whole history can (see the module docs).
+///
+/// `events` is what the caller would otherwise replay: the key's history, the template category
+/// changes of its business and any hypothetical events (a quote's message).
+pub fn lookback<'a, 'e: 'a, I>(events: I, target: &str) -> Option<Vec<usize>>
+where
+    I: IntoIterator<Item = &'a Event<'e>>,
+    I::IntoIter: Clone,
+{
+    let events = events.into_iter();
+    let (mut first, mut last) = (Instant::MAX, Instant::MIN);
+    for e in events.clone() {
+        match e {
+            Event::Inbound(i) if i.referral => return None,
+            Event::Outbound(o) if o.id == target => {
+                if o.group.is_some() {
+                    return None;
+                }
+                first = first.min(o.at);
+                last = last.max(o.at);
+            }
+            Event::Status(s) if s.id == target => {
+                first = first.min(s.at);
+                last = last.max(s.at);
+            }
+            _ => {}
+        }
+    }
+    if first == Instant::MAX || first < PER_MESSAGE_SETTLED {
+        return None;
+    }
+    // 1-6: a window judged at `t` is open when the last user message at or before `t` is less
+    // than 24 h old; `t` is between `first` and `last`.
+    let in_window = |at: Instant| at > first - DAY && at <= last;
+    let mut picked = Vec::new();
+    let mut inbound_ids = Vec::new();
+    for (i, e) in events.clone().enumerate() {
+        let keep = match e {
+            Event::Outbound(o) => o.id == target,
+            Event::Status(s) => s.id == target,
+            Event::TemplateCategory(_) => true,
+            Event::Inbound(m) if in_window(m.at) => {
+                inbound_ids.push(&*m.id);
+                true
+            }
+            Event::Inbound(_) | Event::AccountUpdate(_) | Event::Ignored => false,
+        };
+        if keep {
+            picked.push(i);
+        }
+    }
+    if !inbound_ids.is_empty() {
+        // Copies of a picked user message from outside the window: the earliest copy wins.
+        let mut extra = Vec::new();
+        for (i, e) in events.enumerate() {
+            if let Event::Inbound(m) = e {
+                if !in_window(m.at) && inbound_ids.contains(&&*m.id) {
+                    extra.push(i);
+                }
+            }
+        }
+        if !extra.is_empty() {
+            picked.extend(extra);
+            picked.sort_unstable();
+        }
+    }
+    Some(picked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::parse_line;
+
+    fn events(text: &str) -> Vec<Event<'static>> {
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            parse_line(line.as_bytes(), &mut |e| out.push(e.into_owned())).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn per_message_history_is_cut_to_the_window() {
+        let e = events(
+            r#"
+            {"type":"inbound","id":"in.1","at":"2025-09-01T08:00:00Z","business":"b","phone":"p","user":"u"}
+            {"type":"outbound","id":"out.1","at":"2025-09-01T09:00:00Z","business":"b","phone":"p","user":"u","template":{"name":"t","category":"utility"}}
+            {"type":"status","id":"out.1","at":"2025-09-01T09:00:05Z","status":"delivered"}
+            {"type":"inbound","id":"in.2","at":"2025-09-03T08:00:00Z","business":"b","phone":"p","user":"u"}
+            {"type":"outbound","id":"out.2","at":"2025-09-03T09:00:00Z","business":"b","phone":"p","user":"u","template":{"name":"t","category":"utility"}}
+            {"type":"status","id":"out.2","at":"2025-09-03T09:00:05Z","status":"delivered"}
+            {"type":"inbound","id":"in.1","at":"2025-09-03T08:30:00Z","business":"b","phone":"p","user":"u"}
+            "#,
+        );
+        assert_eq!(lookback(&e, "out.2"), Some(vec![0, 3, 4, 5, 6]));
+        assert_eq!(lookback(&e, "out.1"), Some(vec![0, 1, 2, 6]));
+    }
+
+    #[test]
+    fn entry_points_conversation_eras_and_groups_need_the_whole_history() {
+        let referral = events(
+            r#"
+            {"type":"inbound","id":"in.1","at":"2025-09-01T08:00:00Z","business":"b","phone":"p","user":"u","referral":{}}
+            {"type":"outbound","id":"out.1","at":"2025-09-03T09:00:00Z","business":"b","phone":"p","user":"u"}
+            "#,
+        );
+        assert_eq!(lookback(&referral, "out.1"), None);
+        let era_c = events(
+            r#"
+            {"type":"outbound","id":"out.1","at":"2025-07-02T09:00:00Z","business":"b","phone":"p","user":"u"}
+            {"type":"status","id":"out.1","at":"2025-07-05T09:00:00Z","status":"delivered"}
+            "#,
+        );
+        assert_eq!(lookback(&era_c, "out.1"), None);
+        let group = events(
+            r#"
+            {"type":"outbound","id":"out.g","at":"2025-09-03T09:00:00Z","business":"b","phone":"p","group":{"id":"g","members":["u"]}}
+            "#,
+        );
+        assert_eq!(lookback(&group, "out.g"), None);
+        assert_eq!(lookback(&group, "out.unknown"), None);
+    }
+}
