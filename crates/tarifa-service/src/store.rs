@@ -167,18 +167,6 @@ fn power_of_two_chunks(n: usize, cols: usize) -> impl Iterator<Item = (usize, us
     })
 }
 
-/// `items` padded to the next power of two with copies of its last item (for `IN (…)` lists,
-/// where a repeated value changes nothing), in chunks the statement cache keeps.
-fn padded_chunks<'a>(items: &'a [&'a str]) -> impl Iterator<Item = Vec<&'a str>> + 'a {
-    let max = 1usize << MAX_PARAMS.ilog2();
-    items.chunks(max).map(|chunk| {
-        let mut v = chunk.to_vec();
-        let last = chunk[chunk.len() - 1];
-        v.resize(chunk.len().next_power_of_two(), last);
-        v
-    })
-}
-
 impl Store {
     /// Connects and runs the migrations that are not applied yet.
     pub async fn open(url: &str) -> Result<Store> {
@@ -280,56 +268,58 @@ impl Store {
         out
     }
 
-    /// Which of `keys` are stored already.
-    pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in padded_chunks(keys) {
-            let list = self.list_placeholders(chunk.len());
-            let sql = format!("SELECT key FROM events WHERE key IN ({list})");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                found.insert(row.try_get::<String, _>(0)?);
-            }
-        }
-        Ok(found)
+    /// A JSON array of `items`, bound as one parameter and read back as rows by
+    /// [`Store::json_rows`]: one statement text whatever the number of items, so it stays
+    /// prepared.
+    fn json_list(items: &[&str]) -> String {
+        serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
     }
 
-    fn list_placeholders(&self, n: usize) -> String {
+    /// `SELECT` of the text values of the JSON array parameter `n`.
+    fn json_rows(&self, n: usize) -> String {
         match self.dialect {
-            Dialect::Sqlite => vec!["?"; n].join(","),
-            Dialect::Postgres => (1..=n)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            Dialect::Sqlite => "SELECT value FROM json_each(?)".into(),
+            Dialect::Postgres => format!("SELECT json_array_elements_text(${n}::json)"),
         }
+    }
+
+    /// Which of `keys` are stored already.
+    pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
+        let sql = format!(
+            "SELECT key FROM events WHERE key IN ({})",
+            self.json_rows(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(Self::json_list(keys))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// The business of each stored outbound message among `messages`.
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for chunk in padded_chunks(messages) {
-            let list = self.list_placeholders(chunk.len());
-            let sql = format!(
-                "SELECT DISTINCT message, business FROM events WHERE message IN ({list}) AND business <> ''"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                out.push((row.try_get(0)?, row.try_get(1)?));
-            }
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT DISTINCT message, business FROM events WHERE message IN ({}) AND business <> ''",
+            self.json_rows(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(Self::json_list(messages))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
     }
 
     /// Writes one group in one transaction.
     pub async fn commit(&self, w: &WriteSet) -> Result<()> {
         if w.is_empty() {
             return Ok(());
+        }
+        if self.dialect == Dialect::Postgres {
+            return self.commit_postgres(w).await;
         }
         let mut tx = self.pool.begin().await?;
         for (start, len) in power_of_two_chunks(w.events.len(), 7) {
@@ -428,6 +418,85 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: the whole group as one statement (one round trip, one implicit transaction,
+    /// committed with the server's `synchronous_commit` before it returns): each table's rows
+    /// are one JSON array parameter, inserted by a data-modifying `WITH` (rows keep their order,
+    /// so ledger operations get their sequence numbers in the order applied).
+    async fn commit_postgres(&self, w: &WriteSet) -> Result<()> {
+        const SQL: &str = "WITH \
+            ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
+              SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::bigint, (e->>5)::bigint, e->>6 \
+              FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (key) DO NOTHING), \
+            lo AS (INSERT INTO ledger_ops (at, op) \
+              SELECT (e->>0)::bigint, e->>1 \
+              FROM json_array_elements($2::json) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+            ch AS (INSERT INTO charges (message, business, at, pricing_type, category, rule, \
+                amount, currency, captured, uncollected, counters) \
+              SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, \
+                e->>9, e->>10 \
+              FROM json_array_elements($3::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (message) DO NOTHING), \
+            oo AS (INSERT INTO optouts (business, user_id, at) \
+              SELECT e->>0, e->>1, (e->>2)::bigint \
+              FROM json_array_elements($4::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (business, user_id) DO NOTHING), \
+            al AS (INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT e->>0, e->>1, e->>2, 0, (e->>3)::bigint, 'pending', '' \
+              FROM json_array_elements($5::json) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+            dl AS (INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT (e->>0)::bigint, e->>1, e->>2, e->>3 \
+              FROM json_array_elements($6::json) WITH ORDINALITY AS t(e, n) ORDER BY n) \
+            SELECT 1";
+        let json = |v: serde_json::Result<String>| v.context("serializing a group");
+        let events = json(serde_json::to_string(
+            &w.events
+                .iter()
+                .map(|e| {
+                    (
+                        &e.key,
+                        &e.business,
+                        e.kind,
+                        &e.message,
+                        e.at,
+                        e.received_at,
+                        &e.line,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ))?;
+        let charges = json(serde_json::to_string(
+            &w.charges
+                .iter()
+                .map(|c| {
+                    (
+                        &c.message,
+                        &c.business,
+                        c.at,
+                        &c.pricing_type,
+                        &c.category,
+                        &c.rule,
+                        &c.amount,
+                        &c.currency,
+                        &c.captured,
+                        &c.uncollected,
+                        &c.counters,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ))?;
+        sqlx::query(SQL)
+            .bind(events)
+            .bind(json(serde_json::to_string(&w.ledger_ops))?)
+            .bind(charges)
+            .bind(json(serde_json::to_string(&w.optouts))?)
+            .bind(json(serde_json::to_string(&w.alerts))?)
+            .bind(json(serde_json::to_string(&w.dead_letters))?)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -666,11 +735,6 @@ mod tests {
                 (9728, 256),
                 (9984, 16)
             ]
-        );
-        let keys = ["a", "b", "c"];
-        assert_eq!(
-            padded_chunks(&keys).collect::<Vec<_>>(),
-            [vec!["a", "b", "c", "c"]]
         );
     }
 }

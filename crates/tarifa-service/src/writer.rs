@@ -92,7 +92,7 @@ struct InFlight {
     started: std::time::Instant,
 }
 
-fn start_commit(store: &Store, open: Open) -> InFlight {
+fn start_commit(store: &Store, metrics: &Arc<Metrics>, open: Open) -> InFlight {
     let Open {
         w,
         pending,
@@ -101,13 +101,16 @@ fn start_commit(store: &Store, open: Open) -> InFlight {
         ..
     } = open;
     let stored = w.events.len() as u64;
-    let store = store.clone();
+    let (store, metrics) = (store.clone(), metrics.clone());
     InFlight {
         commit: tokio::spawn(async move {
-            store
+            let started = std::time::Instant::now();
+            let done = store
                 .commit(&w)
                 .await
-                .map_err(|e| format!("storage: {e:#}"))
+                .map_err(|e| format!("storage: {e:#}"));
+            metrics.transaction_seconds.observe(started.elapsed());
+            done
         }),
         pending,
         keys,
@@ -142,6 +145,7 @@ pub async fn run(
         if in_flight.is_none() && open.commands > 0 {
             in_flight = Some(start_commit(
                 &store,
+                &metrics,
                 std::mem::replace(&mut open, Open::new()),
             ));
         }
@@ -176,7 +180,8 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        open.started.get_or_insert_with(std::time::Instant::now);
+        let applying = std::time::Instant::now();
+        open.started.get_or_insert(applying);
         open.commands += batch.len();
         let stored_before = |key: &str| {
             open.keys.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
@@ -299,6 +304,8 @@ pub async fn run(
                 }
             });
         }
+        drop(b);
+        metrics.apply_seconds.observe(applying.elapsed());
     }
 }
 
