@@ -23,6 +23,11 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: sqlx::AnyPool,
+    /// For the writer's look-ups by key (duplicates, owners of messages): on PostgreSQL its own
+    /// connections, which plan each statement with its parameters (a generic plan cached while
+    /// `events` was empty, a sequential scan, would stay in use as the table grows); the same
+    /// pool as `pool` on SQLite.
+    lookups: sqlx::AnyPool,
     pub dialect: Dialect,
 }
 
@@ -180,10 +185,13 @@ impl Store {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let pool = AnyPoolOptions::new()
-            // No ping before each use (a round trip per group commit): a broken connection
-            // fails the statement instead, which fails the group like any storage error.
-            .test_before_acquire(false)
+        let options = || {
+            AnyPoolOptions::new()
+                // No ping before each use (a round trip per group commit): a broken connection
+                // fails the statement instead, which fails the group like any storage error.
+                .test_before_acquire(false)
+        };
+        let pool = options()
             .max_connections(match dialect {
                 Dialect::Sqlite => 4,
                 Dialect::Postgres => 8,
@@ -191,7 +199,27 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let store = Store { pool, dialect };
+        let lookups = match dialect {
+            Dialect::Sqlite => pool.clone(),
+            Dialect::Postgres => options()
+                .max_connections(2)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+                .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+        };
+        let store = Store {
+            pool,
+            lookups,
+            dialect,
+        };
         if dialect == Dialect::Sqlite {
             // WAL: readers (invoices, quotes' lookups) never block the writer. `synchronous` is
             // FULL by default: a commit is on disk when it returns.
@@ -291,7 +319,7 @@ impl Store {
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(Self::json_list(keys))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lookups)
             .await?;
         rows.iter()
             .map(|row| Ok(row.try_get::<String, _>(0)?))
@@ -306,7 +334,7 @@ impl Store {
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(Self::json_list(messages))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lookups)
             .await?;
         rows.iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
@@ -423,33 +451,34 @@ impl Store {
 
     /// PostgreSQL: the whole group as one statement (one round trip, one implicit transaction,
     /// committed with the server's `synchronous_commit` before it returns): each table's rows
-    /// are one JSON array parameter, inserted by a data-modifying `WITH` (rows keep their order,
+    /// are one JSON array parameter (read as `jsonb`: parsed once, not once per field), inserted
+    /// by a data-modifying `WITH` (rows keep their order,
     /// so ledger operations get their sequence numbers in the order applied).
     async fn commit_postgres(&self, w: &WriteSet) -> Result<()> {
         const SQL: &str = "WITH \
             ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
               SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::bigint, (e->>5)::bigint, e->>6 \
-              FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
               ON CONFLICT (key) DO NOTHING), \
             lo AS (INSERT INTO ledger_ops (at, op) \
               SELECT (e->>0)::bigint, e->>1 \
-              FROM json_array_elements($2::json) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+              FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n), \
             ch AS (INSERT INTO charges (message, business, at, pricing_type, category, rule, \
                 amount, currency, captured, uncollected, counters) \
               SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, \
                 e->>9, e->>10 \
-              FROM json_array_elements($3::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
               ON CONFLICT (message) DO NOTHING), \
             oo AS (INSERT INTO optouts (business, user_id, at) \
               SELECT e->>0, e->>1, (e->>2)::bigint \
-              FROM json_array_elements($4::json) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
               ON CONFLICT (business, user_id) DO NOTHING), \
             al AS (INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
               SELECT e->>0, e->>1, e->>2, 0, (e->>3)::bigint, 'pending', '' \
-              FROM json_array_elements($5::json) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+              FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n), \
             dl AS (INSERT INTO dead_letters (received_at, source, reason, body) \
               SELECT (e->>0)::bigint, e->>1, e->>2, e->>3 \
-              FROM json_array_elements($6::json) WITH ORDINALITY AS t(e, n) ORDER BY n) \
+              FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n) \
             SELECT 1";
         let json = |v: serde_json::Result<String>| v.context("serializing a group");
         let events = json(serde_json::to_string(
@@ -680,6 +709,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.lookups.close().await;
         self.pool.close().await;
     }
 }
