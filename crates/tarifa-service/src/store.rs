@@ -6,7 +6,11 @@
 //!
 //! The write path is one transaction per group of commands ([`Store::commit`]): the events, the
 //! ledger operations, the charges and the alerts they caused are stored together or not at all,
-//! so an acknowledged event always has its effects and an unacknowledged one has none.
+//! so an acknowledged event always has its effects and an unacknowledged one has none. A group's
+//! rows travel as one JSON array per table (six parameters, whatever the group's size): on
+//! SQLite one query of six `INSERT … SELECT … FROM json_each(?)` inside `BEGIN … COMMIT`, on
+//! PostgreSQL one statement (data-modifying `WITH` over `jsonb_array_elements`), so the statement
+//! text never changes (prepared once) and a group costs one trip to the database.
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -151,25 +155,56 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     }
 }
 
-/// Most bind parameters in one statement (SQLite allows 32,766; PostgreSQL 65,535).
-const MAX_PARAMS: usize = 30_000;
-
-/// Splits `n` rows of `cols` columns into statements of a power-of-two number of rows, largest
-/// first (41 rows: 32 + 8 + 1): the statement texts are then few, so they stay prepared in the
-/// connection's statement cache instead of being parsed and planned for every group (on
-/// PostgreSQL a new text also costs a round trip). Yields (first row, rows).
-fn power_of_two_chunks(n: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
-    let max = 1usize << (MAX_PARAMS / cols).max(1).ilog2();
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let left = n - start;
-        if left == 0 {
-            return None;
-        }
-        let len = max.min(1 << left.ilog2());
-        start += len;
-        Some((start - len, len))
-    })
+/// A group's rows as one JSON array per table (events, ledger operations, charges, opt-outs,
+/// alerts, dead letters), each row an array of its column values in the order of the tables'
+/// `INSERT`s: bound as six parameters whatever the group's size, so the statement is prepared
+/// once.
+fn group_json(w: &WriteSet) -> Result<[String; 6]> {
+    let json = |v: serde_json::Result<String>| v.context("serializing a group");
+    let events = json(serde_json::to_string(
+        &w.events
+            .iter()
+            .map(|e| {
+                (
+                    &e.key,
+                    &e.business,
+                    e.kind,
+                    &e.message,
+                    e.at,
+                    e.received_at,
+                    &e.line,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    let charges = json(serde_json::to_string(
+        &w.charges
+            .iter()
+            .map(|c| {
+                (
+                    &c.message,
+                    &c.business,
+                    c.at,
+                    &c.pricing_type,
+                    &c.category,
+                    &c.rule,
+                    &c.amount,
+                    &c.currency,
+                    &c.captured,
+                    &c.uncollected,
+                    &c.counters,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    Ok([
+        events,
+        json(serde_json::to_string(&w.ledger_ops))?,
+        charges,
+        json(serde_json::to_string(&w.optouts))?,
+        json(serde_json::to_string(&w.alerts))?,
+        json(serde_json::to_string(&w.dead_letters))?,
+    ])
 }
 
 impl Store {
@@ -270,32 +305,6 @@ impl Store {
         Ok(())
     }
 
-    fn placeholders(&self, rows: usize, cols: usize) -> String {
-        let mut out = String::with_capacity(rows * cols * 4);
-        let mut n = 0;
-        for r in 0..rows {
-            if r > 0 {
-                out.push(',');
-            }
-            out.push('(');
-            for c in 0..cols {
-                if c > 0 {
-                    out.push(',');
-                }
-                n += 1;
-                match self.dialect {
-                    Dialect::Sqlite => out.push('?'),
-                    Dialect::Postgres => {
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    }
-                }
-            }
-            out.push(')');
-        }
-        out
-    }
-
     /// A JSON array of `items`, bound as one parameter and read back as rows by
     /// [`Store::json_rows`]: one statement text whatever the number of items, so it stays
     /// prepared.
@@ -349,102 +358,41 @@ impl Store {
         if self.dialect == Dialect::Postgres {
             return self.commit_postgres(w).await;
         }
+        // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
+        // connection's thread, one prepared text), inside one transaction.
+        const SQL: &str = "\
+            INSERT INTO events (key, business, kind, message, at, received_at, line) \
+              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              ON CONFLICT (key) DO NOTHING; \
+            INSERT INTO ledger_ops (at, op) \
+              SELECT value->>0, value->>1 FROM json_each(?) WHERE true ORDER BY json_each.key; \
+            INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, \
+                currency, captured, uncollected, counters) \
+              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+                value->>7, value->>8, value->>9, value->>10 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              ON CONFLICT (message) DO NOTHING; \
+            INSERT INTO optouts (business, user_id, at) \
+              SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true \
+              ORDER BY json_each.key ON CONFLICT (business, user_id) DO NOTHING; \
+            INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT value->>0, value->>1, value->>2, 0, value->>3, 'pending', '' \
+              FROM json_each(?) WHERE true ORDER BY json_each.key; \
+            INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT value->>0, value->>1, value->>2, value->>3 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key";
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
         let mut tx = self.pool.begin().await?;
-        for (start, len) in power_of_two_chunks(w.events.len(), 7) {
-            let chunk = &w.events[start..start + len];
-            let sql = format!(
-                "INSERT INTO events (key, business, kind, message, at, received_at, line) VALUES {} ON CONFLICT (key) DO NOTHING",
-                self.placeholders(chunk.len(), 7)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for e in chunk {
-                q = q
-                    .bind(&e.key)
-                    .bind(&e.business)
-                    .bind(e.kind)
-                    .bind(&e.message)
-                    .bind(e.at)
-                    .bind(e.received_at)
-                    .bind(&e.line);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (start, len) in power_of_two_chunks(w.ledger_ops.len(), 2) {
-            let chunk = &w.ledger_ops[start..start + len];
-            let sql = format!(
-                "INSERT INTO ledger_ops (at, op) VALUES {}",
-                self.placeholders(chunk.len(), 2)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (at, op) in chunk {
-                q = q.bind(*at).bind(op);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (start, len) in power_of_two_chunks(w.charges.len(), 11) {
-            let chunk = &w.charges[start..start + len];
-            let sql = format!(
-                "INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters) VALUES {} ON CONFLICT (message) DO NOTHING",
-                self.placeholders(chunk.len(), 11)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
-                q = q
-                    .bind(&c.message)
-                    .bind(&c.business)
-                    .bind(c.at)
-                    .bind(&c.pricing_type)
-                    .bind(&c.category)
-                    .bind(&c.rule)
-                    .bind(&c.amount)
-                    .bind(&c.currency)
-                    .bind(&c.captured)
-                    .bind(&c.uncollected)
-                    .bind(&c.counters);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (business, user, at) in &w.optouts {
-            let sql = format!(
-                "INSERT INTO optouts (business, user_id, at) VALUES {} ON CONFLICT (business, user_id) DO NOTHING",
-                self.placeholders(1, 3)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(business)
-                .bind(user)
-                .bind(*at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (business, url, payload, at) in &w.alerts {
-            let sql = format!(
-                "INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) VALUES {}",
-                self.placeholders(1, 7)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(business)
-                .bind(url)
-                .bind(payload)
-                .bind(0i64)
-                .bind(*at)
-                .bind("pending")
-                .bind("")
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (at, source, reason, body) in &w.dead_letters {
-            let sql = format!(
-                "INSERT INTO dead_letters (received_at, source, reason, body) VALUES {}",
-                self.placeholders(1, 4)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(*at)
-                .bind(source)
-                .bind(reason)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(SQL)
+            .bind(events)
+            .bind(ledger_ops)
+            .bind(charges)
+            .bind(optouts)
+            .bind(alerts)
+            .bind(dead_letters)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -480,50 +428,14 @@ impl Store {
               SELECT (e->>0)::bigint, e->>1, e->>2, e->>3 \
               FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n) \
             SELECT 1";
-        let json = |v: serde_json::Result<String>| v.context("serializing a group");
-        let events = json(serde_json::to_string(
-            &w.events
-                .iter()
-                .map(|e| {
-                    (
-                        &e.key,
-                        &e.business,
-                        e.kind,
-                        &e.message,
-                        e.at,
-                        e.received_at,
-                        &e.line,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        ))?;
-        let charges = json(serde_json::to_string(
-            &w.charges
-                .iter()
-                .map(|c| {
-                    (
-                        &c.message,
-                        &c.business,
-                        c.at,
-                        &c.pricing_type,
-                        &c.category,
-                        &c.rule,
-                        &c.amount,
-                        &c.currency,
-                        &c.captured,
-                        &c.uncollected,
-                        &c.counters,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        ))?;
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
         sqlx::query(SQL)
             .bind(events)
-            .bind(json(serde_json::to_string(&w.ledger_ops))?)
+            .bind(ledger_ops)
             .bind(charges)
-            .bind(json(serde_json::to_string(&w.optouts))?)
-            .bind(json(serde_json::to_string(&w.alerts))?)
-            .bind(json(serde_json::to_string(&w.dead_letters))?)
+            .bind(optouts)
+            .bind(alerts)
+            .bind(dead_letters)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -741,30 +653,5 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_go_in_power_of_two_statements() {
-        let sizes = |n, cols| power_of_two_chunks(n, cols).collect::<Vec<_>>();
-        assert_eq!(sizes(0, 7), []);
-        assert_eq!(sizes(41, 7), [(0, 32), (32, 8), (40, 1)]);
-        assert_eq!(sizes(1, 11), [(0, 1)]);
-        // 30,000 / 7 parameters: at most 4,096 rows a statement.
-        assert_eq!(
-            sizes(10_000, 7),
-            [
-                (0, 4096),
-                (4096, 4096),
-                (8192, 1024),
-                (9216, 512),
-                (9728, 256),
-                (9984, 16)
-            ]
-        );
     }
 }
