@@ -34,7 +34,7 @@ run_backend() { # $1 = name, $2 = database url
   "$bin" load --url "$url" --kind quote --rate "$quote_rate" --duration "$duration" \
     --connections "$conns" | tee "$tmp/$name-quote.txt"
   echo "== $name: server metrics"
-  curl -sf "$url/metrics" | grep -E '^tarifa_(events_|webhooks_|group_commit_seconds_(sum|count)|webhook_ack_seconds_(sum|count))' || true
+  curl -sf "$url/metrics" | grep -E '^tarifa_(events_|webhooks_|group_commit_seconds_(sum|count)|transaction_seconds_(sum|count)|apply_seconds_(sum|count)|webhook_ack_seconds_(sum|count))' || true
   kill "$server"; wait "$server" 2>/dev/null || true; server=""
 }
 

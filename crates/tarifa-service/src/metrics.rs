@@ -57,6 +57,10 @@ pub struct Metrics {
     pub quotes: AtomicU64,
     pub group_commits: AtomicU64,
     pub group_commit_seconds: Histogram,
+    /// The transaction alone (BEGIN … COMMIT), without applying the group.
+    pub transaction_seconds: Histogram,
+    /// Time the writer spends checking duplicates and applying commands to the book.
+    pub apply_seconds: Histogram,
     pub webhook_ack_seconds: Histogram,
     pub quote_seconds: Histogram,
 }
@@ -116,7 +120,17 @@ impl Metrics {
         }
         self.group_commit_seconds.write(
             "tarifa_group_commit_seconds",
-            "Time to apply and store one group of commands.",
+            "Time from a group's first command to its commit (applying overlaps the previous commit).",
+            &mut out,
+        );
+        self.transaction_seconds.write(
+            "tarifa_transaction_seconds",
+            "Time of one group's database transaction (BEGIN to COMMIT).",
+            &mut out,
+        );
+        self.apply_seconds.write(
+            "tarifa_apply_seconds",
+            "Time the writer spends on one batch of commands: duplicate check and book.",
             &mut out,
         );
         self.webhook_ack_seconds.write(

@@ -6,7 +6,11 @@
 //!
 //! The write path is one transaction per group of commands ([`Store::commit`]): the events, the
 //! ledger operations, the charges and the alerts they caused are stored together or not at all,
-//! so an acknowledged event always has its effects and an unacknowledged one has none.
+//! so an acknowledged event always has its effects and an unacknowledged one has none. A group's
+//! rows travel as one JSON array per table (six parameters, whatever the group's size): on
+//! SQLite one query of six `INSERT … SELECT … FROM json_each(?)` inside `BEGIN … COMMIT`, on
+//! PostgreSQL one statement (data-modifying `WITH` over `jsonb_array_elements`), so the statement
+//! text never changes (prepared once) and a group costs one trip to the database.
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -23,6 +27,11 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: sqlx::AnyPool,
+    /// For the writer's look-ups by key (duplicates, owners of messages): on PostgreSQL its own
+    /// connections, which plan each statement with its parameters (a generic plan cached while
+    /// `events` was empty, a sequential scan, would stay in use as the table grows); the same
+    /// pool as `pool` on SQLite.
+    lookups: sqlx::AnyPool,
     pub dialect: Dialect,
 }
 
@@ -146,37 +155,56 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     }
 }
 
-/// Most bind parameters in one statement (SQLite allows 32,766; PostgreSQL 65,535).
-const MAX_PARAMS: usize = 30_000;
-
-/// Splits `n` rows of `cols` columns into statements of a power-of-two number of rows, largest
-/// first (41 rows: 32 + 8 + 1): the statement texts are then few, so they stay prepared in the
-/// connection's statement cache instead of being parsed and planned for every group (on
-/// PostgreSQL a new text also costs a round trip). Yields (first row, rows).
-fn power_of_two_chunks(n: usize, cols: usize) -> impl Iterator<Item = (usize, usize)> {
-    let max = 1usize << (MAX_PARAMS / cols).max(1).ilog2();
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let left = n - start;
-        if left == 0 {
-            return None;
-        }
-        let len = max.min(1 << left.ilog2());
-        start += len;
-        Some((start - len, len))
-    })
-}
-
-/// `items` padded to the next power of two with copies of its last item (for `IN (…)` lists,
-/// where a repeated value changes nothing), in chunks the statement cache keeps.
-fn padded_chunks<'a>(items: &'a [&'a str]) -> impl Iterator<Item = Vec<&'a str>> + 'a {
-    let max = 1usize << MAX_PARAMS.ilog2();
-    items.chunks(max).map(|chunk| {
-        let mut v = chunk.to_vec();
-        let last = chunk[chunk.len() - 1];
-        v.resize(chunk.len().next_power_of_two(), last);
-        v
-    })
+/// A group's rows as one JSON array per table (events, ledger operations, charges, opt-outs,
+/// alerts, dead letters), each row an array of its column values in the order of the tables'
+/// `INSERT`s: bound as six parameters whatever the group's size, so the statement is prepared
+/// once.
+fn group_json(w: &WriteSet) -> Result<[String; 6]> {
+    let json = |v: serde_json::Result<String>| v.context("serializing a group");
+    let events = json(serde_json::to_string(
+        &w.events
+            .iter()
+            .map(|e| {
+                (
+                    &e.key,
+                    &e.business,
+                    e.kind,
+                    &e.message,
+                    e.at,
+                    e.received_at,
+                    &e.line,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    let charges = json(serde_json::to_string(
+        &w.charges
+            .iter()
+            .map(|c| {
+                (
+                    &c.message,
+                    &c.business,
+                    c.at,
+                    &c.pricing_type,
+                    &c.category,
+                    &c.rule,
+                    &c.amount,
+                    &c.currency,
+                    &c.captured,
+                    &c.uncollected,
+                    &c.counters,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    Ok([
+        events,
+        json(serde_json::to_string(&w.ledger_ops))?,
+        charges,
+        json(serde_json::to_string(&w.optouts))?,
+        json(serde_json::to_string(&w.alerts))?,
+        json(serde_json::to_string(&w.dead_letters))?,
+    ])
 }
 
 impl Store {
@@ -192,10 +220,13 @@ impl Store {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let pool = AnyPoolOptions::new()
-            // No ping before each use (a round trip per group commit): a broken connection
-            // fails the statement instead, which fails the group like any storage error.
-            .test_before_acquire(false)
+        let options = || {
+            AnyPoolOptions::new()
+                // No ping before each use (a round trip per group commit): a broken connection
+                // fails the statement instead, which fails the group like any storage error.
+                .test_before_acquire(false)
+        };
+        let pool = options()
             .max_connections(match dialect {
                 Dialect::Sqlite => 4,
                 Dialect::Postgres => 8,
@@ -203,7 +234,27 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-        let store = Store { pool, dialect };
+        let lookups = match dialect {
+            Dialect::Sqlite => pool.clone(),
+            Dialect::Postgres => options()
+                .max_connections(2)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+                .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+        };
+        let store = Store {
+            pool,
+            lookups,
+            dialect,
+        };
         if dialect == Dialect::Sqlite {
             // WAL: readers (invoices, quotes' lookups) never block the writer. `synchronous` is
             // FULL by default: a commit is on disk when it returns.
@@ -254,76 +305,49 @@ impl Store {
         Ok(())
     }
 
-    fn placeholders(&self, rows: usize, cols: usize) -> String {
-        let mut out = String::with_capacity(rows * cols * 4);
-        let mut n = 0;
-        for r in 0..rows {
-            if r > 0 {
-                out.push(',');
-            }
-            out.push('(');
-            for c in 0..cols {
-                if c > 0 {
-                    out.push(',');
-                }
-                n += 1;
-                match self.dialect {
-                    Dialect::Sqlite => out.push('?'),
-                    Dialect::Postgres => {
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    }
-                }
-            }
-            out.push(')');
+    /// A JSON array of `items`, bound as one parameter and read back as rows by
+    /// [`Store::json_rows`]: one statement text whatever the number of items, so it stays
+    /// prepared.
+    fn json_list(items: &[&str]) -> String {
+        serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// `SELECT` of the text values of the JSON array parameter `n`.
+    fn json_rows(&self, n: usize) -> String {
+        match self.dialect {
+            Dialect::Sqlite => "SELECT value FROM json_each(?)".into(),
+            Dialect::Postgres => format!("SELECT json_array_elements_text(${n}::json)"),
         }
-        out
     }
 
     /// Which of `keys` are stored already.
     pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in padded_chunks(keys) {
-            let list = self.list_placeholders(chunk.len());
-            let sql = format!("SELECT key FROM events WHERE key IN ({list})");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                found.insert(row.try_get::<String, _>(0)?);
-            }
-        }
-        Ok(found)
-    }
-
-    fn list_placeholders(&self, n: usize) -> String {
-        match self.dialect {
-            Dialect::Sqlite => vec!["?"; n].join(","),
-            Dialect::Postgres => (1..=n)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        }
+        let sql = format!(
+            "SELECT key FROM events WHERE key IN ({})",
+            self.json_rows(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(Self::json_list(keys))
+            .fetch_all(&self.lookups)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// The business of each stored outbound message among `messages`.
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for chunk in padded_chunks(messages) {
-            let list = self.list_placeholders(chunk.len());
-            let sql = format!(
-                "SELECT DISTINCT message, business FROM events WHERE message IN ({list}) AND business <> ''"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                out.push((row.try_get(0)?, row.try_get(1)?));
-            }
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT DISTINCT message, business FROM events WHERE message IN ({}) AND business <> ''",
+            self.json_rows(1)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(Self::json_list(messages))
+            .fetch_all(&self.lookups)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
     }
 
     /// Writes one group in one transaction.
@@ -331,103 +355,89 @@ impl Store {
         if w.is_empty() {
             return Ok(());
         }
+        if self.dialect == Dialect::Postgres {
+            return self.commit_postgres(w).await;
+        }
+        // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
+        // connection's thread, one prepared text), inside one transaction.
+        const SQL: &str = "\
+            INSERT INTO events (key, business, kind, message, at, received_at, line) \
+              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              ON CONFLICT (key) DO NOTHING; \
+            INSERT INTO ledger_ops (at, op) \
+              SELECT value->>0, value->>1 FROM json_each(?) WHERE true ORDER BY json_each.key; \
+            INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, \
+                currency, captured, uncollected, counters) \
+              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+                value->>7, value->>8, value->>9, value->>10 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              ON CONFLICT (message) DO NOTHING; \
+            INSERT INTO optouts (business, user_id, at) \
+              SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true \
+              ORDER BY json_each.key ON CONFLICT (business, user_id) DO NOTHING; \
+            INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT value->>0, value->>1, value->>2, 0, value->>3, 'pending', '' \
+              FROM json_each(?) WHERE true ORDER BY json_each.key; \
+            INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT value->>0, value->>1, value->>2, value->>3 \
+              FROM json_each(?) WHERE true ORDER BY json_each.key";
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
         let mut tx = self.pool.begin().await?;
-        for (start, len) in power_of_two_chunks(w.events.len(), 7) {
-            let chunk = &w.events[start..start + len];
-            let sql = format!(
-                "INSERT INTO events (key, business, kind, message, at, received_at, line) VALUES {} ON CONFLICT (key) DO NOTHING",
-                self.placeholders(chunk.len(), 7)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for e in chunk {
-                q = q
-                    .bind(&e.key)
-                    .bind(&e.business)
-                    .bind(e.kind)
-                    .bind(&e.message)
-                    .bind(e.at)
-                    .bind(e.received_at)
-                    .bind(&e.line);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (start, len) in power_of_two_chunks(w.ledger_ops.len(), 2) {
-            let chunk = &w.ledger_ops[start..start + len];
-            let sql = format!(
-                "INSERT INTO ledger_ops (at, op) VALUES {}",
-                self.placeholders(chunk.len(), 2)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (at, op) in chunk {
-                q = q.bind(*at).bind(op);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (start, len) in power_of_two_chunks(w.charges.len(), 11) {
-            let chunk = &w.charges[start..start + len];
-            let sql = format!(
-                "INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters) VALUES {} ON CONFLICT (message) DO NOTHING",
-                self.placeholders(chunk.len(), 11)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
-                q = q
-                    .bind(&c.message)
-                    .bind(&c.business)
-                    .bind(c.at)
-                    .bind(&c.pricing_type)
-                    .bind(&c.category)
-                    .bind(&c.rule)
-                    .bind(&c.amount)
-                    .bind(&c.currency)
-                    .bind(&c.captured)
-                    .bind(&c.uncollected)
-                    .bind(&c.counters);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (business, user, at) in &w.optouts {
-            let sql = format!(
-                "INSERT INTO optouts (business, user_id, at) VALUES {} ON CONFLICT (business, user_id) DO NOTHING",
-                self.placeholders(1, 3)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(business)
-                .bind(user)
-                .bind(*at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (business, url, payload, at) in &w.alerts {
-            let sql = format!(
-                "INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) VALUES {}",
-                self.placeholders(1, 7)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(business)
-                .bind(url)
-                .bind(payload)
-                .bind(0i64)
-                .bind(*at)
-                .bind("pending")
-                .bind("")
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (at, source, reason, body) in &w.dead_letters {
-            let sql = format!(
-                "INSERT INTO dead_letters (received_at, source, reason, body) VALUES {}",
-                self.placeholders(1, 4)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(*at)
-                .bind(source)
-                .bind(reason)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(SQL)
+            .bind(events)
+            .bind(ledger_ops)
+            .bind(charges)
+            .bind(optouts)
+            .bind(alerts)
+            .bind(dead_letters)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: the whole group as one statement (one round trip, one implicit transaction,
+    /// committed with the server's `synchronous_commit` before it returns): each table's rows
+    /// are one JSON array parameter (read as `jsonb`: parsed once, not once per field), inserted
+    /// by a data-modifying `WITH` (rows keep their order,
+    /// so ledger operations get their sequence numbers in the order applied).
+    async fn commit_postgres(&self, w: &WriteSet) -> Result<()> {
+        const SQL: &str = "WITH \
+            ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
+              SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::bigint, (e->>5)::bigint, e->>6 \
+              FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (key) DO NOTHING), \
+            lo AS (INSERT INTO ledger_ops (at, op) \
+              SELECT (e->>0)::bigint, e->>1 \
+              FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+            ch AS (INSERT INTO charges (message, business, at, pricing_type, category, rule, \
+                amount, currency, captured, uncollected, counters) \
+              SELECT e->>0, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, \
+                e->>9, e->>10 \
+              FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (message) DO NOTHING), \
+            oo AS (INSERT INTO optouts (business, user_id, at) \
+              SELECT e->>0, e->>1, (e->>2)::bigint \
+              FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n \
+              ON CONFLICT (business, user_id) DO NOTHING), \
+            al AS (INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT e->>0, e->>1, e->>2, 0, (e->>3)::bigint, 'pending', '' \
+              FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n), \
+            dl AS (INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT (e->>0)::bigint, e->>1, e->>2, e->>3 \
+              FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n) \
+            SELECT 1";
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
+        sqlx::query(SQL)
+            .bind(events)
+            .bind(ledger_ops)
+            .bind(charges)
+            .bind(optouts)
+            .bind(alerts)
+            .bind(dead_letters)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -611,6 +621,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.lookups.close().await;
         self.pool.close().await;
     }
 }
@@ -642,35 +653,5 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_go_in_power_of_two_statements() {
-        let sizes = |n, cols| power_of_two_chunks(n, cols).collect::<Vec<_>>();
-        assert_eq!(sizes(0, 7), []);
-        assert_eq!(sizes(41, 7), [(0, 32), (32, 8), (40, 1)]);
-        assert_eq!(sizes(1, 11), [(0, 1)]);
-        // 30,000 / 7 parameters: at most 4,096 rows a statement.
-        assert_eq!(
-            sizes(10_000, 7),
-            [
-                (0, 4096),
-                (4096, 4096),
-                (8192, 1024),
-                (9216, 512),
-                (9728, 256),
-                (9984, 16)
-            ]
-        );
-        let keys = ["a", "b", "c"];
-        assert_eq!(
-            padded_chunks(&keys).collect::<Vec<_>>(),
-            [vec!["a", "b", "c", "c"]]
-        );
     }
 }

@@ -86,25 +86,76 @@ enum Pending {
 
 pub type Loader = Arc<dyn Fn() -> futures_lite::BoxedBook + Send + Sync>;
 
-/// A group whose transaction is being committed while the next group is applied.
+/// A group being filled: applied to the book, not stored yet.
+struct Open {
+    w: WriteSet,
+    pending: Vec<Pending>,
+    /// Idempotency keys of its stored events (later copies are duplicates).
+    keys: HashSet<String>,
+    commands: usize,
+    started: Option<std::time::Instant>,
+}
+
+impl Open {
+    fn new() -> Open {
+        Open {
+            w: WriteSet::default(),
+            pending: Vec::new(),
+            keys: HashSet::new(),
+            commands: 0,
+            started: None,
+        }
+    }
+}
+
+/// A group whose transaction is being committed.
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<(), String>>,
     pending: Vec<Pending>,
-    /// Idempotency keys of its events: stored once the commit returns, so the next group must
+    /// Idempotency keys of its events: stored once the commit returns, so later commands must
     /// treat them as stored already (the database does not show them yet).
     keys: HashSet<String>,
     stored: u64,
     started: std::time::Instant,
 }
 
+fn start_commit(store: &Store, metrics: &Arc<Metrics>, open: Open) -> InFlight {
+    let Open {
+        w,
+        pending,
+        keys,
+        started,
+        ..
+    } = open;
+    let stored = w.events.len() as u64;
+    let (store, metrics) = (store.clone(), metrics.clone());
+    InFlight {
+        commit: tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let done = store
+                .commit(&w)
+                .await
+                .map_err(|e| format!("storage: {e:#}"));
+            metrics.transaction_seconds.observe(started.elapsed());
+            done
+        }),
+        pending,
+        keys,
+        stored,
+        started: started.unwrap_or_else(std::time::Instant::now),
+    }
+}
+
 /// Runs until every sender is dropped.
 ///
-/// Two groups overlap: while group N is being committed (by a task of its own, on its own
-/// connection), group N+1 is read from the queue, checked for duplicates and applied to the
-/// book; N+1's transaction starts only after N's has returned, so commits stay in order, and
-/// each group is answered only after its own commit. If N's commit fails, N+1 was applied on
-/// top of effects the database does not have: both groups get the error and the book is rebuilt
-/// from the database, as for a single failed group.
+/// At most one group is being committed (by a task of its own) while the next one fills: every
+/// command that arrives meanwhile is checked for duplicates and applied to the book at once, so
+/// the work of applying overlaps the commit, and the next group holds everything that came
+/// during it (the slower the commit, the larger the group). When the commit returns, its
+/// commands are answered and the open group's commit starts: commits stay in order, and a
+/// command is answered only after the commit that stored it. If a commit fails, the open group
+/// was applied on top of effects the database does not have: both groups get the error and the
+/// book is rebuilt from the database, as for a single failed group.
 pub async fn run(
     mut rx: mpsc::Receiver<Command>,
     book: Arc<RwLock<Book>>,
@@ -113,40 +164,64 @@ pub async fn run(
     metrics: Arc<Metrics>,
     reload: Loader,
 ) {
-    let mut group: Vec<Command> = Vec::with_capacity(max_group);
+    let mut batch: Vec<Command> = Vec::with_capacity(max_group);
+    let mut open = Open::new();
     let mut in_flight: Option<InFlight> = None;
+    let mut closed = false;
     loop {
+        if in_flight.is_none() && open.commands > 0 {
+            in_flight = Some(start_commit(
+                &store,
+                &metrics,
+                std::mem::replace(&mut open, Open::new()),
+            ));
+        }
         let first = match in_flight.as_mut() {
+            None if closed => break,
             None => rx.recv().await,
             Some(f) => {
+                let room = open.commands < max_group && !closed;
                 tokio::select! {
                     biased;
                     done = &mut f.commit => {
                         let f = in_flight.take().expect("a group is in flight");
                         if let Err(message) = finish(f, joined(done), &metrics) {
+                            let failed = std::mem::replace(&mut open, Open::new());
+                            fail_pending(failed.pending, &message);
                             rebuild(&book, &reload, &message).await;
                         }
                         continue;
                     }
-                    c = rx.recv() => c,
+                    c = rx.recv(), if room => c,
                 }
             }
         };
-        let Some(first) = first else { break };
-        group.push(first);
-        while group.len() < max_group {
+        let Some(first) = first else {
+            closed = true;
+            continue;
+        };
+        batch.push(first);
+        while open.commands + batch.len() < max_group {
             match rx.try_recv() {
-                Ok(c) => group.push(c),
+                Ok(c) => batch.push(c),
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
-        let now = crate::clock::now();
+        let applying = std::time::Instant::now();
+        open.started.get_or_insert(applying);
+        open.commands += batch.len();
+        let stored_before = |key: &str| {
+            open.keys.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
+        };
         // Which events are stored already (a retry from Meta or from the business).
-        let keys: Vec<&str> = group
+        let keys: Vec<&str> = batch
             .iter()
             .flat_map(|c| match c {
-                Command::Ingest { rows, .. } => rows.iter().map(|r| r.key.as_str()).collect(),
+                Command::Ingest { rows, .. } => rows
+                    .iter()
+                    .map(|r| r.key.as_str())
+                    .filter(|k| !stored_before(k))
+                    .collect(),
                 Command::RecordReserved { row, .. } => vec![row.key.as_str()],
                 _ => Vec::new(),
             })
@@ -157,7 +232,8 @@ pub async fn run(
             match store.existing_keys(&keys).await {
                 Ok(e) => e,
                 Err(e) => {
-                    fail_group(&mut group, &format!("storage: {e:#}"));
+                    open.commands -= batch.len();
+                    fail_group(&mut batch, &format!("storage: {e:#}"));
                     continue;
                 }
             }
@@ -165,7 +241,7 @@ pub async fn run(
         // Statuses whose message (and so business) only the database knows.
         let unknown: Vec<String> = {
             let b = book.read().unwrap_or_else(|p| p.into_inner());
-            group
+            batch
                 .iter()
                 .flat_map(|c| match c {
                     Command::Ingest { rows, .. } => rows
@@ -185,144 +261,119 @@ pub async fn run(
         };
         drop(keys);
 
-        let mut w = WriteSet::default();
-        let mut pending = Vec::with_capacity(group.len());
-        // Stored by this group (and so duplicates later in it).
-        let mut seen: HashSet<String> = HashSet::new();
-        {
-            let mut b = book.write().unwrap_or_else(|p| p.into_inner());
-            let stored_before = |key: &str| {
-                existing.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
-            };
-            for command in group.drain(..) {
-                pending.push(match command {
-                    Command::Ingest { rows, reply } => {
-                        let mut outcomes = Vec::with_capacity(rows.len());
-                        for mut row in rows {
-                            if stored_before(&row.key) || seen.contains(&row.key) {
-                                outcomes.push(Outcome::Duplicate);
-                                continue;
-                            }
-                            let key = row.key.clone();
-                            if row.business.is_empty() {
-                                row.business = b
-                                    .business_of(&row.message)
-                                    .map(str::to_string)
-                                    .or_else(|| {
-                                        owners
-                                            .iter()
-                                            .find(|(m, _)| *m == row.message)
-                                            .map(|(_, b)| b.clone())
-                                    })
-                                    .unwrap_or_default();
-                            }
-                            let outcome = b.apply_event(row, now, &mut w);
-                            if outcome == Outcome::Stored {
-                                seen.insert(key);
-                            }
-                            outcomes.push(outcome);
+        let now = crate::clock::now();
+        let mut b = book.write().unwrap_or_else(|p| p.into_inner());
+        let w = &mut open.w;
+        for command in batch.drain(..) {
+            open.pending.push(match command {
+                Command::Ingest { rows, reply } => {
+                    let mut outcomes = Vec::with_capacity(rows.len());
+                    for mut row in rows {
+                        let duplicate = existing.contains(&row.key)
+                            || open.keys.contains(&row.key)
+                            || in_flight
+                                .as_ref()
+                                .is_some_and(|f| f.keys.contains(&row.key));
+                        if duplicate {
+                            outcomes.push(Outcome::Duplicate);
+                            continue;
                         }
-                        Pending::Ingest(reply, outcomes)
+                        let key = row.key.clone();
+                        if row.business.is_empty() {
+                            row.business = b
+                                .business_of(&row.message)
+                                .map(str::to_string)
+                                .or_else(|| {
+                                    owners
+                                        .iter()
+                                        .find(|(m, _)| *m == row.message)
+                                        .map(|(_, b)| b.clone())
+                                })
+                                .unwrap_or_default();
+                        }
+                        let outcome = b.apply_event(row, now, w);
+                        if outcome == Outcome::Stored {
+                            open.keys.insert(key);
+                        }
+                        outcomes.push(outcome);
                     }
-                    Command::DeadLetter {
-                        source,
-                        reason,
-                        body,
-                        reply,
-                    } => {
-                        w.dead_letters.push((now, source, reason, body));
-                        Pending::DeadLetter(reply)
-                    }
-                    Command::TopUp {
-                        business,
-                        id,
-                        amount,
-                        reply,
-                    } => {
-                        let answer =
-                            b.top_up(&business, &id, amount, now, &mut w)
-                                .map(|a| TopUpAnswer {
-                                    status: match a.status {
-                                        tarifa_core::ledger::Status::Created => "created",
-                                        tarifa_core::ledger::Status::Exists => "exists",
-                                    },
-                                    transfer: a.transfer.id.0,
-                                });
-                        Pending::TopUp(reply, answer)
-                    }
-                    Command::Expire => {
-                        b.expire(now, &mut w);
-                        b.trim(now);
-                        Pending::Nothing
-                    }
-                    Command::Reserve {
-                        planned,
-                        at,
-                        reservation,
-                        timeout_secs,
-                        reply,
-                    } => {
-                        let answer =
-                            b.reserve(&planned, &reservation, at, now, timeout_secs, &mut w);
-                        Pending::Reserve(reply, Box::new(answer))
-                    }
-                    Command::RecordReserved {
-                        reservation,
-                        row,
-                        reply,
-                    } => {
-                        let outcome = if stored_before(&row.key) || seen.contains(&row.key) {
-                            Outcome::Duplicate
-                        } else {
-                            let key = row.key.clone();
-                            let outcome = b.record_reserved(&reservation, row, now, &mut w);
-                            if outcome == Outcome::Stored {
-                                seen.insert(key);
-                            }
-                            outcome
-                        };
-                        Pending::Recorded(reply, outcome)
-                    }
-                    Command::CancelReservation {
-                        business,
-                        reservation,
-                        reply,
-                    } => {
-                        b.cancel_reservation(&business, &reservation, now, &mut w);
-                        Pending::Cancelled(reply)
-                    }
-                });
-            }
+                    Pending::Ingest(reply, outcomes)
+                }
+                Command::DeadLetter {
+                    source,
+                    reason,
+                    body,
+                    reply,
+                } => {
+                    w.dead_letters.push((now, source, reason, body));
+                    Pending::DeadLetter(reply)
+                }
+                Command::TopUp {
+                    business,
+                    id,
+                    amount,
+                    reply,
+                } => {
+                    let answer = b
+                        .top_up(&business, &id, amount, now, w)
+                        .map(|a| TopUpAnswer {
+                            status: match a.status {
+                                tarifa_core::ledger::Status::Created => "created",
+                                tarifa_core::ledger::Status::Exists => "exists",
+                            },
+                            transfer: a.transfer.id.0,
+                        });
+                    Pending::TopUp(reply, answer)
+                }
+                Command::Expire => {
+                    b.expire(now, w);
+                    b.trim(now);
+                    Pending::Nothing
+                }
+                Command::Reserve {
+                    planned,
+                    at,
+                    reservation,
+                    timeout_secs,
+                    reply,
+                } => {
+                    let answer = b.reserve(&planned, &reservation, at, now, timeout_secs, w);
+                    Pending::Reserve(reply, Box::new(answer))
+                }
+                Command::RecordReserved {
+                    reservation,
+                    row,
+                    reply,
+                } => {
+                    let duplicate = existing.contains(&row.key)
+                        || open.keys.contains(&row.key)
+                        || in_flight
+                            .as_ref()
+                            .is_some_and(|f| f.keys.contains(&row.key));
+                    let outcome = if duplicate {
+                        Outcome::Duplicate
+                    } else {
+                        let key = row.key.clone();
+                        let outcome = b.record_reserved(&reservation, row, now, w);
+                        if outcome == Outcome::Stored {
+                            open.keys.insert(key);
+                        }
+                        outcome
+                    };
+                    Pending::Recorded(reply, outcome)
+                }
+                Command::CancelReservation {
+                    business,
+                    reservation,
+                    reply,
+                } => {
+                    b.cancel_reservation(&business, &reservation, now, w);
+                    Pending::Cancelled(reply)
+                }
+            });
         }
-        // Commits are in order: the previous group's must have returned before this one starts.
-        if let Some(mut f) = in_flight.take() {
-            let done = joined((&mut f.commit).await);
-            if let Err(message) = finish(f, done, &metrics) {
-                fail_pending(pending, &message);
-                rebuild(&book, &reload, &message).await;
-                continue;
-            }
-        }
-        let stored = w.events.len() as u64;
-        let store = store.clone();
-        in_flight = Some(InFlight {
-            commit: tokio::spawn(async move {
-                store
-                    .commit(&w)
-                    .await
-                    .map_err(|e| format!("storage: {e:#}"))
-            }),
-            pending,
-            keys: seen,
-            stored,
-            started,
-        });
-    }
-    if let Some(mut f) = in_flight.take() {
-        let done = joined((&mut f.commit).await);
-        if let Err(message) = finish(f, done, &metrics) {
-            tracing::error!(error = %message, "the last group commit failed");
-        }
+        drop(b);
+        metrics.apply_seconds.observe(applying.elapsed());
     }
 }
 

@@ -635,3 +635,85 @@ async fn account_updates_are_stored_and_leave_live_prices_as_the_batch_does() {
         app.stop().await;
     }
 }
+
+/// A group commit stores every value exactly (text with quotes, backslashes, control characters
+/// and non-ASCII; large and negative integers) and keeps the ledger operations in the order
+/// applied, on both backends (PostgreSQL writes a group as one statement of JSON arrays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_stores_values_exactly_and_in_order() {
+    use std::sync::Arc;
+    use tarifa_service::store::{ChargeRow, EventRow, WriteSet};
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let store = app.store().clone();
+        let tricky = "q\"uote \\ back\\slash\n\ttab é 中文 🚀 \u{1} end";
+        let row = |n: i64| EventRow {
+            key: format!("test:{n}:{tricky}"),
+            business: "shop".into(),
+            kind: "status",
+            message: format!("m-{n}-{tricky}"),
+            at: i64::MAX - 1 - n,
+            received_at: -n,
+            line: format!(
+                "{{\"k\":\"{}\"}}",
+                tricky.replace('\\', "\\\\").replace('"', "\\\"")
+            ),
+            event: Arc::new(tarifa_core::input::Event::Ignored),
+        };
+        let before = store.ledger_ops().await.unwrap().len();
+        let w = WriteSet {
+            events: (0..3).map(row).collect(),
+            ledger_ops: (0..40).map(|i| (i, format!("op {i} {tricky}"))).collect(),
+            charges: vec![ChargeRow {
+                message: format!("m-0-{tricky}"),
+                business: "shop".into(),
+                at: 7,
+                pricing_type: "regular".into(),
+                category: "marketing".into(),
+                rule: "D-3".into(),
+                amount: "0.0702".into(),
+                currency: "EUR".into(),
+                captured: "0.0702".into(),
+                uncollected: "0".into(),
+                counters: "[]".into(),
+            }],
+            ..WriteSet::default()
+        };
+        store.commit(&w).await.unwrap();
+        let keys: Vec<&str> = w.events.iter().map(|e| e.key.as_str()).collect();
+        let found = store.existing_keys(&keys).await.unwrap();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.contains(&w.events[2].key));
+        let mut owners = store.businesses_of(&[&w.events[1].message]).await.unwrap();
+        owners.sort();
+        assert_eq!(owners, [(w.events[1].message.clone(), "shop".to_string())]);
+        let ops = store.ledger_ops().await.unwrap();
+        assert_eq!(&ops[before..], &w.ledger_ops[..]);
+        let lines = store
+            .business_events("shop", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let mine: Vec<&String> = lines.iter().filter(|l| l.contains("\\\"uote")).collect();
+        assert_eq!(mine.len(), 3, "{lines:?}");
+        assert_eq!(mine[0], &w.events[0].line);
+        let charges = store.business_charges("shop", 0, 10).await.unwrap();
+        assert_eq!(charges, w.charges);
+        // Committing the same events again stores nothing twice.
+        store
+            .commit(&WriteSet {
+                events: w.events.clone(),
+                ..WriteSet::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .business_events("shop", i64::MIN, i64::MAX)
+                .await
+                .unwrap()
+                .len(),
+            lines.len()
+        );
+        app.stop().await;
+    }
+}
