@@ -8,7 +8,7 @@
 //! ledger operations, the charges and the alerts they caused are stored together or not at all,
 //! so an acknowledged event always has its effects and an unacknowledged one has none. A group's
 //! rows travel as one JSON array per table (six parameters, whatever the group's size): on
-//! SQLite one query of six `INSERT … SELECT … FROM json_each(?)` inside `BEGIN … COMMIT`, on
+//! SQLite one query of six `INSERT … SELECT … FROM jsonb_each(?)` inside `BEGIN … COMMIT`, on
 //! PostgreSQL one statement (data-modifying `WITH` over `jsonb_array_elements`), so the statement
 //! text never changes (prepared once) and a group costs one trip to the database.
 
