@@ -8,7 +8,7 @@
 //! ledger operations, the charges and the alerts they caused are stored together or not at all,
 //! so an acknowledged event always has its effects and an unacknowledged one has none. A group's
 //! rows travel as one JSON array per table (six parameters, whatever the group's size): on
-//! SQLite one query of six `INSERT … SELECT … FROM json_each(?)` inside `BEGIN … COMMIT`, on
+//! SQLite one query of six `INSERT … SELECT … FROM jsonb_each(?)` inside `BEGIN … COMMIT`, on
 //! PostgreSQL one statement (data-modifying `WITH` over `jsonb_array_elements`), so the statement
 //! text never changes (prepared once) and a group costs one trip to the database.
 
@@ -359,29 +359,30 @@ impl Store {
             return self.commit_postgres(w).await;
         }
         // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
-        // connection's thread, one prepared text), inside one transaction.
+        // connection's thread, one prepared text), inside one transaction. `jsonb_each` hands
+        // each row over as a parsed (JSONB) array, so `->>` does not parse it again per column.
         const SQL: &str = "\
             INSERT INTO events (key, business, kind, message, at, received_at, line) \
               SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
-              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key \
               ON CONFLICT (key) DO NOTHING; \
             INSERT INTO ledger_ops (at, op) \
-              SELECT value->>0, value->>1 FROM json_each(?) WHERE true ORDER BY json_each.key; \
+              SELECT value->>0, value->>1 FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
             INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, \
                 currency, captured, uncollected, counters) \
               SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
                 value->>7, value->>8, value->>9, value->>10 \
-              FROM json_each(?) WHERE true ORDER BY json_each.key \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key \
               ON CONFLICT (message) DO NOTHING; \
             INSERT INTO optouts (business, user_id, at) \
-              SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true \
-              ORDER BY json_each.key ON CONFLICT (business, user_id) DO NOTHING; \
+              SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?) WHERE true \
+              ORDER BY jsonb_each.key ON CONFLICT (business, user_id) DO NOTHING; \
             INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
               SELECT value->>0, value->>1, value->>2, 0, value->>3, 'pending', '' \
-              FROM json_each(?) WHERE true ORDER BY json_each.key; \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
             INSERT INTO dead_letters (received_at, source, reason, body) \
               SELECT value->>0, value->>1, value->>2, value->>3 \
-              FROM json_each(?) WHERE true ORDER BY json_each.key";
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key";
         let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(SQL)
