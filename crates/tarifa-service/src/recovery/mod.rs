@@ -360,6 +360,9 @@ impl Recovery {
 
     /// Reads the inbound messages stored since the last pass.
     async fn intake(&self, now: Instant, pass: &mut Pass) -> Result<()> {
+        // Each store's settings, read once per pass (not once per message).
+        let mut stores: std::collections::HashMap<String, Option<RecoveryConfig>> =
+            std::collections::HashMap::new();
         loop {
             let cursor = self.store.cursor().await?;
             let batch = self.store.inbound_after(cursor, 500).await?;
@@ -384,7 +387,11 @@ impl Recovery {
                         pass.stops += 1;
                         continue;
                     }
-                    let Some((config, _)) = self.settings(business).await? else {
+                    if !stores.contains_key(business) {
+                        let found = self.settings(business).await?.map(|(c, _)| c);
+                        stores.insert(business.clone(), found);
+                    }
+                    let Some(Some(config)) = stores.get(business) else {
                         continue;
                     };
                     if !config.enabled
@@ -439,20 +446,6 @@ impl Recovery {
         if now - r.due_at > TOO_LATE_SECS {
             return self.skip(r, SkipReason::TooLate, now, pass).await;
         }
-        let Some(calendar) = app
-            .book
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .setup()
-            .businesses
-            .iter()
-            .find(|b| b.id == r.business)
-            .map(|b| b.calendar.clone())
-        else {
-            return self.skip(r, SkipReason::Disabled, now, pass).await;
-        };
-        let trigger = Trigger::parse(&r.trigger).unwrap_or(Trigger::Bot);
-        let (stop_keyword, marketing_opt_out) = self.store.opt_outs(&r.business, &r.user).await?;
         let free_form = Planned {
             business: r.business.clone(),
             phone: config.phone.clone(),
@@ -460,13 +453,26 @@ impl Recovery {
             template: None,
             at: None,
         };
-        let window_open = app
-            .book
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .quote(&free_form, now)
-            .map(|q| q.customer_service_window_open)
-            .unwrap_or(false);
+        // The store's calendar, and whether the customer service window is open now.
+        let looked_up = {
+            let book = app.book.read().unwrap_or_else(|p| p.into_inner());
+            book.setup()
+                .businesses
+                .iter()
+                .find(|b| b.id == r.business)
+                .map(|b| b.calendar.clone())
+                .map(|calendar| {
+                    let window = book
+                        .quote(&free_form, now)
+                        .is_ok_and(|q| q.customer_service_window_open);
+                    (calendar, window)
+                })
+        };
+        let Some((calendar, window_open)) = looked_up else {
+            return self.skip(r, SkipReason::Disabled, now, pass).await;
+        };
+        let trigger = Trigger::parse(&r.trigger).unwrap_or(Trigger::Bot);
+        let (stop_keyword, marketing_opt_out) = self.store.opt_outs(&r.business, &r.user).await?;
         let facts = CustomerFacts {
             bought_since_trigger: self
                 .store
@@ -483,14 +489,19 @@ impl Recovery {
                 Ok(Some(c)) if c.as_str() == "US"
             ),
         };
-        let channel = match decide(&config, trigger, &facts, now, &calendar) {
+        let (channel, template) = match decide(&config, trigger, &facts, now, &calendar) {
             Decision::Skip(reason) => return self.skip(r, reason, now, pass).await,
             Decision::Defer(at) => {
                 self.store.defer(&r.id, &self.owner, at, now).await?;
                 pass.deferred += 1;
                 return Ok(());
             }
-            Decision::Send(channel) => channel,
+            Decision::Send(Channel::FreeForm) => (Channel::FreeForm, None),
+            // `decide` picks the template channel only when a template is configured.
+            Decision::Send(Channel::Template) => match config.template.clone() {
+                Some(t) => (Channel::Template, Some(t)),
+                None => return self.skip(r, SkipReason::NoTemplate, now, pass).await,
+            },
         };
         let planned = Planned {
             template: (channel == Channel::Template).then(|| PlannedTemplate {
@@ -547,13 +558,12 @@ impl Recovery {
             "coupon_link" => link.clone(),
             other => value(other),
         };
-        let (text, template) = match channel {
-            Channel::FreeForm => (
+        let (text, template) = match template {
+            None => (
                 render(config.message.as_deref().unwrap_or_default(), &value),
                 None,
             ),
-            Channel::Template => {
-                let t = config.template.clone().unwrap_or_else(unreachable_template);
+            Some(t) => {
                 let params: Vec<String> = t.params.iter().map(|p| render(p, &value)).collect();
                 (
                     format!("{}({})", t.name, params.join(", ")),
@@ -692,15 +702,6 @@ async fn ask<T>(
         .await
         .map_err(|_| anyhow!("the writer stopped"))?
         .map_err(|e| anyhow!(e))
-}
-
-fn unreachable_template() -> tarifa_core::recovery::TemplateChoice {
-    // `decide` only picks the template channel when a template is configured.
-    tarifa_core::recovery::TemplateChoice {
-        name: String::new(),
-        language: String::new(),
-        params: Vec::new(),
-    }
 }
 
 /// "2× Camiseta, 1× Boné" from the cart's items.

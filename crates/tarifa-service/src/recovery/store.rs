@@ -772,13 +772,16 @@ impl RecoveryStore {
     /// What the wallet charged for messages (the rated amount), by message id.
     pub async fn charged(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for m in messages {
-            let sql = self.sql("SELECT message, amount FROM charges WHERE message = ?");
-            if let Some(r) = sqlx::query(AssertSqlSafe(sql))
-                .bind(*m)
-                .fetch_optional(self.pool())
-                .await?
-            {
+        for chunk in messages.chunks(1000) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let sql = self.sql(&format!(
+                "SELECT message, amount FROM charges WHERE message IN ({list})"
+            ));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q.bind(*m);
+            }
+            for r in q.fetch_all(self.pool()).await? {
                 out.push((r.try_get(0)?, r.try_get(1)?));
             }
         }

@@ -274,26 +274,23 @@ impl TestApp {
         self.send_json(reqwest::Method::POST, path, body).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
+    async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{path}", self.base))
             .bearer_auth(TOKEN)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.get_response(path).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let r = self.get_response(path).await;
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
