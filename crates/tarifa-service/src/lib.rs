@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod recovery;
 pub mod report;
+pub mod seen;
 pub mod setup;
 pub mod signature;
 pub mod store;
@@ -175,6 +176,13 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
             Box::pin(async move { load_book(&store, setup, wallets, &config).await })
         })
     };
+    let mut seen = seen::SeenKeys::with_capacity(2 * store.counts().await?.0 as usize);
+    store.load_keys(&mut seen, 100_000).await?;
+    tracing::info!(
+        keys = seen.len(),
+        bytes = seen.bytes(),
+        "filter of stored event keys loaded"
+    );
     let writer_task = tokio::spawn(writer::run(
         rx,
         book.clone(),
@@ -182,6 +190,7 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         config.max_group,
         metrics.clone(),
         reload,
+        seen,
     ));
     for business in config.recovery.store.keys() {
         if !setup.businesses.iter().any(|b| &b.id == business) {

@@ -320,6 +320,30 @@ impl Store {
         }
     }
 
+    /// Every stored idempotency key, in pages of `page` (ordered by sequence), into `seen`.
+    pub async fn load_keys(&self, seen: &mut crate::seen::SeenKeys, page: i64) -> Result<()> {
+        let sql = format!(
+            "SELECT seq, key FROM events WHERE seq > {} ORDER BY seq LIMIT {}",
+            self.param(1),
+            self.param(2)
+        );
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(page)
+                .fetch_all(&self.lookups)
+                .await?;
+            for row in &rows {
+                after = row.try_get(0)?;
+                seen.insert(row.try_get::<&str, _>(1)?);
+            }
+            if (rows.len() as i64) < page {
+                return Ok(());
+            }
+        }
+    }
+
     /// Which of `keys` are stored already.
     pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
         let sql = format!(

@@ -9,6 +9,7 @@
 
 use crate::book::{Book, Outcome};
 use crate::metrics::Metrics;
+use crate::seen::SeenKeys;
 use crate::store::{EventRow, Store, WriteSet};
 use rust_decimal::Decimal;
 use std::collections::HashSet;
@@ -163,6 +164,7 @@ pub async fn run(
     max_group: usize,
     metrics: Arc<Metrics>,
     reload: Loader,
+    mut seen: SeenKeys,
 ) {
     let mut batch: Vec<Command> = Vec::with_capacity(max_group);
     let mut open = Open::new();
@@ -213,18 +215,16 @@ pub async fn run(
         let stored_before = |key: &str| {
             open.keys.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
         };
-        // Which events are stored already (a retry from Meta or from the business).
+        // Which events are stored already (a retry from Meta or from the business): only keys
+        // that the filter of stored keys may contain are looked up.
         let keys: Vec<&str> = batch
             .iter()
             .flat_map(|c| match c {
-                Command::Ingest { rows, .. } => rows
-                    .iter()
-                    .map(|r| r.key.as_str())
-                    .filter(|k| !stored_before(k))
-                    .collect(),
+                Command::Ingest { rows, .. } => rows.iter().map(|r| r.key.as_str()).collect(),
                 Command::RecordReserved { row, .. } => vec![row.key.as_str()],
                 _ => Vec::new(),
             })
+            .filter(|k| !stored_before(k) && seen.may_contain(k))
             .collect();
         let existing = if keys.is_empty() {
             HashSet::new()
@@ -293,6 +293,7 @@ pub async fn run(
                         }
                         let outcome = b.apply_event(row, now, w);
                         if outcome == Outcome::Stored {
+                            seen.insert(&key);
                             open.keys.insert(key);
                         }
                         outcomes.push(outcome);
@@ -356,6 +357,7 @@ pub async fn run(
                         let key = row.key.clone();
                         let outcome = b.record_reserved(&reservation, row, now, w);
                         if outcome == Outcome::Stored {
+                            seen.insert(&key);
                             open.keys.insert(key);
                         }
                         outcome

@@ -3,15 +3,21 @@
 //! Request `i` is scheduled at `start + i / rate`, whatever happened to the earlier ones, and its
 //! latency is measured from that scheduled instant: when the server (or the generator) falls
 //! behind, the wait counts, so there is no coordinated omission. `connections` workers, each with
-//! one HTTP/1.1 keep-alive connection in effect, take the next request number from a shared
-//! counter, sleep until its time if it is still ahead, send it and record the latency.
+//! one HTTP/1.1 keep-alive connection, take the next request number from a shared counter, sleep
+//! until its time if it is still ahead, send it and record the latency.
+//!
+//! The generator shares the machine with the server, so it is kept cheap: every request is built
+//! and signed before the clock starts, and sent as raw bytes on a plain socket (no HTTP client
+//! library, no per-request allocation); answers are read with `httparse`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -52,8 +58,8 @@ pub struct LoadArgs {
     /// Statuses per webhook body.
     #[arg(long, default_value_t = 1)]
     events_per_webhook: usize,
-    /// Generator threads (tokio workers).
-    #[arg(long, default_value_t = 2)]
+    /// Generator threads (tokio workers); one thread sends 20,000 requests/s.
+    #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
@@ -73,8 +79,6 @@ struct Shared {
     total: u64,
     rate: f64,
     start: tokio::time::Instant,
-    nonce: u64,
-    unix_start: i64,
 }
 
 pub fn run(args: &LoadArgs) -> Result<()> {
@@ -95,48 +99,39 @@ pub fn run(args: &LoadArgs) -> Result<()> {
 }
 
 async fn drive(args: &LoadArgs) -> Result<()> {
-    let client = reqwest::Client::builder()
-        .http1_only()
-        .pool_max_idle_per_host(args.connections)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
-    let base = args.url.trim_end_matches('/');
-    let url: Arc<str> = match args.kind {
-        Kind::Webhook => format!("{base}/webhooks/meta").into(),
-        Kind::Quote => format!("{base}/v1/quote").into(),
-    };
+    let target = Target::parse(&args.url)?;
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let total = (args.rate * args.duration).round().max(1.0) as u64;
-    let shared = Arc::new(Shared {
-        next: AtomicU64::new(0),
-        total,
-        rate: args.rate,
-        // A little head start so that every connection is being opened when the clock starts.
-        start: tokio::time::Instant::now() + Duration::from_millis(50),
-        nonce: since_epoch.as_nanos() as u64,
-        unix_start: since_epoch.as_secs() as i64,
-    });
-    let (connections, rate, json) = (args.connections, args.rate, args.json);
-    let params = Arc::new(Params {
+    let params = Params {
         kind: args.kind,
         secret: args.secret.clone(),
         auth: format!("Bearer {}", args.token),
         business: args.business.clone(),
         events_per_webhook: args.events_per_webhook,
         recipients: args.recipients,
+        rate: args.rate,
+        nonce: since_epoch.as_nanos() as u64,
+        unix_start: since_epoch.as_secs() as i64,
+    };
+    // Every request is built (and signed) before the clock starts, so the generator's own CPU
+    // during the run is a write and a read per request.
+    let requests = Arc::new(Requests::build(&target, &params, total));
+    let shared = Arc::new(Shared {
+        next: AtomicU64::new(0),
+        total,
+        rate: args.rate,
+        // A little head start so that every connection is open when the clock starts.
+        start: tokio::time::Instant::now() + Duration::from_millis(200),
     });
     let wall = Instant::now();
-    let workers: Vec<_> = (0..connections.min(total as usize))
+    let workers: Vec<_> = (0..args.connections.min(total as usize))
         .map(|_| {
             tokio::spawn(worker(
-                client.clone(),
-                url.clone(),
+                target.address.clone(),
                 shared.clone(),
-                params.clone(),
+                requests.clone(),
             ))
         })
         .collect();
@@ -154,9 +149,91 @@ async fn drive(args: &LoadArgs) -> Result<()> {
         }
     }
     // From the first scheduled request to the last answer.
-    let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(50));
-    report(&all, total, elapsed, &params, rate, json);
+    let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(200));
+    report(&all, total, elapsed, &params, args.rate, args.json);
     Ok(())
+}
+
+/// Where the requests go: `http://host:port[/prefix]` (plain HTTP/1.1; no TLS).
+struct Target {
+    address: String,
+    host: String,
+    path_prefix: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!(
+                "--url must start with http:// (the load generator speaks plain HTTP/1.1): {url}"
+            );
+        };
+        let (host, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if host.is_empty() {
+            bail!("--url has no host: {url}");
+        }
+        let address = if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:80")
+        };
+        Ok(Target {
+            address,
+            host: host.to_string(),
+            path_prefix: path.to_string(),
+        })
+    }
+}
+
+/// All the run's requests, as raw HTTP/1.1 bytes in one buffer: request `i` is
+/// `bytes[ends[i - 1]..ends[i]]`.
+struct Requests {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Requests {
+    fn build(target: &Target, p: &Params, total: u64) -> Requests {
+        let (path, auth_header) = match p.kind {
+            Kind::Webhook => ("/webhooks/meta", String::new()),
+            Kind::Quote => ("/v1/quote", format!("authorization: {}\r\n", p.auth)),
+        };
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(total as usize);
+        let mut body = String::with_capacity(1024 * p.events_per_webhook);
+        for i in 0..total {
+            body.clear();
+            let signature = match p.kind {
+                Kind::Webhook => {
+                    webhook_body(&mut body, p, i);
+                    let sig = tarifa_service::signature::sign(p.secret.as_bytes(), body.as_bytes());
+                    format!("x-hub-signature-256: {sig}\r\n")
+                }
+                Kind::Quote => {
+                    quote_body(&mut body, p, i);
+                    String::new()
+                }
+            };
+            let head = format!(
+                "POST {}{path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n{auth_header}{signature}content-length: {}\r\n\r\n",
+                target.path_prefix,
+                target.host,
+                body.len()
+            );
+            bytes.extend_from_slice(head.as_bytes());
+            bytes.extend_from_slice(body.as_bytes());
+            ends.push(bytes.len());
+        }
+        Requests { bytes, ends }
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
 }
 
 struct Params {
@@ -166,6 +243,9 @@ struct Params {
     business: String,
     events_per_webhook: usize,
     recipients: u64,
+    rate: f64,
+    nonce: u64,
+    unix_start: i64,
 }
 
 fn percentile(sorted: &[u64], q: f64) -> f64 {
@@ -233,86 +313,119 @@ fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, jso
     println!("  max   {max:>10.2}");
 }
 
-async fn worker(
-    client: reqwest::Client,
-    url: Arc<str>,
-    shared: Arc<Shared>,
-    params: Arc<Params>,
-) -> Tally {
+async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -> Tally {
     let mut tally = Tally {
         latencies_us: Vec::with_capacity(1024),
         ..Tally::default()
     };
-    let mut body = String::with_capacity(1024 * params.events_per_webhook);
+    let mut connection: Option<TcpStream> = None;
+    let mut buffer = Vec::with_capacity(4096);
     loop {
         let i = shared.next.fetch_add(1, Relaxed);
         if i >= shared.total {
             break;
         }
         let scheduled = shared.start + Duration::from_secs_f64(i as f64 / shared.rate);
+        if connection.is_none() {
+            connection = connect(&address).await.ok();
+        }
         tokio::time::sleep_until(scheduled).await;
-        body.clear();
-        let request = match params.kind {
-            Kind::Webhook => {
-                webhook_body(&mut body, &params, &shared, i);
-                let signature =
-                    tarifa_service::signature::sign(params.secret.as_bytes(), body.as_bytes());
-                client
-                    .post(&*url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", signature)
-                    .body(body.clone())
-            }
-            Kind::Quote => {
-                quote_body(&mut body, &params, i);
-                client
-                    .post(&*url)
-                    .header("content-type", "application/json")
-                    .header("authorization", &params.auth)
-                    .body(body.clone())
-            }
-        };
-        let outcome = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                // Read the whole answer so the connection can be reused.
-                let read = response.bytes().await;
-                match read {
-                    Ok(_) if status.is_success() => None,
-                    Ok(_) => Some(status.as_u16().to_string()),
-                    Err(e) => Some(error_class(&e)),
-                }
-            }
-            Err(e) => Some(error_class(&e)),
+        let outcome = match connection.as_mut() {
+            None => Err("connect".to_string()),
+            Some(stream) => exchange(stream, requests.get(i as usize), &mut buffer).await,
         };
         let took = tokio::time::Instant::now().saturating_duration_since(scheduled);
         tally.latencies_us.push(took.as_micros() as u64);
         match outcome {
-            None => tally.ok += 1,
-            Some(class) => *tally.by_status.entry(class).or_default() += 1,
+            Ok(Answer { status, keep_alive }) => {
+                if (200..300).contains(&status) {
+                    tally.ok += 1;
+                } else {
+                    *tally.by_status.entry(status.to_string()).or_default() += 1;
+                }
+                if !keep_alive {
+                    connection = None;
+                }
+            }
+            Err(class) => {
+                *tally.by_status.entry(class).or_default() += 1;
+                connection = None;
+            }
         }
     }
     tally
 }
 
-fn error_class(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect".into()
-    } else if e.is_body() || e.is_decode() {
-        "body".into()
-    } else {
-        "transport".into()
+async fn connect(address: &str) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// What the server answered.
+struct Answer {
+    status: u16,
+    keep_alive: bool,
+}
+
+/// Sends one request and reads its whole answer (so the connection can carry the next one).
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buffer: &mut Vec<u8>,
+) -> Result<Answer, String> {
+    let io = |e: std::io::Error| format!("transport: {}", e.kind());
+    stream.write_all(request).await.map_err(io)?;
+    buffer.clear();
+    loop {
+        if let Some((answer, length)) = parse_answer(buffer)? {
+            if buffer.len() >= length {
+                return Ok(answer);
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(buffer))
+            .await
+            .map_err(|_| "timeout".to_string())?
+            .map_err(io)?;
+        if read == 0 {
+            return Err("transport: closed".to_string());
+        }
     }
+}
+
+/// The answer and its total length (head plus `content-length` body) once the head is complete.
+fn parse_answer(buffer: &[u8]) -> Result<Option<(Answer, usize)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(buffer) {
+        Ok(httparse::Status::Complete(head)) => head,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("bad answer: {e}")),
+    };
+    let mut body = 0usize;
+    let mut keep_alive = true;
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            body = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or("bad answer: content-length")?;
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("bad answer: chunked bodies are not read".to_string());
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    let status = response.code.unwrap_or(0);
+    Ok(Some((Answer { status, keep_alive }, head + body)))
 }
 
 /// A Meta status webhook (spec §9.2 (a)) with `events_per_webhook` statuses. Event `j` (over the
 /// whole run) is about message `j / 2`: first `sent`, then `delivered`, so every wamid is unique
 /// to the run and each status is new.
-fn webhook_body(out: &mut String, p: &Params, s: &Shared, i: u64) {
+fn webhook_body(out: &mut String, p: &Params, i: u64) {
     let k = p.events_per_webhook as u64;
-    let at = s.unix_start + (i as f64 / s.rate) as i64;
+    let at = p.unix_start + (i as f64 / p.rate) as i64;
     let _ = write!(
         out,
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{}","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"34910000000","phone_number_id":"106540352242922"}},"statuses":["#,
@@ -333,9 +446,9 @@ fn webhook_body(out: &mut String, p: &Params, s: &Shared, i: u64) {
         let _ = write!(
             out,
             r#"{{"id":"wamid.HBgLMzQ2MDAw{:016x}{:012x}AA==","status":"{status}","timestamp":"{at}","recipient_id":"{recipient}","conversation":{{"id":"{:032x}","expiration_timestamp":"{}","origin":{{"type":"marketing"}}}},"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}}}"#,
-            s.nonce,
+            p.nonce,
             message,
-            (s.nonce as u128) << 64 | message as u128,
+            (p.nonce as u128) << 64 | message as u128,
             at + 86_400,
         );
     }

@@ -1,7 +1,12 @@
-//! Crash safety of `tarifa serve` (issue 3, point 8): the real binary is killed with SIGKILL
-//! while webhooks and sends are coming in, then restarted on the same database. Every event that
-//! was acknowledged before the kill must be stored, the ledger must balance, no message may be
-//! charged twice, and every hold must still be resolved exactly once.
+//! The real `tarifa serve` binary, driven from outside.
+//!
+//! Crash safety (issue 3, point 8): the server is killed with SIGKILL while webhooks and sends are
+//! coming in, then restarted on the same database. Every event that was acknowledged before the
+//! kill must be stored, the ledger must balance, no message may be charged twice, and every hold
+//! must still be resolved exactly once.
+//!
+//! The load generator (`tarifa load`, which BENCHMARKS.md relies on): every request it sends is
+//! answered and stored.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -254,4 +259,57 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
     let _ = std::fs::remove_dir_all(
         std::env::temp_dir().join(format!("tarifa-crash-{}", std::process::id())),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_generator_sends_signed_webhooks_and_quotes_that_the_server_accepts() {
+    let dir = std::env::temp_dir().join(format!("tarifa-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = write_configs(&dir);
+    let db = format!("sqlite://{}", dir.join("load.db").display());
+    let server = start(&config, &db).await;
+    let load = |kind: &'static str| {
+        let base = server.base.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tarifa"))
+                .args([
+                    "load",
+                    "--url",
+                    &base,
+                    "--kind",
+                    kind,
+                    "--rate",
+                    "300",
+                    "--duration",
+                    "1",
+                ])
+                .args(["--connections", "8", "--secret", SECRET, "--token", TOKEN])
+                .args(["--business", "shop", "--events-per-webhook", "2", "--json"])
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+    let webhooks = load("webhook").await;
+    assert_eq!(webhooks["planned"], 300, "{webhooks}");
+    assert_eq!(webhooks["ok"], 300, "{webhooks}");
+    assert_eq!(webhooks["errors"], 0, "{webhooks}");
+    assert_eq!(webhooks["events_per_request"], 2, "{webhooks}");
+    let quotes = load("quote").await;
+    assert_eq!(quotes["ok"], 300, "{quotes}");
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(
+        store.counts().await.unwrap().0,
+        600,
+        "every status of every webhook is stored once"
+    );
+    store.close().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
