@@ -155,8 +155,9 @@ fn start_commit(store: &Store, metrics: &Arc<Metrics>, open: Open) -> InFlight {
 /// during it (the slower the commit, the larger the group). When the commit returns, its
 /// commands are answered and the open group's commit starts: commits stay in order, and a
 /// command is answered only after the commit that stored it. If a commit fails, the open group
-/// was applied on top of effects the database does not have: both groups get the error and the
-/// book is rebuilt from the database, as for a single failed group.
+/// was applied on top of effects the database does not have: the book is rebuilt from the
+/// database, and then both groups get the error, as for a single failed group (so a client that
+/// was refused never reads the effects of its refused command afterwards).
 pub async fn run(
     mut rx: mpsc::Receiver<Command>,
     book: Arc<RwLock<Book>>,
@@ -187,10 +188,9 @@ pub async fn run(
                     biased;
                     done = &mut f.commit => {
                         let f = in_flight.take().expect("a group is in flight");
-                        if let Err(message) = finish(f, joined(done), &metrics) {
-                            let failed = std::mem::replace(&mut open, Open::new());
-                            fail_pending(failed.pending, &message);
-                            rebuild(&book, &reload, &message).await;
+                        if let Err((message, mut failed)) = finish(f, joined(done), &metrics) {
+                            failed.append(&mut std::mem::replace(&mut open, Open::new()).pending);
+                            rebuild(&book, &reload, &message, failed).await;
                         }
                         continue;
                     }
@@ -384,9 +384,13 @@ fn joined(r: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), S
     r.unwrap_or_else(|e| Err(format!("storage: the commit task failed: {e}")))
 }
 
-/// Answers a group whose commit returned; on failure, returns the message (the caller rebuilds
-/// the book).
-fn finish(f: InFlight, done: Result<(), String>, metrics: &Metrics) -> Result<(), String> {
+/// Answers a group whose commit returned; on failure, answers nobody and returns the message
+/// and the group's commands (the caller rebuilds the book, then refuses them).
+fn finish(
+    f: InFlight,
+    done: Result<(), String>,
+    metrics: &Metrics,
+) -> Result<(), (String, Vec<Pending>)> {
     match done {
         Ok(()) => {
             metrics.record_group(f.stored, f.started.elapsed());
@@ -417,8 +421,7 @@ fn finish(f: InFlight, done: Result<(), String>, metrics: &Metrics) -> Result<()
         }
         Err(message) => {
             tracing::error!(error = %message, "group commit failed; rebuilding the book from the database");
-            fail_pending(f.pending, &message);
-            Err(message)
+            Err((message, f.pending))
         }
     }
 }
@@ -449,20 +452,30 @@ fn fail_pending(pending: Vec<Pending>, message: &str) {
     }
 }
 
-/// Replaces the book with one rebuilt from the database (after a failed commit).
-async fn rebuild(book: &RwLock<Book>, reload: &Loader, message: &str) {
+/// Replaces the book with one rebuilt from the database (after a failed commit), then refuses
+/// `failed`, the commands whose effects the book lost: a refused client that reads the book
+/// next (a wallet, a quote) does not see them. If the database cannot be read, they are refused
+/// at once (not kept waiting through an outage) and the rebuild is retried.
+async fn rebuild(book: &RwLock<Book>, reload: &Loader, message: &str, failed: Vec<Pending>) {
     tracing::error!(error = %message, "rebuilding the book from the database");
+    let mut failed = Some(failed);
     loop {
         match reload().await {
             Ok(fresh) => {
                 *book.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-                return;
+                break;
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot rebuild the book; retrying");
+                if let Some(failed) = failed.take() {
+                    fail_pending(failed, message);
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
+    }
+    if let Some(failed) = failed {
+        fail_pending(failed, message);
     }
 }
 
