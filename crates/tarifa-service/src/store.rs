@@ -147,11 +147,26 @@ const POSTGRES: &[&str] = &[
      last_error TEXT NOT NULL)",
 ];
 
+/// PostgreSQL: identifiers (keys, message ids, business ids) compare byte by byte. With the
+/// database's collation (often `en_US.UTF-8` or, before PostgreSQL 17, a libc `C.UTF-8`), every
+/// comparison in these random-key indexes goes through the locale's `strcoll`. SQLite compares
+/// bytes already (`BINARY`).
+const POSTGRES_BYTEWISE_KEYS: &[&str] = &[
+    "ALTER TABLE events ALTER COLUMN key TYPE TEXT COLLATE \"C\", \
+     ALTER COLUMN business TYPE TEXT COLLATE \"C\", ALTER COLUMN message TYPE TEXT COLLATE \"C\"",
+    "ALTER TABLE charges ALTER COLUMN message TYPE TEXT COLLATE \"C\", \
+     ALTER COLUMN business TYPE TEXT COLLATE \"C\"",
+];
+
 /// Each migration is one version: all its statements run in one transaction.
 fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     match dialect {
         Dialect::Sqlite => vec![(1, SQLITE), (2, crate::recovery::store::SQLITE)],
-        Dialect::Postgres => vec![(1, POSTGRES), (2, crate::recovery::store::POSTGRES)],
+        Dialect::Postgres => vec![
+            (1, POSTGRES),
+            (2, crate::recovery::store::POSTGRES),
+            (3, POSTGRES_BYTEWISE_KEYS),
+        ],
     }
 }
 
