@@ -17,6 +17,17 @@ cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; wait 2>/dev/
 trap cleanup EXIT
 url=http://127.0.0.1:$port
 
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The same, summed over the PostgreSQL server's processes (0 where there are none).
+postgres_ticks() {
+  local total=0 pid
+  for pid in $(pgrep -x postgres || true); do
+    total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+
 run_backend() { # $1 = name, $2 = database url
   local name=$1 db=$2
   TARIFA_DATABASE_URL=$db TARIFA_LISTEN=127.0.0.1:$port TARIFA_LOG=warn \
@@ -28,8 +39,15 @@ run_backend() { # $1 = name, $2 = database url
   "$bin" load --url "$url" --kind webhook --rate 2000 --duration 3 --connections "$conns" \
     --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" --json >/dev/null
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
+  local cpu0 pg0 cpu1 pg1 events
+  cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks)
   "$bin" load --url "$url" --kind webhook --rate "$webhook_rate" --duration "$duration" \
     --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" | tee "$tmp/$name-webhook.txt"
+  cpu1=$(cpu_ticks "$server") pg1=$(postgres_ticks)
+  events=$(awk -v r="$webhook_rate" -v d="$duration" -v k="$k" 'BEGIN { print int(r * d * k) }')
+  # CPU time (clock ticks of 10 ms) spent per event during the webhook phase.
+  echo "server CPU per event     $(( (cpu1 - cpu0) * 10000 / events )) µs"
+  [ "$name" = sqlite ] || echo "PostgreSQL CPU per event $(( (pg1 - pg0) * 10000 / events )) µs"
   echo "== $name: quotes, $quote_rate/s for ${duration}s"
   "$bin" load --url "$url" --kind quote --rate "$quote_rate" --duration "$duration" \
     --connections "$conns" | tee "$tmp/$name-quote.txt"
