@@ -17,6 +17,8 @@ cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; wait 2>/dev/
 trap cleanup EXIT
 url=http://127.0.0.1:$port
 
+# The machine's steal time, in clock ticks (8th value of the cpu line of /proc/stat).
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # The same, summed over the PostgreSQL server's processes (0 where there are none).
@@ -40,14 +42,17 @@ run_backend() { # $1 = name, $2 = database url
     --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" --json >/dev/null
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   local cpu0 pg0 cpu1 pg1 events
-  cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks)
+  local steal0 steal1
+  cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks) steal0=$(steal_ticks)
   "$bin" load --url "$url" --kind webhook --rate "$webhook_rate" --duration "$duration" \
     --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" | tee "$tmp/$name-webhook.txt"
-  cpu1=$(cpu_ticks "$server") pg1=$(postgres_ticks)
+  cpu1=$(cpu_ticks "$server") pg1=$(postgres_ticks) steal1=$(steal_ticks)
   events=$(awk -v r="$webhook_rate" -v d="$duration" -v k="$k" 'BEGIN { print int(r * d * k) }')
   # CPU time (clock ticks of 10 ms) spent per event during the webhook phase.
   echo "server CPU per event     $(( (cpu1 - cpu0) * 10000 / events )) µs"
   [ "$name" = sqlite ] || echo "PostgreSQL CPU per event $(( (pg1 - pg0) * 10000 / events )) µs"
+  # Time the hypervisor gave the VM's CPUs to someone else: a noisy host shows here.
+  echo "steal                    $(( steal1 - steal0 )) ticks of 10 ms over ${duration} s × 2 CPUs"
   echo "== $name: quotes, $quote_rate/s for ${duration}s"
   "$bin" load --url "$url" --kind quote --rate "$quote_rate" --duration "$duration" \
     --connections "$conns" | tee "$tmp/$name-quote.txt"

@@ -176,13 +176,9 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
             Box::pin(async move { load_book(&store, setup, wallets, &config).await })
         })
     };
-    let mut seen = seen::SeenKeys::with_capacity(2 * store.counts().await?.0 as usize);
-    store.load_keys(&mut seen, 100_000).await?;
-    tracing::info!(
-        keys = seen.len(),
-        bytes = seen.bytes(),
-        "filter of stored event keys loaded"
-    );
+    // Sized for twice the events stored so far; filled in the background (`load_seen_keys`).
+    let seen = seen::SeenKeys::with_capacity(2 * store.last_event_seq().await?.max(0) as usize);
+    tokio::spawn(writer::load_seen_keys(store.clone(), tx.downgrade()));
     let writer_task = tokio::spawn(writer::run(
         rx,
         book.clone(),

@@ -63,6 +63,10 @@ pub struct Metrics {
     pub apply_seconds: Histogram,
     pub webhook_ack_seconds: Histogram,
     pub quote_seconds: Histogram,
+    /// Keys in the writer's filter of stored keys, and whether it holds every stored key yet
+    /// (it is filled in the background after start).
+    pub seen_keys: AtomicU64,
+    pub seen_keys_complete: AtomicU64,
 }
 
 impl Metrics {
@@ -115,6 +119,25 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let gauges = [
+            (
+                "tarifa_seen_keys",
+                "Keys added to the writer's filter of stored event keys since start.",
+                &self.seen_keys,
+            ),
+            (
+                "tarifa_seen_keys_complete",
+                "1 once the filter holds every stored key (until then duplicates are looked up in the database).",
+                &self.seen_keys_complete,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
                 value.load(Relaxed)
             );
         }

@@ -6,8 +6,8 @@
 //! filter has no false negatives, so a key it has never seen is certainly new and needs no query;
 //! only a key it "may contain" (a real duplicate, or about 1 % of new keys) is looked up. Memory is
 //! about 1.2 bytes per stored key (10 bits); the filter grows by adding layers, each twice the
-//! size of the one before, so it never has to be rebuilt while the service runs. It is filled from
-//! the database at start.
+//! size of the one before, so it never has to be rebuilt while the service runs. The keys stored
+//! before a start are fed to it in the background (`writer::load_seen_keys`).
 
 /// Bits per key of each layer, and the number of probes: about 0.8 % false positives at capacity.
 const BITS_PER_KEY: usize = 10;

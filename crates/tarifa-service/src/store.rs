@@ -335,28 +335,31 @@ impl Store {
         }
     }
 
-    /// Every stored idempotency key, in pages of `page` (ordered by sequence), into `seen`.
-    pub async fn load_keys(&self, seen: &mut crate::seen::SeenKeys, page: i64) -> Result<()> {
+    /// Up to `page` stored idempotency keys after `after`, in key order (read from the unique
+    /// index of keys alone, not from the table).
+    pub async fn keys_after(&self, after: &str, page: i64) -> Result<Vec<String>> {
         let sql = format!(
-            "SELECT seq, key FROM events WHERE seq > {} ORDER BY seq LIMIT {}",
+            "SELECT key FROM events WHERE key > {} ORDER BY key LIMIT {}",
             self.param(1),
             self.param(2)
         );
-        let mut after = 0i64;
-        loop {
-            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(after)
-                .bind(page)
-                .fetch_all(&self.lookups)
-                .await?;
-            for row in &rows {
-                after = row.try_get(0)?;
-                seen.insert(row.try_get::<&str, _>(1)?);
-            }
-            if (rows.len() as i64) < page {
-                return Ok(());
-            }
-        }
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(page)
+            .fetch_all(&self.lookups)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// The highest event sequence number: at least the number of stored events, read from the
+    /// primary key at once (a `COUNT(*)` would scan).
+    pub async fn last_event_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.lookups)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// Which of `keys` are stored already.

@@ -13,6 +13,7 @@ use crate::seen::SeenKeys;
 use crate::store::{EventRow, Store, WriteSet};
 use rust_decimal::Decimal;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +60,11 @@ pub enum Command {
         reservation: String,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Stored keys read by the loader of the filter of stored keys (see [`load_seen_keys`]).
+    KnownKeys(Vec<String>),
+    /// The loader has read every key stored before the writer started: from now on a key the
+    /// filter has not seen is new without asking the database.
+    KnownKeysComplete,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -167,6 +173,9 @@ pub async fn run(
     reload: Loader,
     mut seen: SeenKeys,
 ) {
+    // Until the loader has read every key stored before the start, the filter is incomplete and
+    // every key is looked up in the database.
+    let mut seen_complete = false;
     let mut batch: Vec<Command> = Vec::with_capacity(max_group);
     let mut open = Open::new();
     let mut in_flight: Option<InFlight> = None;
@@ -224,7 +233,7 @@ pub async fn run(
                 Command::RecordReserved { row, .. } => vec![row.key.as_str()],
                 _ => Vec::new(),
             })
-            .filter(|k| !stored_before(k) && seen.may_contain(k))
+            .filter(|k| !stored_before(k) && (!seen_complete || seen.may_contain(k)))
             .collect();
         let existing = if keys.is_empty() {
             HashSet::new()
@@ -372,9 +381,19 @@ pub async fn run(
                     b.cancel_reservation(&business, &reservation, now, w);
                     Pending::Cancelled(reply)
                 }
+                Command::KnownKeys(keys) => {
+                    keys.iter().for_each(|k| seen.insert(k));
+                    Pending::Nothing
+                }
+                Command::KnownKeysComplete => {
+                    seen_complete = true;
+                    metrics.seen_keys_complete.store(1, Relaxed);
+                    Pending::Nothing
+                }
             });
         }
         drop(b);
+        metrics.seen_keys.store(seen.len() as u64, Relaxed);
         metrics.apply_seconds.observe(applying.elapsed());
     }
 }
@@ -500,7 +519,49 @@ fn fail_group(group: &mut Vec<Command>, message: &str) {
             Command::CancelReservation { reply, .. } => {
                 let _ = reply.send(Err(message.to_string()));
             }
-            Command::Expire => {}
+            Command::Expire | Command::KnownKeys(_) | Command::KnownKeysComplete => {}
+        }
+    }
+}
+
+/// Reads every stored key, page by page, and hands them to the writer, then says it is done: the
+/// writer starts at once (looking every key up in the database) instead of waiting for a scan
+/// that grows with the store. Keys the writer stores meanwhile it adds itself, so when
+/// [`Command::KnownKeysComplete`] arrives the filter holds every stored key. A failed read is
+/// retried; the writer stays correct (and slower) until the scan is done. It holds the writer's
+/// queue weakly, so a shutdown does not wait for the scan.
+pub async fn load_seen_keys(store: Store, writer: mpsc::WeakSender<Command>) {
+    let send = |command: Command| {
+        let writer = writer.upgrade();
+        async move {
+            match writer {
+                Some(w) => w.send(command).await.is_ok(),
+                None => false,
+            }
+        }
+    };
+    const PAGE: i64 = 50_000;
+    let mut after = String::new();
+    loop {
+        match store.keys_after(&after, PAGE).await {
+            Ok(keys) => {
+                let last_page = (keys.len() as i64) < PAGE;
+                if let Some(last) = keys.last() {
+                    after = last.clone();
+                }
+                if !send(Command::KnownKeys(keys)).await {
+                    return;
+                }
+                if last_page {
+                    send(Command::KnownKeysComplete).await;
+                    tracing::info!("filter of stored event keys complete");
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reading stored keys failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     }
 }
