@@ -116,11 +116,7 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+            write_value(&mut out, "counter", name, help, value);
         }
         let gauges = [
             (
@@ -135,11 +131,7 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                value.load(Relaxed)
-            );
+            write_value(&mut out, "gauge", name, help, value);
         }
         self.group_commit_seconds.write(
             "tarifa_group_commit_seconds",
@@ -165,4 +157,13 @@ impl Metrics {
             .write("tarifa_quote_seconds", "Time to answer a quote.", &mut out);
         out
     }
+}
+
+/// One counter or gauge in the text exposition format.
+fn write_value(out: &mut String, kind: &str, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+        value.load(Relaxed)
+    );
 }
