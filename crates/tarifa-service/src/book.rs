@@ -48,6 +48,28 @@ pub enum LedgerOp {
     Expire(Instant),
 }
 
+impl LedgerOp {
+    /// Applies this operation to `ledger` (the book at start, and anyone auditing the stored
+    /// log); returns the ids of the transfers it applied or expired.
+    pub fn apply_to(&self, ledger: &mut Ledger) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            LedgerOp::CreateAccount(a) => {
+                ledger
+                    .create_account(a)
+                    .map_err(|e| anyhow::anyhow!("replaying account {}: {e:?}", a.id.0))?;
+                Vec::new()
+            }
+            LedgerOp::Apply(r) => {
+                ledger
+                    .apply(r)
+                    .map_err(|e| anyhow::anyhow!("replaying transfer {}: {e:?}", r.id().0))?;
+                vec![r.id().0.clone()]
+            }
+            LedgerOp::Expire(now) => ledger.expire(*now).into_iter().map(|t| t.id.0).collect(),
+        })
+    }
+}
+
 /// What became of one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -255,23 +277,8 @@ impl Book {
 
     /// Replays one stored ledger operation (at start).
     pub fn replay_op(&mut self, at: Instant, op: &LedgerOp) -> anyhow::Result<()> {
-        match op {
-            LedgerOp::CreateAccount(a) => {
-                self.ledger
-                    .create_account(a)
-                    .map_err(|e| anyhow::anyhow!("replaying account {}: {e:?}", a.id.0))?;
-            }
-            LedgerOp::Apply(r) => {
-                self.ledger
-                    .apply(r)
-                    .map_err(|e| anyhow::anyhow!("replaying transfer {}: {e:?}", r.id().0))?;
-                self.applied_at.insert(r.id().0.clone(), at);
-            }
-            LedgerOp::Expire(now) => {
-                for t in self.ledger.expire(*now) {
-                    self.applied_at.insert(t.id.0, at);
-                }
-            }
+        for id in op.apply_to(&mut self.ledger)? {
+            self.applied_at.insert(id, at);
         }
         Ok(())
     }

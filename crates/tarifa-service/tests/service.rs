@@ -833,17 +833,7 @@ async fn stored_ledger(
     let mut ops = Vec::new();
     for (_, op) in app.store().ledger_ops().await.unwrap() {
         let op: LedgerOp = serde_json::from_str(&op).unwrap();
-        match &op {
-            LedgerOp::CreateAccount(a) => {
-                ledger.create_account(a).unwrap();
-            }
-            LedgerOp::Apply(r) => {
-                ledger.apply(r).unwrap();
-            }
-            LedgerOp::Expire(t) => {
-                ledger.expire(*t);
-            }
-        }
+        op.apply_to(&mut ledger).unwrap();
         ops.push(op);
     }
     (ledger, ops)

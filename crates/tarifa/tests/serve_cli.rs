@@ -206,17 +206,10 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         }
         let mut ledger = Ledger::new();
         for (_, op) in store.ledger_ops().await.unwrap() {
-            match serde_json::from_str::<LedgerOp>(&op).unwrap() {
-                LedgerOp::CreateAccount(a) => {
-                    ledger.create_account(&a).unwrap();
-                }
-                LedgerOp::Apply(r) => {
-                    ledger.apply(&r).unwrap();
-                }
-                LedgerOp::Expire(t) => {
-                    ledger.expire(t);
-                }
-            }
+            serde_json::from_str::<LedgerOp>(&op)
+                .unwrap()
+                .apply_to(&mut ledger)
+                .unwrap();
         }
         let totals = ledger.totals("EUR");
         assert_eq!(
