@@ -2,7 +2,8 @@
 # Load benchmark of `tarifa serve` (webhook ingestion and quotes), generator on the same machine.
 # Usage: bench/serve.sh [sqlite|postgres ...]   (default: sqlite postgres)
 # Env: WEBHOOK_RATE (20000), QUOTE_RATE (5000), DURATION (15), CONNECTIONS (256),
-#      EVENTS_PER_WEBHOOK (1), RECIPIENTS (4000), PG (postgres://postgres@127.0.0.1:5432), PSQL_DB (test).
+#      EVENTS_PER_WEBHOOK (1), RECIPIENTS (4000), PG (postgres://postgres@127.0.0.1:5432), PSQL_DB (test),
+#      TIMELINE (1: latency per second of the webhook phase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -40,12 +41,17 @@ run_backend() { # $1 = name, $2 = database url
   echo "== $name: warm-up"
   "$bin" load --url "$url" --kind webhook --rate 2000 --duration 3 --connections "$conns" \
     --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" --json >/dev/null
+  # Start from a clean page cache: dirty pages of an earlier run (or of the warm-up), flushed by
+  # the kernel or by PostgreSQL's checkpointer in the middle of this one, would stall its fsyncs.
+  [ "$name" = sqlite ] || psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c checkpoint
+  sync
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   local cpu0 pg0 cpu1 pg1 events
   local steal0 steal1
   cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks) steal0=$(steal_ticks)
   "$bin" load --url "$url" --kind webhook --rate "$webhook_rate" --duration "$duration" \
-    --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" | tee "$tmp/$name-webhook.txt"
+    --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" \
+    ${TIMELINE:+--timeline} | tee "$tmp/$name-webhook.txt"
   cpu1=$(cpu_ticks "$server") pg1=$(postgres_ticks) steal1=$(steal_ticks)
   events=$(awk -v r="$webhook_rate" -v d="$duration" -v k="$k" 'BEGIN { print int(r * d * k) }')
   # CPU time (clock ticks of 10 ms) spent per event during the webhook phase.

@@ -64,12 +64,17 @@ pub struct LoadArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print, for each second of the schedule, how many requests it held and their p50,
+    /// p99 and maximum latency: shows whether a tail is spread out or comes from a few stalls.
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// What one worker saw.
 #[derive(Default)]
 struct Tally {
-    latencies_us: Vec<u64>,
+    /// (request number, latency in µs).
+    latencies_us: Vec<(u64, u64)>,
     ok: u64,
     by_status: BTreeMap<String, u64>,
 }
@@ -151,6 +156,9 @@ async fn drive(args: &LoadArgs) -> Result<()> {
     // From the first scheduled request to the last answer.
     let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(200));
     report(&all, total, elapsed, &params, args.rate, args.json);
+    if args.timeline {
+        timeline(&all, args.rate);
+    }
     Ok(())
 }
 
@@ -257,7 +265,7 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 }
 
 fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, json: bool) {
-    let mut lat = t.latencies_us.clone();
+    let mut lat: Vec<u64> = t.latencies_us.iter().map(|&(_, l)| l).collect();
     lat.sort_unstable();
     let secs = elapsed.as_secs_f64().max(1e-9);
     let sent = lat.len() as u64;
@@ -313,6 +321,28 @@ fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, jso
     println!("  max   {max:>10.2}");
 }
 
+/// Latency per second of the schedule (the second request `i` was due in).
+fn timeline(t: &Tally, rate: f64) {
+    let mut by_second: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(i, l) in &t.latencies_us {
+        by_second
+            .entry((i as f64 / rate) as u64)
+            .or_default()
+            .push(l);
+    }
+    println!("second  requests     p50 ms     p99 ms     max ms");
+    for (second, mut lat) in by_second {
+        lat.sort_unstable();
+        let max = lat.last().copied().unwrap_or(0) as f64 / 1000.0;
+        println!(
+            "{second:>6}  {:>8}  {:>9.2}  {:>9.2}  {max:>9.2}",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+}
+
 async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -> Tally {
     let mut tally = Tally {
         latencies_us: Vec::with_capacity(1024),
@@ -335,7 +365,7 @@ async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -
             Some(stream) => exchange(stream, requests.get(i as usize), &mut buffer).await,
         };
         let took = tokio::time::Instant::now().saturating_duration_since(scheduled);
-        tally.latencies_us.push(took.as_micros() as u64);
+        tally.latencies_us.push((i, took.as_micros() as u64));
         match outcome {
             Ok(Answer { status, keep_alive }) => {
                 if (200..300).contains(&status) {
