@@ -183,7 +183,10 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
         rx,
         book.clone(),
         store.clone(),
-        config.max_group,
+        writer::Grouping {
+            max_group: config.max_group,
+            linger: config.linger,
+        },
         metrics.clone(),
         reload,
         seen,

@@ -153,9 +153,32 @@ fn start_commit(store: &Store, metrics: &Arc<Metrics>, open: Open) -> InFlight {
     }
 }
 
+/// When a group is committed.
+#[derive(Clone, Copy, Debug)]
+pub struct Grouping {
+    /// Most commands in one group (one transaction).
+    pub max_group: usize,
+    /// Under load, how long a group waits for more commands once its first one is applied
+    /// (`ingest.linger_ms`): a commit costs a fixed amount of CPU and disk (the pages it writes,
+    /// the fsync) whatever its size, so fewer, larger commits leave more of both to the
+    /// requests. A command that arrives alone (the last group held one command) is committed
+    /// at once, so a quiet service answers without the wait.
+    pub linger: std::time::Duration,
+}
+
+impl Grouping {
+    /// Whether a group of `commands`, whose first command was applied `age` ago, is to be
+    /// committed now (when no other commit is in flight), the last group having held
+    /// `last_group` commands.
+    pub fn due(&self, commands: usize, age: std::time::Duration, last_group: usize) -> bool {
+        commands >= self.max_group || last_group <= 1 || age >= self.linger
+    }
+}
+
 /// Runs until every sender is dropped.
 ///
-/// At most one group is being committed (by a task of its own) while the next one fills: every
+/// At most one group is being committed (by a task of its own) while the next one fills (and,
+/// under load, lingers: see [`Grouping`]): every
 /// command that arrives meanwhile is checked for duplicates and applied to the book at once, so
 /// the work of applying overlaps the commit, and the next group holds everything that came
 /// during it (the slower the commit, the larger the group). When the commit returns, its
@@ -168,7 +191,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Command>,
     book: Arc<RwLock<Book>>,
     store: Store,
-    max_group: usize,
+    grouping: Grouping,
     metrics: Arc<Metrics>,
     reload: Loader,
     mut seen: SeenKeys,
@@ -176,12 +199,19 @@ pub async fn run(
     // Until the loader has read every key stored before the start, the filter is incomplete and
     // every key is looked up in the database.
     let mut seen_complete = false;
+    let Grouping { max_group, linger } = grouping;
     let mut batch: Vec<Command> = Vec::with_capacity(max_group);
     let mut open = Open::new();
     let mut in_flight: Option<InFlight> = None;
     let mut closed = false;
+    // Commands in the last group committed: more than one means commands are arriving together,
+    // and a group that waits a little gathers more of them.
+    let mut last_group = 0;
     loop {
-        if in_flight.is_none() && open.commands > 0 {
+        let age = open.started.map(|s| s.elapsed()).unwrap_or_default();
+        let due = grouping.due(open.commands, age, last_group) || closed;
+        if in_flight.is_none() && open.commands > 0 && due {
+            last_group = open.commands;
             in_flight = Some(start_commit(
                 &store,
                 &metrics,
@@ -190,6 +220,14 @@ pub async fn run(
         }
         let first = match in_flight.as_mut() {
             None if closed => break,
+            None if open.commands > 0 => {
+                // Lingering (not due yet): more commands, or the end of the wait.
+                let deadline = open.started.unwrap_or_else(std::time::Instant::now) + linger;
+                tokio::select! {
+                    c = rx.recv() => c,
+                    _ = tokio::time::sleep_until(deadline.into()) => continue,
+                }
+            }
             None => rx.recv().await,
             Some(f) => {
                 let room = open.commands < max_group && !closed;
@@ -572,4 +610,37 @@ pub mod futures_lite {
     use std::future::Future;
     use std::pin::Pin;
     pub type BoxedBook = Pin<Box<dyn Future<Output = anyhow::Result<Book>> + Send>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grouping;
+    use std::time::Duration;
+
+    const GROUPING: Grouping = Grouping {
+        max_group: 100,
+        linger: Duration::from_millis(3),
+    };
+
+    #[test]
+    fn a_lone_command_is_committed_at_once() {
+        assert!(GROUPING.due(1, Duration::ZERO, 0));
+        assert!(GROUPING.due(1, Duration::ZERO, 1));
+    }
+
+    #[test]
+    fn under_load_a_group_lingers_until_full_or_old_enough() {
+        assert!(!GROUPING.due(5, Duration::from_millis(1), 40));
+        assert!(GROUPING.due(5, Duration::from_millis(3), 40));
+        assert!(GROUPING.due(100, Duration::ZERO, 40));
+    }
+
+    #[test]
+    fn no_linger_commits_at_once() {
+        let at_once = Grouping {
+            linger: Duration::ZERO,
+            ..GROUPING
+        };
+        assert!(at_once.due(5, Duration::ZERO, 40));
+    }
 }

@@ -123,18 +123,28 @@ async fn drive(args: &LoadArgs) -> Result<()> {
     // Every request is built (and signed) before the clock starts, so the generator's own CPU
     // during the run is a write and a read per request.
     let requests = Arc::new(Requests::build(&target, &params, total));
+    // Every connection is open before the clock starts: the run measures requests, not
+    // connection set-up (a connection that fails here is retried by its worker, on the clock).
+    let connecting: Vec<_> = (0..args.connections.min(total as usize))
+        .map(|_| tokio::spawn(connect(target.address.clone())))
+        .collect();
+    let mut connections = Vec::with_capacity(connecting.len());
+    for c in connecting {
+        connections.push(c.await.ok().and_then(Result::ok));
+    }
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
         total,
         rate: args.rate,
-        // A little head start so that every connection is open when the clock starts.
-        start: tokio::time::Instant::now() + Duration::from_millis(200),
+        start: tokio::time::Instant::now() + Duration::from_millis(50),
     });
     let wall = Instant::now();
-    let workers: Vec<_> = (0..args.connections.min(total as usize))
-        .map(|_| {
+    let workers: Vec<_> = connections
+        .into_iter()
+        .map(|connection| {
             tokio::spawn(worker(
                 target.address.clone(),
+                connection,
                 shared.clone(),
                 requests.clone(),
             ))
@@ -154,7 +164,7 @@ async fn drive(args: &LoadArgs) -> Result<()> {
         }
     }
     // From the first scheduled request to the last answer.
-    let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(200));
+    let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(50));
     report(&all, total, elapsed, &params, args.rate, args.json);
     if args.timeline {
         timeline(&all, args.rate);
@@ -343,12 +353,16 @@ fn timeline(t: &Tally, rate: f64) {
     }
 }
 
-async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -> Tally {
+async fn worker(
+    address: String,
+    mut connection: Option<TcpStream>,
+    shared: Arc<Shared>,
+    requests: Arc<Requests>,
+) -> Tally {
     let mut tally = Tally {
         latencies_us: Vec::with_capacity(1024),
         ..Tally::default()
     };
-    let mut connection: Option<TcpStream> = None;
     let mut buffer = Vec::with_capacity(4096);
     loop {
         let i = shared.next.fetch_add(1, Relaxed);
@@ -357,7 +371,7 @@ async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -
         }
         let scheduled = shared.start + Duration::from_secs_f64(i as f64 / shared.rate);
         if connection.is_none() {
-            connection = connect(&address).await.ok();
+            connection = connect(address.clone()).await.ok();
         }
         tokio::time::sleep_until(scheduled).await;
         let outcome = match connection.as_mut() {
@@ -386,7 +400,7 @@ async fn worker(address: String, shared: Arc<Shared>, requests: Arc<Requests>) -
     tally
 }
 
-async fn connect(address: &str) -> std::io::Result<TcpStream> {
+async fn connect(address: String) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
     Ok(stream)

@@ -184,6 +184,7 @@ pub fn config(database_url: String, rating: PathBuf, alert_url: Option<String>) 
         hold_days: 30,
         wallets,
         max_group: 512,
+        linger: std::time::Duration::from_millis(3),
         history_days: 5,
         // Recovery passes run on the tests' simulated clock, never on a timer.
         recovery: tarifa_service::recovery::RecoverySection {
