@@ -484,7 +484,7 @@ pub(crate) struct RawLineConversation<'a> {
 
 fn instant(
     value: Option<Scalar<'_>>,
-    field: &str,
+    field: impl fmt::Display,
     id: Option<&str>,
 ) -> Result<Instant, InputError> {
     match value {
@@ -500,7 +500,11 @@ fn instant(
 }
 
 /// An error code: an integer (Meta's form) or its decimal text.
-fn error_code(value: Option<Scalar<'_>>, field: &str, id: Option<&str>) -> Result<u32, InputError> {
+fn error_code(
+    value: Option<Scalar<'_>>,
+    field: impl fmt::Display,
+    id: Option<&str>,
+) -> Result<u32, InputError> {
     let bad = |text: String| error(id, format!("field `{field}`: {text} is not an error code"));
     match value {
         None => Err(error(id, format!("missing field `{field}`"))),
@@ -549,9 +553,11 @@ fn line_pricing(p: RawPricing<'_>, id: Option<&str>) -> Result<MetaPricing, Inpu
     })
 }
 
+/// `field` names the field in errors; it is written only when there is one (callers pass
+/// `format_args!` paths, so the happy path formats nothing).
 fn required<'a>(
     value: Option<Cow<'a, str>>,
-    field: &str,
+    field: impl fmt::Display,
     id: Option<&str>,
 ) -> Result<Cow<'a, str>, InputError> {
     match value {
@@ -793,8 +799,8 @@ fn account_change<'a>(
             let v = volume.ok_or_else(|| missing("volume_tier_info"))?;
             let field = |name: &str| format!("{here}volume_tier_info.{name}");
             Ok(AccountChange::VolumeTier {
-                category: required(v.pricing_category, &field("pricing_category"), None)?,
-                tier: required(v.tier, &field("tier"), None)?,
+                category: required(v.pricing_category, field("pricing_category"), None)?,
+                tier: required(v.tier, field("tier"), None)?,
                 effective_month: v.effective_month,
                 region: v.region,
             })
@@ -804,7 +810,7 @@ fn account_change<'a>(
             let path = format!("{here}auth_international_rate_eligibility");
             let start = match a.start_time {
                 None => None,
-                t => Some(instant(t, &format!("{path}.start_time"), None)?),
+                t => Some(instant(t, format!("{path}.start_time"), None)?),
             };
             let exceptions = a
                 .exception_countries
@@ -813,8 +819,8 @@ fn account_change<'a>(
                 .map(|(i, c)| {
                     let field = |name: &str| format!("{path}.exception_countries[{i}].{name}");
                     Ok((
-                        required(c.country_code, &field("country_code"), None)?,
-                        instant(c.start_time, &field("start_time"), None)?,
+                        required(c.country_code, field("country_code"), None)?,
+                        instant(c.start_time, field("start_time"), None)?,
                     ))
                 })
                 .collect::<Result<Vec<_>, InputError>>()?;
@@ -824,11 +830,27 @@ fn account_change<'a>(
     }
 }
 
+/// `entry[e].changes[c]` in a webhook body, for error messages: written only when one is.
+#[derive(Clone, Copy)]
+struct ChangeAt {
+    entry: usize,
+    change: usize,
+}
+
+impl fmt::Display for ChangeAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "entry[{}].changes[{}]", self.entry, self.change)
+    }
+}
+
 fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(), InputError> {
     for (e, entry) in entries.into_iter().enumerate() {
-        let business = required(entry.id, &format!("entry[{e}].id"), None)?;
+        let business = required(entry.id, format_args!("entry[{e}].id"), None)?;
         for (c, change) in entry.changes.into_iter().enumerate() {
-            let here = format!("entry[{e}].changes[{c}]");
+            let here = ChangeAt {
+                entry: e,
+                change: c,
+            };
             let Some(value) = change.value else {
                 return Err(error(None, format!("missing field `{here}.value`")));
             };
@@ -840,12 +862,12 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                         .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
                     let template = required(
                         value.message_template_name,
-                        &format!("{here}.value.message_template_name"),
+                        format!("{here}.value.message_template_name"),
                         None,
                     )?;
                     let category = required(
                         value.new_category,
-                        &format!("{here}.value.new_category"),
+                        format!("{here}.value.new_category"),
                         None,
                     )?;
                     let category = TemplateCategory::parse(&category).ok_or_else(|| {
@@ -863,7 +885,7 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     let at = entry
                         .time
                         .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
-                    let event = required(value.event, &format!("{here}.value.event"), None)?;
+                    let event = required(value.event, format!("{here}.value.event"), None)?;
                     out.push(Event::AccountUpdate(AccountUpdate {
                         business: business.clone(),
                         at,
@@ -884,19 +906,19 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
             // Required non-empty like every id: a stored event must parse back (`to_json_line`).
             let phone = required(
                 value.metadata.and_then(|m| m.phone_number_id),
-                &format!("{here}.value.metadata.phone_number_id"),
+                format_args!("{here}.value.metadata.phone_number_id"),
                 None,
             )?;
             for (m, msg) in value.messages.into_iter().enumerate() {
-                let id = required(msg.id, &format!("{here}.value.messages[{m}].id"), None)?;
+                let id = required(msg.id, format_args!("{here}.value.messages[{m}].id"), None)?;
                 let at = instant(
                     msg.timestamp,
-                    &format!("{here}.value.messages[{m}].timestamp"),
+                    format_args!("{here}.value.messages[{m}].timestamp"),
                     Some(&id),
                 )?;
                 let user = required(
                     msg.from,
-                    &format!("{here}.value.messages[{m}].from"),
+                    format_args!("{here}.value.messages[{m}].from"),
                     Some(&id),
                 )?;
                 out.push(Event::Inbound(Inbound {
@@ -916,14 +938,14 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                 }));
             }
             for (s, st) in value.statuses.into_iter().enumerate() {
-                let here = format!("{here}.value.statuses[{s}]");
-                let id = required(st.id, &format!("{here}.id"), None)?;
-                let status_text = required(st.status, &format!("{here}.status"), Some(&id))?;
+                let here = format_args!("{here}.value.statuses[{s}]");
+                let id = required(st.id, format_args!("{here}.id"), None)?;
+                let status_text = required(st.status, format_args!("{here}.status"), Some(&id))?;
                 let Some(status) = delivery_status(&status_text, Some(&id))? else {
                     out.push(Event::Ignored);
                     continue;
                 };
-                let at = instant(st.timestamp, &format!("{here}.timestamp"), Some(&id))?;
+                let at = instant(st.timestamp, format_args!("{here}.timestamp"), Some(&id))?;
                 // Meta adds values over time: an unknown model or category is `None`, not an error.
                 let pricing = st.pricing.map(|p| MetaPricing {
                     billable: p.billable,
@@ -946,7 +968,7 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     .into_iter()
                     .enumerate()
                     .map(|(k, e)| {
-                        error_code(e.code, &format!("{here}.errors[{k}].code"), Some(&id))
+                        error_code(e.code, format_args!("{here}.errors[{k}].code"), Some(&id))
                     })
                     .collect::<Result<Vec<u32>, InputError>>()?;
                 out.push(Event::Status(Status {

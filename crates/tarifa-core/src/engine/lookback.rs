@@ -42,7 +42,9 @@ where
 {
     let events = events.into_iter();
     let (mut first, mut last) = (Instant::MAX, Instant::MIN);
-    for e in events.clone() {
+    // Positions of the target's own events, found once (ids are compared in this pass only).
+    let mut own = Vec::new();
+    for (i, e) in events.clone().enumerate() {
         match e {
             Event::Inbound(i) if i.referral => return None,
             Event::Outbound(o) if o.id == target => {
@@ -51,10 +53,12 @@ where
                 }
                 first = first.min(o.at);
                 last = last.max(o.at);
+                own.push(i);
             }
             Event::Status(s) if s.id == target => {
                 first = first.min(s.at);
                 last = last.max(s.at);
+                own.push(i);
             }
             _ => {}
         }
@@ -67,10 +71,10 @@ where
     let in_window = |at: Instant| at > first - DAY && at <= last;
     let mut picked = Vec::new();
     let mut inbound_ids = Vec::new();
+    let mut own = own.into_iter().peekable();
     for (i, e) in events.clone().enumerate() {
         let keep = match e {
-            Event::Outbound(o) => o.id == target,
-            Event::Status(s) => s.id == target,
+            Event::Outbound(_) | Event::Status(_) => own.next_if_eq(&i).is_some(),
             Event::TemplateCategory(_) => true,
             Event::Inbound(m) if in_window(m.at) => {
                 inbound_ids.push(&*m.id);
