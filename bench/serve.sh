@@ -73,7 +73,8 @@ for b in "${backends[@]}"; do
     postgres)
       name=tarifa_bench_$(date +%s)
       psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "create database $name"
-      run_backend postgres "$pg/$name" ;;
+      run_backend postgres "$pg/$name"
+      psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "drop database $name" ;;
     *) echo "unknown backend $b" >&2; exit 2 ;;
   esac
 done

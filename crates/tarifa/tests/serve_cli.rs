@@ -248,10 +248,32 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         store.close().await;
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
+        if db.starts_with("postgres") {
+            drop_database(&db).await;
+        }
     }
     let _ = std::fs::remove_dir_all(
         std::env::temp_dir().join(format!("tarifa-crash-{}", std::process::id())),
     );
+}
+
+/// Drops the PostgreSQL database at `url` (the crash test's own), from the server's
+/// `TARIFA_TEST_DATABASE_URL` database.
+async fn drop_database(url: &str) {
+    use sqlx::Connection;
+    let (Ok(admin), Some(name)) = (
+        std::env::var("TARIFA_TEST_DATABASE_URL"),
+        url.rsplit('/').next(),
+    ) else {
+        return;
+    };
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
