@@ -165,10 +165,16 @@ async fn drive(args: &LoadArgs) -> Result<()> {
     }
     // From the first scheduled request to the last answer.
     let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(50));
-    report(&all, total, elapsed, &params, args.rate, args.json);
-    if args.timeline {
-        timeline(&all, args.rate);
-    }
+    let seconds = args.timeline.then(|| timeline(&all, args.rate));
+    report(
+        &all,
+        total,
+        elapsed,
+        &params,
+        args.rate,
+        args.json,
+        seconds.as_deref(),
+    );
     Ok(())
 }
 
@@ -274,7 +280,15 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted[rank - 1] as f64 / 1000.0
 }
 
-fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, json: bool) {
+fn report(
+    t: &Tally,
+    total: u64,
+    elapsed: Duration,
+    p: &Params,
+    target: f64,
+    json: bool,
+    seconds: Option<&[Second]>,
+) {
     let mut lat: Vec<u64> = t.latencies_us.iter().map(|&(_, l)| l).collect();
     lat.sort_unstable();
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -293,7 +307,7 @@ fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, jso
         Kind::Quote => "quote",
     };
     if json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "kind": kind,
             "target_rate": target,
             "planned": total,
@@ -307,6 +321,9 @@ fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, jso
             "events_acknowledged_per_s": events,
             "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "p99.9": p999, "max": max},
         });
+        if let Some(seconds) = seconds {
+            v["timeline"] = serde_json::json!(seconds);
+        }
         println!("{v}");
         return;
     }
@@ -329,10 +346,29 @@ fn report(t: &Tally, total: u64, elapsed: Duration, p: &Params, target: f64, jso
     println!("  p99   {p99:>10.2}");
     println!("  p99.9 {p999:>10.2}");
     println!("  max   {max:>10.2}");
+    if let Some(seconds) = seconds {
+        println!("second  requests     p50 ms     p99 ms     max ms");
+        for s in seconds {
+            println!(
+                "{:>6}  {:>8}  {:>9.2}  {:>9.2}  {:>9.2}",
+                s.second, s.requests, s.p50_ms, s.p99_ms, s.max_ms
+            );
+        }
+    }
+}
+
+/// The requests due in one second of the schedule and their latencies (ms).
+#[derive(serde::Serialize)]
+struct Second {
+    second: u64,
+    requests: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 /// Latency per second of the schedule (the second request `i` was due in).
-fn timeline(t: &Tally, rate: f64) {
+fn timeline(t: &Tally, rate: f64) -> Vec<Second> {
     let mut by_second: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for &(i, l) in &t.latencies_us {
         by_second
@@ -340,17 +376,19 @@ fn timeline(t: &Tally, rate: f64) {
             .or_default()
             .push(l);
     }
-    println!("second  requests     p50 ms     p99 ms     max ms");
-    for (second, mut lat) in by_second {
-        lat.sort_unstable();
-        let max = lat.last().copied().unwrap_or(0) as f64 / 1000.0;
-        println!(
-            "{second:>6}  {:>8}  {:>9.2}  {:>9.2}  {max:>9.2}",
-            lat.len(),
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99)
-        );
-    }
+    by_second
+        .into_iter()
+        .map(|(second, mut lat)| {
+            lat.sort_unstable();
+            Second {
+                second,
+                requests: lat.len(),
+                p50_ms: percentile(&lat, 0.5),
+                p99_ms: percentile(&lat, 0.99),
+                max_ms: lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+            }
+        })
+        .collect()
 }
 
 async fn worker(

@@ -300,6 +300,7 @@ async fn load_generator_sends_signed_webhooks_and_quotes_that_the_server_accepts
                 ])
                 .args(["--connections", "8", "--secret", SECRET, "--token", TOKEN])
                 .args(["--business", "shop", "--events-per-webhook", "2", "--json"])
+                .arg("--timeline")
                 .output()
                 .await
                 .unwrap();
@@ -318,6 +319,18 @@ async fn load_generator_sends_signed_webhooks_and_quotes_that_the_server_accepts
     assert_eq!(webhooks["events_per_request"], 2, "{webhooks}");
     let quotes = load("quote").await;
     assert_eq!(quotes["ok"], 300, "{quotes}");
+    // 300 requests at 300/s: every one is due in the first second of the schedule.
+    for run in [&webhooks, &quotes] {
+        let timeline = run["timeline"].as_array().expect("a timeline");
+        assert_eq!(timeline.len(), 1, "{run}");
+        assert_eq!(timeline[0]["second"], 0, "{run}");
+        assert_eq!(timeline[0]["requests"], 300, "{run}");
+        let (p50, max) = (
+            timeline[0]["p50_ms"].as_f64(),
+            timeline[0]["max_ms"].as_f64(),
+        );
+        assert!(p50.unwrap() <= max.unwrap(), "{run}");
+    }
     let store = Store::open(&db).await.unwrap();
     assert_eq!(
         store.counts().await.unwrap().0,
