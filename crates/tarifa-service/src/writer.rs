@@ -13,7 +13,7 @@ use crate::seen::SeenKeys;
 use crate::store::{EventRow, Store, WriteSet};
 use rust_decimal::Decimal;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -425,7 +425,9 @@ pub async fn run(
                 }
                 Command::KnownKeysComplete => {
                     seen_complete = true;
-                    metrics.seen_keys_complete.store(1, Relaxed);
+                    // The count first: whoever reads "complete" reads the full count too.
+                    metrics.seen_keys.store(seen.len() as u64, Relaxed);
+                    metrics.seen_keys_complete.store(1, Release);
                     Pending::Nothing
                 }
             });

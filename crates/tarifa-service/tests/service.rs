@@ -272,8 +272,10 @@ async fn wallet_holds_on_send_captures_on_delivery_and_releases_on_failure() {
                 let mut complete = false;
                 for _ in 0..200 {
                     let (_, metrics) = app.get_text("/metrics").await;
-                    if metrics.contains("tarifa_seen_keys_complete 1") {
-                        assert!(metrics.contains("tarifa_seen_keys 4\n"), "{metrics}");
+                    // The sample line, not the HELP line (which also starts with "… 1").
+                    if metrics.contains("\ntarifa_seen_keys_complete 1\n") {
+                        let (_, metrics) = app.get_text("/metrics").await;
+                        assert!(metrics.contains("\ntarifa_seen_keys 4\n"), "{metrics}");
                         complete = true;
                         break;
                     }
