@@ -23,6 +23,9 @@ cleanup() { [ -z "$server" ] || kill "$server" 2>/dev/null || true; wait 2>/dev/
 trap cleanup EXIT
 url=http://127.0.0.1:$port
 
+# SQL on PostgreSQL's administrative database (creates, checkpoints and drops the bench's own).
+psql_admin() { psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "$1"; }
+
 # The machine's steal time, in clock ticks (8th value of the cpu line of /proc/stat).
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
@@ -48,7 +51,7 @@ run_backend() { # $1 = name, $2 = database url
     --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" --json >/dev/null
   # Start from a clean page cache: dirty pages of an earlier run (or of the warm-up), flushed by
   # the kernel or by PostgreSQL's checkpointer in the middle of this one, would stall its fsyncs.
-  [ "$name" = sqlite ] || psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c checkpoint
+  [ "$name" = sqlite ] || psql_admin checkpoint
   sync
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   local cpu0 pg0 cpu1 pg1 events
@@ -77,9 +80,9 @@ for b in "${backends[@]}"; do
     sqlite) run_backend sqlite "sqlite://$tmp/tarifa.db" ;;
     postgres)
       name=tarifa_bench_$(date +%s)
-      psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "create database $name"
+      psql_admin "create database $name"
       run_backend postgres "$pg/$name"
-      psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "drop database $name" ;;
+      psql_admin "drop database $name" ;;
     *) echo "unknown backend $b" >&2; exit 2 ;;
   esac
 done

@@ -208,9 +208,11 @@ pub async fn run(
     // and a group that waits a little gathers more of them.
     let mut last_group = 0;
     loop {
-        let age = open.started.map(|s| s.elapsed()).unwrap_or_default();
-        let due = grouping.due(open.commands, age, last_group) || closed;
-        if in_flight.is_none() && open.commands > 0 && due {
+        let due = || {
+            let age = open.started.map(|s| s.elapsed()).unwrap_or_default();
+            closed || grouping.due(open.commands, age, last_group)
+        };
+        if in_flight.is_none() && open.commands > 0 && due() {
             last_group = open.commands;
             in_flight = Some(start_commit(
                 &store,

@@ -108,17 +108,9 @@ async fn databases() -> Vec<String> {
     let mut out = vec![format!("sqlite://{}", dir.join("crash.db").display())];
     match std::env::var("TARIFA_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
-            use sqlx::Connection;
             let name = format!("tarifa_crash_{}", std::process::id());
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
+            drop_database(&name).await.unwrap();
+            on_test_server(&format!("CREATE DATABASE {name}"))
                 .await
                 .unwrap();
             out.push(format!("{}/{name}", &url[..url.rfind('/').unwrap()]));
@@ -248,8 +240,11 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         store.close().await;
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
-        if db.starts_with("postgres") {
-            drop_database(&db).await;
+        if let Some(name) = db
+            .strip_prefix("postgres")
+            .and_then(|_| db.rsplit('/').next())
+        {
+            let _ = drop_database(name).await;
         }
     }
     let _ = std::fs::remove_dir_all(
@@ -257,23 +252,20 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
     );
 }
 
-/// Drops the PostgreSQL database at `url` (the crash test's own), from the server's
-/// `TARIFA_TEST_DATABASE_URL` database.
-async fn drop_database(url: &str) {
+/// Runs `sql` on the database of `TARIFA_TEST_DATABASE_URL` (which must be set).
+async fn on_test_server(sql: &str) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
-    let (Ok(admin), Some(name)) = (
-        std::env::var("TARIFA_TEST_DATABASE_URL"),
-        url.rsplit('/').next(),
-    ) else {
-        return;
-    };
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
+    let url = std::env::var("TARIFA_TEST_DATABASE_URL").unwrap_or_default();
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
         .execute(&mut conn)
-        .await;
-    }
+        .await?;
+    Ok(())
+}
+
+/// Drops the crash test's PostgreSQL database `name`, if it exists.
+async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
+    on_test_server(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
