@@ -179,7 +179,7 @@ fn generate_world(args: &GenArgs, world: &World, out: &mut dyn Write) -> Result<
 // Randomness
 
 /// SplitMix64 finalizer: a bijection of `u64`, used for hashing and id scrambling.
-fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

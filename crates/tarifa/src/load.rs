@@ -525,16 +525,33 @@ fn webhook_body(out: &mut String, p: &Params, i: u64) {
         if e > 0 {
             out.push(',');
         }
+        let random = crate::gen::mix64(p.nonce ^ message);
+        out.push_str(r#"{"id":""#);
+        meta_wamid(out, recipient, random);
         let _ = write!(
             out,
-            r#"{{"id":"wamid.HBgLMzQ2MDAw{:016x}{:012x}AA==","status":"{status}","timestamp":"{at}","recipient_id":"{recipient}","conversation":{{"id":"{:032x}","expiration_timestamp":"{}","origin":{{"type":"marketing"}}}},"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}}}"#,
-            p.nonce,
-            message,
-            (p.nonce as u128) << 64 | message as u128,
+            r#"","status":"{status}","timestamp":"{at}","recipient_id":"{recipient}","conversation":{{"id":"{:032x}","expiration_timestamp":"{}","origin":{{"type":"marketing"}}}},"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}}}"#,
+            u128::from(crate::gen::mix64(random)) << 64 | u128::from(random),
             at + 86_400,
         );
     }
     out.push_str(r#"]},"field":"messages"}]}]}"#);
+}
+
+/// A wamid shaped like Meta's (spec §9): `wamid.` and the base64 of a small record holding the
+/// recipient's number, then a random 18-digit hex id. Such ids sort by recipient, then at
+/// random, so the server's indexes on them take inserts all over, as under real traffic (a
+/// sequential id would only ever append).
+fn meta_wamid(out: &mut String, recipient: u64, random: u64) {
+    use base64::Engine as _;
+    let number = recipient.to_string();
+    let mut record = vec![0x1c, 0x18, number.len() as u8];
+    record.extend_from_slice(number.as_bytes());
+    record.extend_from_slice(&[0x15, 0x02, 0x00, 0x11, 0x18, 0x12]);
+    record.extend_from_slice(format!("{random:016X}{:02X}", random >> 56 ^ 0x5a).as_bytes());
+    record.push(0x00);
+    out.push_str("wamid.");
+    base64::engine::general_purpose::STANDARD.encode_string(&record, out);
 }
 
 fn quote_body(out: &mut String, p: &Params, i: u64) {
@@ -545,4 +562,28 @@ fn quote_body(out: &mut String, p: &Params, i: u64) {
         p.business,
         34_600_000_000u64 + user
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wamids_have_the_shape_of_metas() {
+        // A real wamid from spec §9 for recipient 16503879439:
+        // wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA
+        let mut ours = String::new();
+        meta_wamid(&mut ours, 16_503_879_439, 0x4AD6_2084_F2FA_1632);
+        assert!(
+            ours.starts_with("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI"),
+            "{ours}"
+        );
+        assert_eq!(
+            ours.len(),
+            "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA".len()
+        );
+        let mut other = String::new();
+        meta_wamid(&mut other, 16_503_879_439, 0x4AD6_2084_F2FA_1633);
+        assert_ne!(ours, other);
+    }
 }
