@@ -30,14 +30,37 @@ pub struct Store {
     pub(crate) pool: sqlx::AnyPool,
     /// For the writer's look-ups by key (duplicates, owners of messages): on PostgreSQL its own
     /// connections, which plan each statement with its parameters (a generic plan cached while
-    /// `events` was empty, a sequential scan, would stay in use as the table grows); the same
-    /// pool as `pool` on SQLite.
+    /// `events` was empty, a sequential scan, would stay in use as the table grows) and never
+    /// compile one to machine code (a look-up of a few index entries takes well under a
+    /// millisecond; the planner, which expects 100 ids in a JSON list, would start LLVM for
+    /// 200 ms); the same pool as `pool` on SQLite.
     lookups: sqlx::AnyPool,
-    /// PostgreSQL: the group commits' own connection, on the native driver, so each table's rows
-    /// travel as typed arrays in the binary protocol (see [`Store::commit_postgres`]).
-    commits: Option<sqlx::PgPool>,
+    /// The group commits' own connection (see [`Committer`]).
+    commits: Committer,
     pub dialect: Dialect,
 }
+
+/// The connection that group commits go through: one of their own, apart from the readers'.
+#[derive(Clone)]
+enum Committer {
+    /// SQLite: one connection, the only one that writes events, with a page cache of its own
+    /// ([`SQLITE_COMMIT_CACHE_KIB`]). A connection drops its cache whenever another one has
+    /// written, so commits taking turns over the readers' pool would each start cold and read
+    /// again every index page they touch; ids such as Meta's wamids land all over those
+    /// indexes. Its statement journals stay in memory (`temp_store = MEMORY`): a group's
+    /// `INSERT … SELECT`s call functions, so SQLite keeps a copy of every page each one
+    /// changes, to undo it alone, and past 64 KiB it wrote those copies to a temporary file
+    /// (a third of the server's disk writes at 15,000 events/s).
+    Sqlite(sqlx::AnyPool),
+    /// PostgreSQL, on the native driver, so each table's rows travel as typed arrays in the
+    /// binary protocol (see [`Store::commit_postgres`]).
+    Postgres(sqlx::PgPool),
+}
+
+/// The SQLite commit connection's page cache, in KiB (`PRAGMA cache_size` takes negative KiB):
+/// 4,096 pages of 4 KiB. A much larger one (128 MiB) was slower: SQLite scans part of its
+/// page hash table at the end of every write transaction.
+const SQLITE_COMMIT_CACHE_KIB: u32 = 16 * 1024;
 
 /// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,14 +185,23 @@ const POSTGRES_BYTEWISE_KEYS: &[&str] = &[
      ALTER COLUMN business TYPE TEXT COLLATE \"C\"",
 ];
 
+/// Both backends: a message's events are found through the unique index of keys instead (see
+/// [`Store::businesses_of`]); every event was inserted into this index too, at a random place.
+const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_message"];
+
 /// Each migration is one version: all its statements run in one transaction.
 fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     match dialect {
-        Dialect::Sqlite => vec![(1, SQLITE), (2, crate::recovery::store::SQLITE)],
+        Dialect::Sqlite => vec![
+            (1, SQLITE),
+            (2, crate::recovery::store::SQLITE),
+            (3, DROP_EVENTS_MESSAGE_INDEX),
+        ],
         Dialect::Postgres => vec![
             (1, POSTGRES),
             (2, crate::recovery::store::POSTGRES),
             (3, POSTGRES_BYTEWISE_KEYS),
+            (4, DROP_EVENTS_MESSAGE_INDEX),
         ],
     }
 }
@@ -259,7 +291,7 @@ impl Store {
                 .max_connections(2)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
+                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan; SET jit = off")
                             .execute(conn)
                             .await?;
                         Ok(())
@@ -270,8 +302,25 @@ impl Store {
                 .with_context(|| format!("cannot open the database {}", redact(&url)))?,
         };
         let commits = match dialect {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(
+            Dialect::Sqlite => Committer::Sqlite(
+                options()
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(AssertSqlSafe(format!(
+                                "PRAGMA cache_size = -{SQLITE_COMMIT_CACHE_KIB}; \
+                                 PRAGMA temp_store = MEMORY"
+                            )))
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+            ),
+            Dialect::Postgres => Committer::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(2)
@@ -347,7 +396,7 @@ impl Store {
     fn json_rows(&self, n: usize) -> String {
         match self.dialect {
             Dialect::Sqlite => "SELECT value FROM json_each(?)".into(),
-            Dialect::Postgres => format!("SELECT json_array_elements_text(${n}::json)"),
+            Dialect::Postgres => format!("SELECT json_array_elements_text(${n}::json) AS value"),
         }
     }
 
@@ -395,17 +444,44 @@ impl Store {
 
     /// The business of each stored outbound message among `messages`.
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
-        let sql = format!(
-            "SELECT DISTINCT message, business FROM events WHERE message IN ({}) AND business <> ''",
-            self.json_rows(1)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(Self::json_list(messages))
+        // A message's events are found by their keys (see `ingest::row_of`): `out:{id}` and the
+        // range of `st:{id}:…` (`;` follows `:`), read from the unique index of keys, so no index
+        // of its own is kept on `message` (one b-tree fewer to insert every event into, and
+        // message ids such as Meta's wamids land all over it). The `message` test keeps an id
+        // that has a `:` of its own (`a:b`) out of the range of another (`a`).
+        let mut messages = messages.to_vec();
+        messages.sort_unstable();
+        messages.dedup();
+        let rows = sqlx::query(AssertSqlSafe(self.businesses_of_sql()))
+            .bind(Self::json_list(&messages))
             .fetch_all(&self.lookups)
             .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+        let mut owners = Vec::new();
+        for row in &rows {
+            if let Some(business) = row.try_get::<Option<String>, _>(1)? {
+                owners.push((row.try_get(0)?, business));
+            }
+        }
+        Ok(owners)
+    }
+
+    /// The statement of [`Store::businesses_of`] (the JSON list of ids is its one parameter):
+    /// for each id, a search of the key index for its outbound record, then one for its
+    /// statuses. Correlated subqueries keep both backends on the index (with a join over the
+    /// ranges, PostgreSQL, which cannot estimate them, would scan `events` and hash on `message`).
+    fn businesses_of_sql(&self) -> String {
+        let owner = |key_test: &str| {
+            format!(
+                "(SELECT business FROM events WHERE {key_test} AND message = m.value \
+                 AND business <> '' LIMIT 1)"
+            )
+        };
+        format!(
+            "SELECT m.value, COALESCE({}, {}) FROM ({}) AS m",
+            owner("key = 'out:' || m.value"),
+            owner("key > 'st:' || m.value || ':' AND key < 'st:' || m.value || ';'"),
+            self.json_rows(1)
+        )
     }
 
     /// Writes one group in one transaction.
@@ -413,9 +489,10 @@ impl Store {
         if w.is_empty() {
             return Ok(());
         }
-        if self.dialect == Dialect::Postgres {
-            return self.commit_postgres(w).await;
-        }
+        let pool = match &self.commits {
+            Committer::Postgres(pool) => return Self::commit_postgres(pool, w).await,
+            Committer::Sqlite(pool) => pool,
+        };
         // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
         // connection's thread, one prepared text), inside one transaction. `jsonb_each` hands
         // each row over as a parsed (JSONB) array, so `->>` does not parse it again per column.
@@ -442,7 +519,7 @@ impl Store {
               SELECT value->>0, value->>1, value->>2, value->>3 \
               FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key";
         let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         sqlx::query(SQL)
             .bind(events)
             .bind(ledger_ops)
@@ -462,7 +539,7 @@ impl Store {
     /// the statement is prepared once; no JSON to write, escape or parse on either side), turned
     /// back into rows by `unnest … WITH ORDINALITY` and inserted by a data-modifying `WITH` in
     /// their order, so ledger operations get their sequence numbers in the order applied.
-    async fn commit_postgres(&self, w: &WriteSet) -> Result<()> {
+    async fn commit_postgres(pool: &sqlx::PgPool, w: &WriteSet) -> Result<()> {
         const SQL: &str = "WITH \
             ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
               SELECT a, b, c, d, e, f, g FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -486,10 +563,6 @@ impl Store {
               SELECT a, b, c, d FROM unnest($28::int8[], $29::text[], $30::text[], $31::text[]) \
                 WITH ORDINALITY AS t(a, b, c, d, n) ORDER BY n) \
             SELECT 1";
-        let pool = self
-            .commits
-            .as_ref()
-            .context("no PostgreSQL connection for commits")?;
         /// One column of `rows`, as the array bound to its parameter.
         fn column<'a, T: 'a, V: 'a>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
             rows.iter().map(f).collect()
@@ -712,8 +785,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(commits) = &self.commits {
-            commits.close().await;
+        match &self.commits {
+            Committer::Sqlite(pool) => pool.close().await,
+            Committer::Postgres(pool) => pool.close().await,
         }
         self.lookups.close().await;
         self.pool.close().await;
@@ -747,5 +821,43 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Owners of messages are read through the unique index of keys (there is no index on
+    /// `message`): a search of the index for each id, never a scan of `events`.
+    #[tokio::test]
+    async fn owners_of_messages_are_looked_up_through_the_key_index() {
+        let dir = std::env::temp_dir().join(format!("tarifa-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db", dir.display());
+        // Opened twice: `EXPLAIN` reports from the schema its connection read last, and the
+        // first opening's connections read it before the migrations dropped an index (a real
+        // statement notices the change and is prepared again).
+        Store::open(&url).await.unwrap().close().await;
+        let store = Store::open(&url).await.unwrap();
+        let plan = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            store.businesses_of_sql()
+        )))
+        .bind("[]")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+        let on_events: Vec<&String> = details.iter().filter(|d| d.contains("events")).collect();
+        assert_eq!(on_events.len(), 2, "{details:?}");
+        for d in on_events {
+            assert!(
+                d.starts_with("SEARCH events USING INDEX sqlite_autoindex_events_1 (key"),
+                "{details:?}"
+            );
+        }
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -671,6 +671,59 @@ async fn account_updates_are_stored_and_leave_live_prices_as_the_batch_does() {
     }
 }
 
+/// The owner (business) of a message is found from its stored events, on both backends: its
+/// outbound record or any of its statuses, never an event that does not know its business, and
+/// never another message whose id starts with this one's (`a:b` after `a`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
+    use std::sync::Arc;
+    use tarifa_service::store::{EventRow, WriteSet};
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let store = app.store().clone();
+        let row = |key: &str, message: &str, business: &str| EventRow {
+            key: key.into(),
+            business: business.into(),
+            kind: "status",
+            message: message.into(),
+            at: 1,
+            received_at: 1,
+            line: "{}".into(),
+            event: Arc::new(tarifa_core::input::Event::Ignored),
+        };
+        let w = WriteSet {
+            events: vec![
+                row("out:a", "a", "shop"),
+                row("st:a:b:sent:1", "a:b", "other"),
+                row("st:c:delivered:2", "c", "shop2"),
+                row("st:d:sent:3", "d", ""),
+                row("st:e:sent:4", "e", ""),
+                row("st:e:read:4", "e", "shop3"),
+                row("in:f", "", "shop"),
+            ],
+            ..WriteSet::default()
+        };
+        store.commit(&w).await.unwrap();
+        let mut owners = store
+            .businesses_of(&["a", "a:b", "c", "d", "e", "f", "zz", ""])
+            .await
+            .unwrap();
+        owners.sort();
+        let expected = [
+            ("a", "shop"),
+            ("a:b", "other"),
+            ("c", "shop2"),
+            ("e", "shop3"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(m, b)| (m.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(owners, expected, "{backend:?}");
+        app.stop().await;
+    }
+}
+
 /// A group commit stores every value exactly (text with quotes, backslashes, control characters
 /// and non-ASCII; large and negative integers) and keeps the ledger operations in the order
 /// applied, on both backends (PostgreSQL writes a group as one statement of JSON arrays).
@@ -683,7 +736,7 @@ async fn group_commit_stores_values_exactly_and_in_order() {
         let store = app.store().clone();
         let tricky = "q\"uote \\ back\\slash\n\ttab é 中文 🚀 \u{1} end";
         let row = |n: i64| EventRow {
-            key: format!("test:{n}:{tricky}"),
+            key: format!("st:m-{n}-{tricky}:sent:346000{n}"),
             business: "shop".into(),
             kind: "status",
             message: format!("m-{n}-{tricky}"),
