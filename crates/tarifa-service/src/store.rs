@@ -43,24 +43,17 @@ pub struct Store {
 /// The connection that group commits go through: one of their own, apart from the readers'.
 #[derive(Clone)]
 enum Committer {
-    /// SQLite: one connection, the only one that writes events, with a page cache of its own
-    /// ([`SQLITE_COMMIT_CACHE_KIB`]). A connection drops its cache whenever another one has
-    /// written, so commits taking turns over the readers' pool would each start cold and read
-    /// again every index page they touch; ids such as Meta's wamids land all over those
-    /// indexes. Its statement journals stay in memory (`temp_store = MEMORY`): a group's
-    /// `INSERT … SELECT`s call functions, so SQLite keeps a copy of every page each one
-    /// changes, to undo it alone, and past 64 KiB it wrote those copies to a temporary file
-    /// (a third of the server's disk writes at 15,000 events/s).
+    /// SQLite: one connection, the only one that writes events, whose statement journals stay
+    /// in memory (`temp_store = MEMORY`). A group's `INSERT … SELECT`s call functions, so
+    /// SQLite keeps a copy of every page each of them changes, to undo that statement alone;
+    /// past 64 KiB it wrote those copies to a temporary file: a third of the server's disk
+    /// writes at 15,000 events/s, since ids such as Meta's wamids put every event's index entry
+    /// on a page of its own.
     Sqlite(sqlx::AnyPool),
     /// PostgreSQL, on the native driver, so each table's rows travel as typed arrays in the
     /// binary protocol (see [`Store::commit_postgres`]).
     Postgres(sqlx::PgPool),
 }
-
-/// The SQLite commit connection's page cache, in KiB (`PRAGMA cache_size` takes negative KiB):
-/// 4,096 pages of 4 KiB. A much larger one (128 MiB) was slower: SQLite scans part of its
-/// page hash table at the end of every write transaction.
-const SQLITE_COMMIT_CACHE_KIB: u32 = 16 * 1024;
 
 /// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,12 +300,9 @@ impl Store {
                     .max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            sqlx::raw_sql(AssertSqlSafe(format!(
-                                "PRAGMA cache_size = -{SQLITE_COMMIT_CACHE_KIB}; \
-                                 PRAGMA temp_store = MEMORY"
-                            )))
-                            .execute(conn)
-                            .await?;
+                            sqlx::raw_sql("PRAGMA temp_store = MEMORY")
+                                .execute(conn)
+                                .await?;
                             Ok(())
                         })
                     })
@@ -831,7 +821,7 @@ mod tests {
     /// Owners of messages are read through the unique index of keys (there is no index on
     /// `message`): a search of the index for each id, never a scan of `events`.
     #[tokio::test]
-    async fn owners_of_messages_are_looked_up_through_the_key_index() {
+    async fn owners_are_looked_up_through_the_key_index_and_commits_journal_in_memory() {
         let dir = std::env::temp_dir().join(format!("tarifa-plan-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/t.db", dir.display());
@@ -857,6 +847,16 @@ mod tests {
                 "{details:?}"
             );
         }
+        // The group commits' connection keeps its statement journals in memory.
+        let Committer::Sqlite(commits) = &store.commits else {
+            panic!("a SQLite store commits through SQLite");
+        };
+        let temp_store: i64 = sqlx::query("PRAGMA temp_store")
+            .fetch_one(commits)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(temp_store, 2, "temp_store = MEMORY");
         store.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
