@@ -160,7 +160,7 @@ impl Metrics {
 }
 
 /// One counter or gauge in the text exposition format.
-fn write_value(out: &mut String, kind: &str, name: &str, help: &str, value: &AtomicU64) {
+pub(crate) fn write_value(out: &mut String, kind: &str, name: &str, help: &str, value: &AtomicU64) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",

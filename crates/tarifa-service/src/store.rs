@@ -37,8 +37,28 @@ pub struct Store {
     lookups: sqlx::AnyPool,
     /// The group commits' own connection (see [`Committer`]).
     commits: Committer,
+    /// SQLite: what the background checkpointer did (see [`checkpoint_in_background`]).
+    pub checkpoints: std::sync::Arc<WalCheckpoints>,
     pub dialect: Dialect,
 }
+
+/// SQLite's background checkpoints, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WalCheckpoints {
+    /// Checkpoints run.
+    pub runs: std::sync::atomic::AtomicU64,
+    /// Frames in the write-ahead log at the last one.
+    pub wal_frames: std::sync::atomic::AtomicU64,
+}
+
+/// SQLite: how often the background checkpointer copies new WAL frames into the database.
+const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// SQLite: the WAL size (in frames, one page each) at which the committing connection runs a
+/// checkpoint itself, after which the WAL starts over: 10,000 frames, 40 MiB. The background
+/// checkpointer has usually copied all but the last few milliseconds of them by then, so the
+/// commit that runs it pays for little.
+const SQLITE_WAL_AUTOCHECKPOINT: u32 = 10_000;
 
 /// The connection that group commits go through: one of their own, apart from the readers'.
 #[derive(Clone)]
@@ -49,7 +69,11 @@ enum Committer {
     /// past 64 KiB it wrote those copies to a temporary file: a third of the server's disk
     /// writes at 15,000 events/s, since ids such as Meta's wamids put every event's index entry
     /// on a page of its own.
-    Sqlite(sqlx::AnyPool),
+    Sqlite {
+        commits: sqlx::AnyPool,
+        /// The background checkpointer's connection.
+        checkpoints: sqlx::AnyPool,
+    },
     /// PostgreSQL, on the native driver, so each table's rows travel as typed arrays in the
     /// binary protocol (see [`Store::commit_postgres`]).
     Postgres(sqlx::PgPool),
@@ -295,21 +319,29 @@ impl Store {
                 .with_context(|| format!("cannot open the database {}", redact(&url)))?,
         };
         let commits = match dialect {
-            Dialect::Sqlite => Committer::Sqlite(
-                options()
+            Dialect::Sqlite => Committer::Sqlite {
+                commits: options()
                     .max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            sqlx::raw_sql("PRAGMA temp_store = MEMORY")
-                                .execute(conn)
-                                .await?;
+                            sqlx::raw_sql(AssertSqlSafe(format!(
+                                "PRAGMA temp_store = MEMORY; \
+                                 PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}"
+                            )))
+                            .execute(conn)
+                            .await?;
                             Ok(())
                         })
                     })
                     .connect(&url)
                     .await
                     .with_context(|| format!("cannot open the database {}", redact(&url)))?,
-            ),
+                checkpoints: options()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+            },
             Dialect::Postgres => Committer::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .test_before_acquire(false)
@@ -319,10 +351,18 @@ impl Store {
                     .with_context(|| format!("cannot open the database {}", redact(&url)))?,
             ),
         };
+        let checkpoints = std::sync::Arc::new(WalCheckpoints::default());
+        if let Committer::Sqlite {
+            checkpoints: pool, ..
+        } = &commits
+        {
+            tokio::spawn(checkpoint_in_background(pool.clone(), checkpoints.clone()));
+        }
         let store = Store {
             pool,
             lookups,
             commits,
+            checkpoints,
             dialect,
         };
         if dialect == Dialect::Sqlite {
@@ -481,7 +521,7 @@ impl Store {
         }
         let pool = match &self.commits {
             Committer::Postgres(pool) => return Self::commit_postgres(pool, w).await,
-            Committer::Sqlite(pool) => pool,
+            Committer::Sqlite { commits, .. } => commits,
         };
         // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
         // connection's thread, one prepared text), inside one transaction. `jsonb_each` hands
@@ -774,13 +814,69 @@ impl Store {
             .collect()
     }
 
+    /// The store's own metrics (SQLite's background checkpoints), in the text exposition format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        if self.dialect == Dialect::Sqlite {
+            crate::metrics::write_value(
+                &mut out,
+                "counter",
+                "tarifa_sqlite_checkpoints_total",
+                "Background checkpoints of SQLite's write-ahead log.",
+                &self.checkpoints.runs,
+            );
+            crate::metrics::write_value(
+                &mut out,
+                "gauge",
+                "tarifa_sqlite_wal_frames",
+                "Frames (pages) in SQLite's write-ahead log at the last background checkpoint.",
+                &self.checkpoints.wal_frames,
+            );
+        }
+        out
+    }
+
     pub async fn close(&self) {
         match &self.commits {
-            Committer::Sqlite(pool) => pool.close().await,
+            Committer::Sqlite {
+                commits,
+                checkpoints,
+            } => {
+                checkpoints.close().await;
+                commits.close().await;
+            }
             Committer::Postgres(pool) => pool.close().await,
         }
         self.lookups.close().await;
         self.pool.close().await;
+    }
+}
+
+/// SQLite: copies the WAL's new frames into the database every [`SQLITE_CHECKPOINT_EVERY`]
+/// (`PASSIVE`: it never waits for, nor blocks, the commits), until its connection is closed.
+///
+/// Left to the committing connection alone, checkpoints run inside a commit, on the one thread
+/// that writes: a commit waits while a thousand pages are copied and fsynced, and every group
+/// behind it waits too. Done here, on a connection and thread of their own, the copying overlaps
+/// the commits: at 20,000 events/s with Meta-shaped ids, the writer kept up with about 19,400
+/// events/s instead of 15,200. The WAL still starts over when it reaches
+/// [`SQLITE_WAL_AUTOCHECKPOINT`] frames.
+async fn checkpoint_in_background(pool: sqlx::AnyPool, stats: std::sync::Arc<WalCheckpoints>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    while !pool.is_closed() {
+        tokio::time::sleep(SQLITE_CHECKPOINT_EVERY).await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(row) => {
+                stats.runs.fetch_add(1, Relaxed);
+                let frames = row.try_get::<i64, _>(1).unwrap_or(0);
+                stats.wal_frames.store(frames.max(0) as u64, Relaxed);
+            }
+            Err(_) if pool.is_closed() => break,
+            Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
+        }
     }
 }
 
@@ -848,7 +944,7 @@ mod tests {
             );
         }
         // The group commits' connection keeps its statement journals in memory.
-        let Committer::Sqlite(commits) = &store.commits else {
+        let Committer::Sqlite { commits, .. } = &store.commits else {
             panic!("a SQLite store commits through SQLite");
         };
         let temp_store: i64 = sqlx::query("PRAGMA temp_store")

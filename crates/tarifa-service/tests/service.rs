@@ -671,6 +671,51 @@ async fn account_updates_are_stored_and_leave_live_prices_as_the_batch_does() {
     }
 }
 
+/// SQLite's write-ahead log is checkpointed in the background (not inside the commits), and
+/// `/metrics` shows it; PostgreSQL has no such metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_ahead_log_is_checkpointed_in_the_background() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let t = 1_795_000_000;
+        let (status, body) = app
+            .post(
+                "/v1/events",
+                &json!([{"type": "inbound", "id": "bg-1", "at": t, "business": "shop",
+                         "phone": "pn-1", "user": USER}]),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let sample = |metrics: &str, name: &str| -> Option<u64> {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .map(|v| v.parse().unwrap())
+        };
+        let mut seen = None;
+        for _ in 0..100 {
+            let (_, metrics) = app.get_text("/metrics").await;
+            let runs = sample(&metrics, "tarifa_sqlite_checkpoints_total");
+            let frames = sample(&metrics, "tarifa_sqlite_wal_frames");
+            if matches!(backend, Backend::Postgres) {
+                assert_eq!((runs, frames), (None, None), "{metrics}");
+                seen = Some(());
+                break;
+            }
+            if runs.unwrap() >= 1 && frames.unwrap() > 0 {
+                seen = Some(());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            seen.is_some(),
+            "{backend:?}: no background checkpoint of the stored event"
+        );
+        app.stop().await;
+    }
+}
+
 /// The owner (business) of a message is found from its stored events, on both backends: its
 /// outbound record or any of its statuses, never an event that does not know its business, and
 /// never another message whose id starts with this one's (`a:b` after `a`).
