@@ -38,13 +38,13 @@ pub struct Store {
     /// The group commits' own connection (see [`Committer`]).
     commits: Committer,
     /// SQLite: what the background checkpointer did (see [`checkpoint_in_background`]).
-    pub checkpoints: std::sync::Arc<WalCheckpoints>,
+    wal_checkpoints: std::sync::Arc<WalCheckpoints>,
     pub dialect: Dialect,
 }
 
 /// SQLite's background checkpoints, for `/metrics`.
 #[derive(Debug, Default)]
-pub struct WalCheckpoints {
+struct WalCheckpoints {
     /// Checkpoints run.
     pub runs: std::sync::atomic::AtomicU64,
     /// Frames in the write-ahead log at the last one.
@@ -54,11 +54,11 @@ pub struct WalCheckpoints {
 /// SQLite: how often the background checkpointer copies new WAL frames into the database.
 const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// SQLite: the WAL size (in frames, one page each) at which the committing connection runs a
-/// checkpoint itself, after which the WAL starts over: 10,000 frames, 40 MiB. The background
-/// checkpointer has usually copied all but the last few milliseconds of them by then, so the
-/// commit that runs it pays for little.
-const SQLITE_WAL_AUTOCHECKPOINT: u32 = 10_000;
+/// SQLite: the committing connection's settings (see [`Committer`]). `wal_autocheckpoint` is the
+/// WAL size (in frames, one page each) at which it runs a checkpoint itself, after which the WAL
+/// starts over: 10,000 frames, 40 MiB. The background checkpointer has usually copied all but
+/// the last few milliseconds of them by then, so the commit that runs it pays for little.
+const SQLITE_COMMIT_SETUP: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000";
 
 /// The connection that group commits go through: one of their own, apart from the readers'.
 #[derive(Clone)]
@@ -288,59 +288,30 @@ impl Store {
             Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let options = || {
-            AnyPoolOptions::new()
-                // No ping before each use (a round trip per group commit): a broken connection
-                // fails the statement instead, which fails the group like any storage error.
-                .test_before_acquire(false)
-        };
-        let pool = options()
-            .max_connections(match dialect {
+        let pool = connect(
+            &url,
+            match dialect {
                 Dialect::Sqlite => 4,
                 Dialect::Postgres => 8,
-            })
-            .connect(&url)
-            .await
-            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+            },
+            None,
+        )
+        .await?;
         let lookups = match dialect {
             Dialect::Sqlite => pool.clone(),
-            Dialect::Postgres => options()
-                .max_connections(2)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan; SET jit = off")
-                            .execute(conn)
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await
-                .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+            Dialect::Postgres => {
+                connect(
+                    &url,
+                    2,
+                    Some("SET plan_cache_mode = force_custom_plan; SET jit = off"),
+                )
+                .await?
+            }
         };
         let commits = match dialect {
             Dialect::Sqlite => Committer::Sqlite {
-                commits: options()
-                    .max_connections(1)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::raw_sql(AssertSqlSafe(format!(
-                                "PRAGMA temp_store = MEMORY; \
-                                 PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}"
-                            )))
-                            .execute(conn)
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await
-                    .with_context(|| format!("cannot open the database {}", redact(&url)))?,
-                checkpoints: options()
-                    .max_connections(1)
-                    .connect(&url)
-                    .await
-                    .with_context(|| format!("cannot open the database {}", redact(&url)))?,
+                commits: connect(&url, 1, Some(SQLITE_COMMIT_SETUP)).await?,
+                checkpoints: connect(&url, 1, None).await?,
             },
             Dialect::Postgres => Committer::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
@@ -351,18 +322,18 @@ impl Store {
                     .with_context(|| format!("cannot open the database {}", redact(&url)))?,
             ),
         };
-        let checkpoints = std::sync::Arc::new(WalCheckpoints::default());
-        if let Committer::Sqlite {
-            checkpoints: pool, ..
-        } = &commits
-        {
-            tokio::spawn(checkpoint_in_background(pool.clone(), checkpoints.clone()));
+        let wal_checkpoints = std::sync::Arc::new(WalCheckpoints::default());
+        if let Committer::Sqlite { checkpoints, .. } = &commits {
+            tokio::spawn(checkpoint_in_background(
+                checkpoints.clone(),
+                wal_checkpoints.clone(),
+            ));
         }
         let store = Store {
             pool,
             lookups,
             commits,
-            checkpoints,
+            wal_checkpoints,
             dialect,
         };
         if dialect == Dialect::Sqlite {
@@ -472,7 +443,8 @@ impl Store {
             .collect()
     }
 
-    /// The business of each stored outbound message among `messages`.
+    /// The business of each message among `messages` that has a stored outbound record or a
+    /// status that knows its business.
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         // A message's events are found by their keys (see `ingest::row_of`): `out:{id}` and the
         // range of `st:{id}:…` (`;` follows `:`), read from the unique index of keys, so no index
@@ -823,14 +795,14 @@ impl Store {
                 "counter",
                 "tarifa_sqlite_checkpoints_total",
                 "Background checkpoints of SQLite's write-ahead log.",
-                &self.checkpoints.runs,
+                &self.wal_checkpoints.runs,
             );
             crate::metrics::write_value(
                 &mut out,
                 "gauge",
                 "tarifa_sqlite_wal_frames",
                 "Frames (pages) in SQLite's write-ahead log at the last background checkpoint.",
-                &self.checkpoints.wal_frames,
+                &self.wal_checkpoints.wal_frames,
             );
         }
         out
@@ -852,6 +824,27 @@ impl Store {
     }
 }
 
+/// A pool of at most `max` connections to `url`, each running `setup` (SQL) when it opens.
+async fn connect(url: &str, max: u32, setup: Option<&'static str>) -> Result<sqlx::AnyPool> {
+    let mut options = AnyPoolOptions::new()
+        // No ping before each use (a round trip per group commit): a broken connection fails
+        // the statement instead, which fails the group like any storage error.
+        .test_before_acquire(false)
+        .max_connections(max);
+    if let Some(sql) = setup {
+        options = options.after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql(sql).execute(conn).await?;
+                Ok(())
+            })
+        });
+    }
+    options
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(url)))
+}
+
 /// SQLite: copies the WAL's new frames into the database every [`SQLITE_CHECKPOINT_EVERY`]
 /// (`PASSIVE`: it never waits for, nor blocks, the commits), until its connection is closed.
 ///
@@ -860,7 +853,7 @@ impl Store {
 /// behind it waits too. Done here, on a connection and thread of their own, the copying overlaps
 /// the commits: at 20,000 events/s with Meta-shaped ids, the writer kept up with about 19,400
 /// events/s instead of 15,200. The WAL still starts over when it reaches
-/// [`SQLITE_WAL_AUTOCHECKPOINT`] frames.
+/// 10,000 frames ([`SQLITE_COMMIT_SETUP`]).
 async fn checkpoint_in_background(pool: sqlx::AnyPool, stats: std::sync::Arc<WalCheckpoints>) {
     use std::sync::atomic::Ordering::Relaxed;
     while !pool.is_closed() {
