@@ -9,7 +9,7 @@
 //! so an acknowledged event always has its effects and an unacknowledged one has none. A group's
 //! rows travel in a fixed number of parameters, whatever the group's size, so the statement text
 //! never changes (prepared once) and a group costs one trip to the database: on SQLite one JSON
-//! array per table, read by six `INSERT … SELECT … FROM jsonb_each(?)` inside `BEGIN … COMMIT`;
+//! array per table, read by `INSERT … SELECT … FROM jsonb_each(?)`s inside `BEGIN … COMMIT`;
 //! on PostgreSQL one typed array per column (native driver, binary protocol), read by one
 //! data-modifying `WITH` over `unnest`.
 
@@ -206,6 +206,89 @@ const POSTGRES_BYTEWISE_KEYS: &[&str] = &[
 /// [`Store::businesses_of`]); every event was inserted into this index too, at a random place.
 const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_message"];
 
+/// SQLite: events and charges are found by key and by message through full-text indexes
+/// (FTS5, contentless) instead of b-tree indexes, and `events.key` and `charges.message` lose
+/// their `UNIQUE` (both tables are rebuilt; `seq` keeps every row's number).
+///
+/// Why: SQLite's write-ahead log holds whole pages, and keys such as Meta's wamids are random, so
+/// each event put its key on a 4 KiB page of its own, and each charge its message on another:
+/// about 8 KiB written to the log per delivered message, and again by the checkpoint. An FTS5
+/// index is a log-structured merge tree kept in SQLite's own tables: a commit writes its new
+/// entries as one small sorted segment, and segments are merged in the background of later
+/// commits, so an entry costs tens of bytes, not a page.
+///
+/// Each row has one document whose rowid is the row's `seq`, of tokens `k` + hex of the key
+/// (events) and `m` + hex of the message id (events with a message, and charges): hexadecimal,
+/// so any id is exactly one token of the `ascii` tokenizer, whatever its characters or case.
+/// Look-ups verify the row's own column, so a match stands for the exact id only.
+///
+/// Idempotency stays exact without `UNIQUE`: the writer is the one that stores events, and it
+/// stores a key only after proving it new (its filter of stored keys, a look-up of the maybes,
+/// and the keys of the groups in flight: `writer::run`), as it must anyway, since a duplicate
+/// must not reach the book either. A charge is written once per message by the book (a settled
+/// message is never priced again, and its ledger transfers have ids of their own). PostgreSQL,
+/// whose log holds row changes, keeps both unique indexes.
+const SQLITE_LOOKUP_INDEXES: &[&str] = &[
+    "CREATE TABLE events_v4 (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, business TEXT NOT NULL, \
+     kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, received_at BIGINT NOT NULL, \
+     line TEXT NOT NULL)",
+    "INSERT INTO events_v4 (seq, key, business, kind, message, at, received_at, line) \
+     SELECT seq, key, business, kind, message, at, received_at, line FROM events ORDER BY seq",
+    "DROP TABLE events",
+    "ALTER TABLE events_v4 RENAME TO events",
+    "CREATE INDEX events_business_at ON events (business, at)",
+    "CREATE VIRTUAL TABLE event_lookup USING fts5 (tokens, content = '', columnsize = 0, \
+     detail = none, tokenize = 'ascii')",
+    "INSERT INTO event_lookup (rowid, tokens) \
+     SELECT seq, 'k' || hex(key) || iif(message <> '', ' m' || hex(message), '') FROM events",
+    "CREATE TABLE charges_v4 (seq INTEGER PRIMARY KEY, message TEXT NOT NULL, \
+     business TEXT NOT NULL, at BIGINT NOT NULL, pricing_type TEXT NOT NULL, \
+     category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL, \
+     captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
+    "INSERT INTO charges_v4 (message, business, at, pricing_type, category, rule, amount, \
+     currency, captured, uncollected, counters) \
+     SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, \
+     uncollected, counters FROM charges ORDER BY rowid",
+    "DROP TABLE charges",
+    "ALTER TABLE charges_v4 RENAME TO charges",
+    "CREATE INDEX charges_business_at ON charges (business, at)",
+    "CREATE VIRTUAL TABLE charge_lookup USING fts5 (tokens, content = '', columnsize = 0, \
+     detail = none, tokenize = 'ascii')",
+    "INSERT INTO charge_lookup (rowid, tokens) SELECT seq, 'm' || hex(message) FROM charges",
+];
+
+/// The full-text query that matches the documents of any of `ids` under `prefix` (`k`: keys,
+/// `m`: messages) in an [`SQLITE_LOOKUP_INDEXES`] table: `kHEX OR kHEX …`.
+pub(crate) fn lookup_query(prefix: char, ids: &[&str]) -> String {
+    use std::fmt::Write as _;
+    let mut query = String::with_capacity(ids.iter().map(|id| id.len() * 2 + 5).sum());
+    for id in ids {
+        if !query.is_empty() {
+            query.push_str(" OR ");
+        }
+        query.push(prefix);
+        for byte in id.as_bytes() {
+            let _ = write!(query, "{byte:02X}");
+        }
+    }
+    query
+}
+
+/// SQLite: which keys of a JSON list (`?2`) are stored, through the documents of their tokens
+/// (`?1`, see [`lookup_query`]).
+const SQLITE_EXISTING_KEYS: &str = "SELECT key FROM events WHERE seq IN \
+     (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
+     AND key IN (SELECT value FROM json_each(?))";
+
+/// SQLite: the events that know the business of messages of a JSON list (`?2`), through the
+/// documents of their tokens (`?1`), oldest first, each with whether it is the outbound record.
+const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = 'out:' || message \
+     FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
+     AND message IN (SELECT value FROM json_each(?)) AND business <> '' ORDER BY seq";
+
+/// Ids per full-text query of a look-up (the `OR` of their tokens).
+pub(crate) const LOOKUP_CHUNK: usize = 500;
+
 /// Each migration is one version: all its statements run in one transaction.
 fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     match dialect {
@@ -213,6 +296,7 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
             (1, SQLITE),
             (2, crate::recovery::store::SQLITE),
             (3, DROP_EVENTS_MESSAGE_INDEX),
+            (4, SQLITE_LOOKUP_INDEXES),
         ],
         Dialect::Postgres => vec![
             (1, POSTGRES),
@@ -401,11 +485,12 @@ impl Store {
         }
     }
 
-    /// Up to `page` stored idempotency keys after `after`, in key order (read from the unique
-    /// index of keys alone, not from the table).
-    pub async fn keys_after(&self, after: &str, page: i64) -> Result<Vec<String>> {
+    /// Up to `page` stored idempotency keys of the events after sequence number `after`, in
+    /// sequence order, with the last one's number (read along the primary key, so a page costs
+    /// the same however many came before it).
+    pub async fn keys_after(&self, after: i64, page: i64) -> Result<(Vec<String>, i64)> {
         let sql = format!(
-            "SELECT key FROM events WHERE key > {} ORDER BY key LIMIT {}",
+            "SELECT seq, key FROM events WHERE seq > {} ORDER BY seq LIMIT {}",
             self.param(1),
             self.param(2)
         );
@@ -414,9 +499,13 @@ impl Store {
             .bind(page)
             .fetch_all(&self.lookups)
             .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>(0)?))
-            .collect()
+        let mut last = after;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            last = row.try_get(0)?;
+            keys.push(row.try_get::<String, _>(1)?);
+        }
+        Ok((keys, last))
     }
 
     /// The highest event sequence number: at least the number of stored events, read from the
@@ -430,47 +519,88 @@ impl Store {
 
     /// Which of `keys` are stored already.
     pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
-        let sql = format!(
-            "SELECT key FROM events WHERE key IN ({})",
-            self.json_rows(1)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(Self::json_list(keys))
-            .fetch_all(&self.lookups)
-            .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>(0)?))
-            .collect()
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let query = match self.dialect {
+                // The documents of the keys' tokens, then the rows' own keys.
+                Dialect::Sqlite => sqlx::query(SQLITE_EXISTING_KEYS).bind(lookup_query('k', chunk)),
+                Dialect::Postgres => sqlx::query(
+                    "SELECT key FROM events WHERE key IN \
+                     (SELECT json_array_elements_text($1::json))",
+                ),
+            };
+            for row in query
+                .bind(Self::json_list(chunk))
+                .fetch_all(&self.lookups)
+                .await?
+            {
+                found.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(found)
     }
 
     /// The business of each message among `messages` that has a stored outbound record or a
-    /// status that knows its business.
+    /// status that knows its business (the outbound record's, when both do).
     pub async fn businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
-        // A message's events are found by their keys (see `ingest::row_of`): `out:{id}` and the
-        // range of `st:{id}:…` (`;` follows `:`), read from the unique index of keys, so no index
-        // of its own is kept on `message` (one b-tree fewer to insert every event into, and
-        // message ids such as Meta's wamids land all over it). The `message` test keeps an id
-        // that has a `:` of its own (`a:b`) out of the range of another (`a`).
         let mut messages = messages.to_vec();
         messages.sort_unstable();
         messages.dedup();
-        let rows = sqlx::query(AssertSqlSafe(self.businesses_of_sql()))
-            .bind(Self::json_list(&messages))
-            .fetch_all(&self.lookups)
-            .await?;
         let mut owners = Vec::new();
-        for row in &rows {
-            if let Some(business) = row.try_get::<Option<String>, _>(1)? {
-                owners.push((row.try_get(0)?, business));
+        for chunk in messages.chunks(LOOKUP_CHUNK) {
+            match self.dialect {
+                Dialect::Sqlite => owners.extend(self.sqlite_businesses_of(chunk).await?),
+                Dialect::Postgres => {
+                    let rows = sqlx::query(AssertSqlSafe(self.businesses_of_sql()))
+                        .bind(Self::json_list(chunk))
+                        .fetch_all(&self.lookups)
+                        .await?;
+                    for row in &rows {
+                        if let Some(business) = row.try_get::<Option<String>, _>(1)? {
+                            owners.push((row.try_get(0)?, business));
+                        }
+                    }
+                }
             }
         }
         Ok(owners)
     }
 
-    /// The statement of [`Store::businesses_of`] (the JSON list of ids is its one parameter):
-    /// for each id, a search of the key index for its outbound record, then one for its
-    /// statuses. Correlated subqueries keep both backends on the index (with a join over the
-    /// ranges, PostgreSQL, which cannot estimate them, would scan `events` and hash on `message`).
+    /// SQLite: the events of the messages' tokens (see [`SQLITE_LOOKUP_INDEXES`]), then, per
+    /// message, the business of its outbound record or else of its first status that knows it.
+    async fn sqlite_businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(SQLITE_BUSINESSES_OF)
+            .bind(lookup_query('m', messages))
+            .bind(Self::json_list(messages))
+            .fetch_all(&self.lookups)
+            .await?;
+        let mut owners: std::collections::BTreeMap<String, (String, bool)> = Default::default();
+        for row in &rows {
+            let (message, business, outbound): (String, String, bool) = (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get::<i64, _>(2)? != 0,
+            );
+            let owner = owners
+                .entry(message)
+                .or_insert((business.clone(), outbound));
+            if outbound && !owner.1 {
+                *owner = (business, true);
+            }
+        }
+        Ok(owners.into_iter().map(|(m, (b, _))| (m, b)).collect())
+    }
+
+    /// PostgreSQL: the statement of [`Store::businesses_of`] (the JSON list of ids is its one
+    /// parameter). A message's events are found by their keys (see `ingest::row_of`):
+    /// `out:{id}` and the range of `st:{id}:…` (`;` follows `:`), read from the unique index of
+    /// keys, so no index of its own is kept on `message` (one b-tree fewer to insert every event
+    /// into). The `message` test keeps an id that has a `:` of its own (`a:b`) out of the range
+    /// of another (`a`).
+    ///
+    /// For each id, a search of the key index for its outbound record, then one for its
+    /// statuses. Correlated subqueries keep it on the index (with a join over the ranges,
+    /// PostgreSQL, which cannot estimate them, would scan `events` and hash on `message`).
     fn businesses_of_sql(&self) -> String {
         let owner = |key_test: &str| {
             format!(
@@ -498,19 +628,32 @@ impl Store {
         // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
         // connection's thread, one prepared text), inside one transaction. `jsonb_each` hands
         // each row over as a parsed (JSONB) array, so `->>` does not parse it again per column.
+        // Events and charges are numbered here (the next numbers, in the group's order: the
+        // only writer numbers them), so that each row's look-up document has its number (see
+        // [`SQLITE_LOOKUP_INDEXES`]); their arrays are bound twice, once per statement (in a
+        // query of several statements, sqlx takes the slots below a `?NNN` for positional
+        // arguments, and the statements after it find theirs unbound).
         const SQL: &str = "\
-            INSERT INTO events (key, business, kind, message, at, received_at, line) \
-              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
-              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key \
-              ON CONFLICT (key) DO NOTHING; \
+            INSERT INTO event_lookup (rowid, tokens) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
+                'k' || hex(value->>0) || iif(value->>3 <> '', ' m' || hex(value->>3), '') \
+              FROM jsonb_each(?); \
+            INSERT INTO events (seq, key, business, kind, message, at, received_at, line) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
+                value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
             INSERT INTO ledger_ops (at, op) \
               SELECT value->>0, value->>1 FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
-            INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, \
+            INSERT INTO charge_lookup (rowid, tokens) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM charges) + 1 + jsonb_each.key, \
+                'm' || hex(value->>0) \
+              FROM jsonb_each(?); \
+            INSERT INTO charges (seq, message, business, at, pricing_type, category, rule, amount, \
                 currency, captured, uncollected, counters) \
-              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+              SELECT (SELECT coalesce(max(seq), 0) FROM charges) + 1 + jsonb_each.key, \
+                value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
                 value->>7, value->>8, value->>9, value->>10 \
-              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key \
-              ON CONFLICT (message) DO NOTHING; \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
             INSERT INTO optouts (business, user_id, at) \
               SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?) WHERE true \
               ORDER BY jsonb_each.key ON CONFLICT (business, user_id) DO NOTHING; \
@@ -523,8 +666,10 @@ impl Store {
         let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
         let mut tx = pool.begin().await?;
         sqlx::query(SQL)
+            .bind(events.clone())
             .bind(events)
             .bind(ledger_ops)
+            .bind(charges.clone())
             .bind(charges)
             .bind(optouts)
             .bind(alerts)
@@ -907,32 +1052,153 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Owners of messages are read through the unique index of keys (there is no index on
-    /// `message`): a search of the index for each id, never a scan of `events`.
+    /// A database of the schema before the look-up indexes keeps every event and charge, with
+    /// their numbers, and finds them by key and by message after the migration; new events are
+    /// numbered after the old ones.
     #[tokio::test]
-    async fn owners_are_looked_up_through_the_key_index_and_commits_journal_in_memory() {
+    async fn sqlite_migration_to_lookup_indexes_keeps_and_finds_what_was_stored() {
+        let dir = std::env::temp_dir().join(format!("tarifa-mig-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        sqlx::any::install_default_drivers();
+        {
+            let pool = connect(&url, 1, None).await.unwrap();
+            for (version, statements) in migrations(Dialect::Sqlite) {
+                if version >= 4 {
+                    break;
+                }
+                for s in statements {
+                    sqlx::raw_sql(AssertSqlSafe(*s))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+                sqlx::query(AssertSqlSafe(format!(
+                    "CREATE TABLE IF NOT EXISTS tarifa_migrations (version BIGINT PRIMARY KEY, \
+                     applied_at BIGINT NOT NULL); \
+                     INSERT INTO tarifa_migrations VALUES ({version}, 0)"
+                )))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            sqlx::raw_sql(
+                "INSERT INTO events (seq, key, business, kind, message, at, received_at, line) VALUES \
+                 (5, 'out:wamid.Ab+/=', 'shop', 'outbound', 'wamid.Ab+/=', 1, 1, '{}'), \
+                 (9, 'st:wamid.Ab+/=:sent:34', '', 'status', 'wamid.Ab+/=', 2, 2, '{}'), \
+                 (12, 'in:é 1', 'shop', 'inbound', '', 3, 3, '{}'); \
+                 INSERT INTO charges VALUES ('wamid.Ab+/=', 'shop', 1, 'regular', 'marketing', \
+                 'D-3', '0.0702', 'EUR', '0.0702', '0', '[]')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = Store::open(&url).await.unwrap();
+        let keys = [
+            "out:wamid.Ab+/=",
+            "st:wamid.Ab+/=:sent:34",
+            "in:é 1",
+            "out:wamid.ab+/=",
+        ];
+        let mut found: Vec<String> = store
+            .existing_keys(&keys)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            ["in:é 1", "out:wamid.Ab+/=", "st:wamid.Ab+/=:sent:34"]
+        );
+        assert_eq!(
+            store
+                .businesses_of(&["wamid.Ab+/=", "wamid.ab+/="])
+                .await
+                .unwrap(),
+            [("wamid.Ab+/=".to_string(), "shop".to_string())]
+        );
+        assert_eq!(
+            store.business_charges("shop", 0, 10).await.unwrap().len(),
+            1
+        );
+        assert_eq!(store.last_event_seq().await.unwrap(), 12);
+        let (stored, last) = store.keys_after(5, 10).await.unwrap();
+        assert_eq!((stored.len(), last), (2, 12));
+        let row = EventRow {
+            key: "out:new".into(),
+            business: "shop".into(),
+            kind: "outbound",
+            message: "new".into(),
+            at: 4,
+            received_at: 4,
+            line: "{}".into(),
+            event: std::sync::Arc::new(tarifa_core::input::Event::Ignored),
+        };
+        // An id of any length is one token (FTS5 cuts very long ones short; the row's own
+        // column still tells them apart).
+        let long = |c: &str| format!("out:{}{c}", "x".repeat(40_000));
+        let long_row = EventRow {
+            key: long("a"),
+            message: long("a")[4..].to_string(),
+            ..row.clone()
+        };
+        store
+            .commit(&WriteSet {
+                events: vec![row, long_row],
+                ..WriteSet::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.last_event_seq().await.unwrap(), 14);
+        let found = store
+            .existing_keys(&[&long("a"), &long("b")])
+            .await
+            .unwrap();
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), [long("a")]);
+        assert_eq!(
+            store.businesses_of(&["new"]).await.unwrap(),
+            [("new".to_string(), "shop".to_string())]
+        );
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// SQLite finds events by key and by message through the look-up index and then by row
+    /// number, never by a scan of `events` (there is no other index on either column).
+    #[tokio::test]
+    async fn lookups_go_through_the_lookup_index_and_commits_journal_in_memory() {
         let dir = std::env::temp_dir().join(format!("tarifa-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/t.db", dir.display());
         // Opened twice: `EXPLAIN` reports from the schema its connection read last, and the
-        // first opening's connections read it before the migrations dropped an index (a real
+        // first opening's connections read it before the migrations rebuilt `events` (a real
         // statement notices the change and is prepared again).
         Store::open(&url).await.unwrap().close().await;
         let store = Store::open(&url).await.unwrap();
-        let plan = sqlx::query(AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            store.businesses_of_sql()
-        )))
-        .bind("[]")
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
-        let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
-        let on_events: Vec<&String> = details.iter().filter(|d| d.contains("events")).collect();
-        assert_eq!(on_events.len(), 2, "{details:?}");
-        for d in on_events {
+        for sql in [SQLITE_EXISTING_KEYS, SQLITE_BUSINESSES_OF] {
+            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind("k00")
+                .bind("[]")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+            let on = |table: &str| -> Vec<&String> {
+                details.iter().filter(|d| d.contains(table)).collect()
+            };
+            assert_eq!(
+                on("events"),
+                ["SEARCH events USING INTEGER PRIMARY KEY (rowid=?)"],
+                "{details:?}"
+            );
+            assert_eq!(on("event_lookup").len(), 1, "{details:?}");
             assert!(
-                d.starts_with("SEARCH events USING INDEX sqlite_autoindex_events_1 (key"),
+                on("event_lookup")[0].contains("VIRTUAL TABLE INDEX"),
                 "{details:?}"
             );
         }

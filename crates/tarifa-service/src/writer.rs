@@ -583,14 +583,12 @@ pub async fn load_seen_keys(store: Store, writer: mpsc::WeakSender<Command>) {
         }
     };
     const PAGE: i64 = 50_000;
-    let mut after = String::new();
+    let mut after = 0;
     loop {
-        match store.keys_after(&after, PAGE).await {
-            Ok(keys) => {
+        match store.keys_after(after, PAGE).await {
+            Ok((keys, last)) => {
                 let last_page = (keys.len() as i64) < PAGE;
-                if let Some(last) = keys.last() {
-                    after = last.clone();
-                }
+                after = last;
                 if !send(Command::KnownKeys(keys)).await {
                     return;
                 }

@@ -772,12 +772,20 @@ impl RecoveryStore {
     /// What the wallet charged for messages (the rated amount), by message id.
     pub async fn charged(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for chunk in messages.chunks(1000) {
+        for chunk in messages.chunks(crate::store::LOOKUP_CHUNK) {
             let list = vec!["?"; chunk.len()].join(", ");
-            let sql = self.sql(&format!(
-                "SELECT message, amount FROM charges WHERE message IN ({list})"
-            ));
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = match self.store.dialect {
+                // Through the charges' look-up index (see `store::SQLITE_LOOKUP_INDEXES`).
+                Dialect::Sqlite => sqlx::query(AssertSqlSafe(format!(
+                    "SELECT message, amount FROM charges WHERE seq IN \
+                     (SELECT rowid FROM charge_lookup WHERE charge_lookup MATCH ?) \
+                     AND message IN ({list})"
+                )))
+                .bind(crate::store::lookup_query('m', chunk)),
+                Dialect::Postgres => sqlx::query(AssertSqlSafe(self.sql(&format!(
+                    "SELECT message, amount FROM charges WHERE message IN ({list})"
+                )))),
+            };
             for m in chunk {
                 q = q.bind(*m);
             }
