@@ -217,10 +217,12 @@ const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_messag
 /// entries as one small sorted segment, and segments are merged in the background of later
 /// commits, so an entry costs tens of bytes, not a page.
 ///
-/// Each row has one document whose rowid is the row's `seq`, of tokens `k` + hex of the key
-/// (events) and `m` + hex of the message id (events with a message, and charges): hexadecimal,
-/// so any id is exactly one token of the `ascii` tokenizer, whatever its characters or case.
-/// Look-ups verify the row's own column, so a match stands for the exact id only.
+/// Each row has one document whose rowid is the row's `seq`, of tokens (see [`lookup_token`])
+/// for its key (events) and its message id (events with a message, and charges): 64-bit hashes
+/// in hexadecimal, so any id is exactly one short token of the `ascii` tokenizer, whatever its
+/// characters, case or length. Look-ups verify the row's own column, so a match (or a rare hash
+/// collision) stands for the exact id only. The rows stored before this migration get their
+/// documents from [`Store::migrate`] (the hash is computed here, not in SQL).
 ///
 /// Idempotency stays exact without `UNIQUE`: the writer is the one that stores events, and it
 /// stores a key only after proving it new (its filter of stored keys, a look-up of the maybes,
@@ -239,8 +241,6 @@ const SQLITE_LOOKUP_INDEXES: &[&str] = &[
     "CREATE INDEX events_business_at ON events (business, at)",
     "CREATE VIRTUAL TABLE event_lookup USING fts5 (tokens, content = '', columnsize = 0, \
      detail = none, tokenize = 'ascii')",
-    "INSERT INTO event_lookup (rowid, tokens) \
-     SELECT seq, 'k' || hex(key) || iif(message <> '', ' m' || hex(message), '') FROM events",
     "CREATE TABLE charges_v4 (seq INTEGER PRIMARY KEY, message TEXT NOT NULL, \
      business TEXT NOT NULL, at BIGINT NOT NULL, pricing_type TEXT NOT NULL, \
      category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL, \
@@ -254,24 +254,29 @@ const SQLITE_LOOKUP_INDEXES: &[&str] = &[
     "CREATE INDEX charges_business_at ON charges (business, at)",
     "CREATE VIRTUAL TABLE charge_lookup USING fts5 (tokens, content = '', columnsize = 0, \
      detail = none, tokenize = 'ascii')",
-    "INSERT INTO charge_lookup (rowid, tokens) SELECT seq, 'm' || hex(message) FROM charges",
 ];
 
-/// The full-text query that matches the documents of any of `ids` under `prefix` (`k`: keys,
-/// `m`: messages) in an [`SQLITE_LOOKUP_INDEXES`] table: `kHEX OR kHEX …`.
-pub(crate) fn lookup_query(prefix: char, ids: &[&str]) -> String {
-    use std::fmt::Write as _;
-    let mut query = String::with_capacity(ids.iter().map(|id| id.len() * 2 + 5).sum());
-    for id in ids {
-        if !query.is_empty() {
-            query.push_str(" OR ");
-        }
-        query.push(prefix);
-        for byte in id.as_bytes() {
-            let _ = write!(query, "{byte:02X}");
-        }
+/// The look-up token of an id: `prefix` (`k`: an event's key, `m`: a message id) and the
+/// id's 64-bit XXH3 hash in hexadecimal (17 characters whatever the id).
+pub(crate) fn lookup_token(prefix: char, id: &str) -> String {
+    format!("{prefix}{:016x}", xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
+}
+
+/// The document of an event in `event_lookup`: its key's token, and its message's if it has one.
+fn event_document(key: &str, message: &str) -> String {
+    let mut document = lookup_token('k', key);
+    if !message.is_empty() {
+        document.push(' ');
+        document.push_str(&lookup_token('m', message));
     }
-    query
+    document
+}
+
+/// The full-text query that matches the documents of any of `ids` under `prefix` (`k`: keys,
+/// `m`: messages) in an [`SQLITE_LOOKUP_INDEXES`] table: `kHASH OR kHASH …`.
+pub(crate) fn lookup_query(prefix: char, ids: &[&str]) -> String {
+    let tokens: Vec<String> = ids.iter().map(|id| lookup_token(prefix, id)).collect();
+    tokens.join(" OR ")
 }
 
 /// SQLite: which keys of a JSON list (`?2`) are stored, through the documents of their tokens
@@ -286,6 +291,9 @@ const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = 'out:' || me
      FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
      AND message IN (SELECT value FROM json_each(?)) AND business <> '' ORDER BY seq";
 
+/// The SQLite migration that adds [`SQLITE_LOOKUP_INDEXES`].
+const SQLITE_LOOKUP_VERSION: i64 = 4;
+
 /// Ids per full-text query of a look-up (the `OR` of their tokens).
 pub(crate) const LOOKUP_CHUNK: usize = 500;
 
@@ -296,7 +304,7 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
             (1, SQLITE),
             (2, crate::recovery::store::SQLITE),
             (3, DROP_EVENTS_MESSAGE_INDEX),
-            (4, SQLITE_LOOKUP_INDEXES),
+            (SQLITE_LOOKUP_VERSION, SQLITE_LOOKUP_INDEXES),
         ],
         Dialect::Postgres => vec![
             (1, POSTGRES),
@@ -309,8 +317,8 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
 
 /// SQLite: a group's rows as one JSON array per table (events, ledger operations, charges,
 /// opt-outs, alerts, dead letters), each row an array of its column values in the order of the
-/// tables' `INSERT`s: bound as six parameters whatever the group's size, so the statement is
-/// prepared once.
+/// tables' `INSERT`s (events and charges end with their look-up documents): bound as six
+/// parameters whatever the group's size, so the statement is prepared once.
 fn group_json(w: &WriteSet) -> Result<[String; 6]> {
     let json = |v: serde_json::Result<String>| v.context("serializing a group");
     let events = json(serde_json::to_string(
@@ -325,6 +333,7 @@ fn group_json(w: &WriteSet) -> Result<[String; 6]> {
                     e.at,
                     e.received_at,
                     &e.line,
+                    event_document(&e.key, &e.message),
                 )
             })
             .collect::<Vec<_>>(),
@@ -345,6 +354,7 @@ fn group_json(w: &WriteSet) -> Result<[String; 6]> {
                     &c.captured,
                     &c.uncollected,
                     &c.counters,
+                    lookup_token('m', &c.message),
                 )
             })
             .collect::<Vec<_>>(),
@@ -453,6 +463,11 @@ impl Store {
                     .await
                     .with_context(|| format!("migration {version}: {s}"))?;
             }
+            if self.dialect == Dialect::Sqlite && version == SQLITE_LOOKUP_VERSION {
+                Self::index_stored_rows(&mut tx)
+                    .await
+                    .with_context(|| format!("migration {version}: look-up documents"))?;
+            }
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO tarifa_migrations (version, applied_at) VALUES ({version}, {})",
                 crate::clock::now()
@@ -465,6 +480,51 @@ impl Store {
     }
 
     /// `SELECT 1`, for `/healthz`.
+    /// SQLite, migration 4: the look-up documents of the events and charges stored before it
+    /// (see [`SQLITE_LOOKUP_INDEXES`]), a page of rows at a time, in the migration's transaction.
+    async fn index_stored_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        const PAGE: i64 = 10_000;
+        for (table, index) in [("events", "event_lookup"), ("charges", "charge_lookup")] {
+            let message_only = table == "charges";
+            let mut after = 0_i64;
+            loop {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT seq, {}, message FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
+                    if message_only { "''" } else { "key" }
+                )))
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut documents = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let (seq, key, message): (i64, String, String) =
+                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                    after = seq;
+                    documents.push((
+                        seq,
+                        if message_only {
+                            lookup_token('m', &message)
+                        } else {
+                            event_document(&key, &message)
+                        },
+                    ));
+                }
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {index} (rowid, tokens) \
+                     SELECT value->>0, value->>1 FROM json_each(?)"
+                )))
+                .bind(serde_json::to_string(&documents)?)
+                .execute(&mut **tx)
+                .await?;
+                if (rows.len() as i64) < PAGE {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
         Ok(())
@@ -636,7 +696,7 @@ impl Store {
         const SQL: &str = "\
             INSERT INTO event_lookup (rowid, tokens) \
               SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
-                'k' || hex(value->>0) || iif(value->>3 <> '', ' m' || hex(value->>3), '') \
+                value->>7 \
               FROM jsonb_each(?); \
             INSERT INTO events (seq, key, business, kind, message, at, received_at, line) \
               SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
@@ -646,7 +706,7 @@ impl Store {
               SELECT value->>0, value->>1 FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
             INSERT INTO charge_lookup (rowid, tokens) \
               SELECT (SELECT coalesce(max(seq), 0) FROM charges) + 1 + jsonb_each.key, \
-                'm' || hex(value->>0) \
+                value->>11 \
               FROM jsonb_each(?); \
             INSERT INTO charges (seq, message, business, at, pricing_type, category, rule, amount, \
                 currency, captured, uncollected, counters) \
@@ -1065,7 +1125,7 @@ mod tests {
         {
             let pool = connect(&url, 1, None).await.unwrap();
             for (version, statements) in migrations(Dialect::Sqlite) {
-                if version >= 4 {
+                if version >= SQLITE_LOOKUP_VERSION {
                     break;
                 }
                 for s in statements {
@@ -1125,6 +1185,16 @@ mod tests {
             store.business_charges("shop", 0, 10).await.unwrap().len(),
             1
         );
+        let recoveries = crate::recovery::store::RecoveryStore {
+            store: store.clone(),
+        };
+        assert_eq!(
+            recoveries
+                .charged(&["wamid.Ab+/=", "wamid.ab+/="])
+                .await
+                .unwrap(),
+            [("wamid.Ab+/=".to_string(), "0.0702".to_string())]
+        );
         assert_eq!(store.last_event_seq().await.unwrap(), 12);
         let (stored, last) = store.keys_after(5, 10).await.unwrap();
         assert_eq!((stored.len(), last), (2, 12));
@@ -1138,8 +1208,8 @@ mod tests {
             line: "{}".into(),
             event: std::sync::Arc::new(tarifa_core::input::Event::Ignored),
         };
-        // An id of any length is one token (FTS5 cuts very long ones short; the row's own
-        // column still tells them apart).
+        // An id of any length is one short token (its hash); ids that differ only at their
+        // end are told apart.
         let long = |c: &str| format!("out:{}{c}", "x".repeat(40_000));
         let long_row = EventRow {
             key: long("a"),

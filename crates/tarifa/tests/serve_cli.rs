@@ -199,7 +199,10 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         // No event stored twice, no message charged twice (SQLite has no unique index to
         // refuse a second copy: the writer's own check is what holds this).
         for (what, sql) in [
-            ("event key", "SELECT key FROM events GROUP BY key HAVING COUNT(*) > 1"),
+            (
+                "event key",
+                "SELECT key FROM events GROUP BY key HAVING COUNT(*) > 1",
+            ),
             (
                 "charged message",
                 "SELECT message FROM charges GROUP BY message HAVING COUNT(*) > 1",
@@ -208,7 +211,11 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
             use sqlx::Connection;
             let mut conn = sqlx::AnyConnection::connect(&db).await.unwrap();
             let twice = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-            assert!(twice.is_empty(), "{db}: {} {what}s stored twice", twice.len());
+            assert!(
+                twice.is_empty(),
+                "{db}: {} {what}s stored twice",
+                twice.len()
+            );
         }
         let mut ledger = Ledger::new();
         for (_, op) in store.ledger_ops().await.unwrap() {
