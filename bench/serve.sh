@@ -8,8 +8,11 @@ set -euo pipefail
 ulimit -n 8192 2>/dev/null || true   # both ends of every connection are on this machine
 cd "$(dirname "$0")/.."
 root=$PWD
-cargo build --release -q -p tarifa
-bin=${CARGO_TARGET_DIR:-$root/target}/release/tarifa
+# TARIFA_BIN: benchmark another build of tarifa (an earlier commit's, say) instead of this tree's.
+if [ -n "${TARIFA_BIN:-}" ]; then bin=$TARIFA_BIN; else
+  cargo build --release -q -p tarifa
+  bin=${CARGO_TARGET_DIR:-$root/target}/release/tarifa
+fi
 webhook_rate=${WEBHOOK_RATE:-20000} quote_rate=${QUOTE_RATE:-5000}
 # 1024 connections: a client with C requests in flight can offer at most C / latency requests
 # a second, so offering 20,000/s while the acknowledgement may take up to the 50 ms target needs
@@ -28,6 +31,8 @@ psql_admin() { psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "$1"; }
 
 # The machine's steal time, in clock ticks (8th value of the cpu line of /proc/stat).
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
+# Bytes and calls a process has written (wchar and syscw of /proc/PID/io).
+write_io() { awk '/^wchar/ { b = $2 } /^syscw/ { c = $2 } END { print b, c }' "/proc/$1/io"; }
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # The same, summed over the PostgreSQL server's processes (0 where there are none).
@@ -57,6 +62,7 @@ run_backend() { # $1 = name, $2 = database url
   local cpu0 pg0 cpu1 pg1 events
   local steal0 steal1
   cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks) steal0=$(steal_ticks)
+  local io0; io0=$(write_io "$server")
   # The generator's own CPU (user + system seconds) goes to a file: it shares the two cores.
   local timer=()
   [ ! -x /usr/bin/time ] || timer=(/usr/bin/time -f "%U %S" -o "$tmp/generator-cpu")
@@ -64,10 +70,15 @@ run_backend() { # $1 = name, $2 = database url
     --connections "$conns" --events-per-webhook "$k" --recipients "${RECIPIENTS:-4000}" \
     ${TIMELINE:+--timeline} | tee "$tmp/$name-webhook.txt"
   cpu1=$(cpu_ticks "$server") pg1=$(postgres_ticks) steal1=$(steal_ticks)
+  local io1; io1=$(write_io "$server")
   events=$(awk -v r="$webhook_rate" -v d="$duration" -v k="$k" 'BEGIN { print int(r * d * k) }')
   # CPU time (clock ticks of 10 ms) spent per event during the webhook phase.
   echo "server CPU per event     $(( (cpu1 - cpu0) * 10000 / events )) µs"
   [ "$name" = sqlite ] || echo "PostgreSQL CPU per event $(( (pg1 - pg0) * 10000 / events )) µs"
+  # What the server handed to write calls (files and sockets) per event: on SQLite mostly its
+  # write-ahead log and checkpoints.
+  echo "$io0 $io1" | awk -v e="$events" \
+    '{ printf "server writes per event  %d bytes in %.1f calls\n", ($3 - $1) / e, ($4 - $2) / e }'
   [ ! -f "$tmp/generator-cpu" ] ||
     awk -v e="$events" '{ printf "generator CPU per event  %d µs\n", ($1 + $2) * 1e6 / e }' \
       "$tmp/generator-cpu"
