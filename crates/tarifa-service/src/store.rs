@@ -12,6 +12,10 @@
 //! array per table, read by `INSERT … SELECT … FROM jsonb_each(?)`s inside `BEGIN … COMMIT`;
 //! on PostgreSQL one typed array per column (native driver, binary protocol), read by one
 //! data-modifying `WITH` over `unnest`.
+//!
+//! Events are found by key and by message, and charges by message, through b-tree indexes on
+//! PostgreSQL and through FTS5 indexes on SQLite, whose write-ahead log would otherwise write a
+//! page for every random key (see `SQLITE_LOOKUP_INDEXES`).
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -222,7 +226,7 @@ const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_messag
 /// in hexadecimal, so any id is exactly one short token of the `ascii` tokenizer, whatever its
 /// characters, case or length. Look-ups verify the row's own column, so a match (or a rare hash
 /// collision) stands for the exact id only. The rows stored before this migration get their
-/// documents from [`Store::migrate`] (the hash is computed here, not in SQL).
+/// documents from [`Store::index_stored_rows`] (SQL has no such hash).
 ///
 /// Idempotency stays exact without `UNIQUE`: the writer is the one that stores events, and it
 /// stores a key only after proving it new (its filter of stored keys, a look-up of the maybes,
@@ -317,8 +321,8 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
 
 /// SQLite: a group's rows as one JSON array per table (events, ledger operations, charges,
 /// opt-outs, alerts, dead letters), each row an array of its column values in the order of the
-/// tables' `INSERT`s (events and charges end with their look-up documents): bound as six
-/// parameters whatever the group's size, so the statement is prepared once.
+/// tables' `INSERT`s (events and charges end with their look-up documents): six arrays
+/// whatever the group's size, so the statement is prepared once.
 fn group_json(w: &WriteSet) -> Result<[String; 6]> {
     let json = |v: serde_json::Result<String>| v.context("serializing a group");
     let events = json(serde_json::to_string(
