@@ -1274,3 +1274,123 @@ async fn a_failed_group_commit_refuses_the_open_group_too_and_keeps_nothing() {
         app.stop().await;
     }
 }
+
+/// The same events, sent at once by several clients in different orders (Meta's retries racing
+/// the business's own replays), are stored once each: one "stored" answer per event, every other
+/// answer "duplicate", one row per key and one charge per message in the database, one capture
+/// per message in the wallet. SQLite has no unique index to fall back on (its look-up indexes
+/// are full-text ones), so this is the writer's own check at work, on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_of_the_same_events_are_stored_once() {
+    use sqlx::Connection;
+    const MESSAGES: usize = 30;
+    const CLIENTS: usize = 6;
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.top_up("shop", "pay-1", "100").await;
+        let t = now() - 600;
+        let ids: Vec<String> = (0..MESSAGES).map(|i| format!("wamid.race-{i}")).collect();
+        // Each client sends every outbound record, rotated so the clients overlap in time.
+        let mut sends = tokio::task::JoinSet::new();
+        for c in 0..CLIENTS {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            let mut batch: Vec<Value> = ids
+                .iter()
+                .map(|id| outbound(id, t, Some(("promo", "marketing"))))
+                .collect();
+            batch.rotate_left(c * MESSAGES / CLIENTS);
+            sends.spawn(async move {
+                let answer: Value = client
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .json(&batch)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                answer["results"].as_array().unwrap().clone()
+            });
+        }
+        let mut stored = std::collections::BTreeMap::<String, usize>::new();
+        while let Some(results) = sends.join_next().await {
+            for r in results.unwrap() {
+                let status = r["status"].as_str().unwrap().to_string();
+                assert!(
+                    status == "stored" || status == "duplicate",
+                    "{backend:?}: {r}"
+                );
+                if status == "stored" {
+                    *stored
+                        .entry(r["id"].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+        assert_eq!(stored.len(), MESSAGES, "{backend:?}: {stored:?}");
+        assert!(stored.values().all(|n| *n == 1), "{backend:?}: {stored:?}");
+        // Then every client sends every delivery webhook, in its own order.
+        let mut deliveries = tokio::task::JoinSet::new();
+        for c in 0..CLIENTS {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            let mut bodies: Vec<String> = ids
+                .iter()
+                .map(|id| status_webhook("shop", id, "delivered", t + 5, USER, json!({})))
+                .collect();
+            bodies.rotate_left(c * MESSAGES / CLIENTS);
+            deliveries.spawn(async move {
+                for body in bodies {
+                    let sig = tarifa_service::signature::sign(SECRET.as_bytes(), body.as_bytes());
+                    let status = client
+                        .post(format!("{base}/webhooks/meta"))
+                        .header("X-Hub-Signature-256", sig)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, 200);
+                }
+            });
+        }
+        while let Some(done) = deliveries.join_next().await {
+            done.unwrap();
+        }
+        let mut conn = sqlx::AnyConnection::connect(&app.config.database_url)
+            .await
+            .unwrap();
+        for (what, sql) in [
+            (
+                "event key",
+                "SELECT key FROM events GROUP BY key HAVING COUNT(*) > 1",
+            ),
+            (
+                "charged message",
+                "SELECT message FROM charges GROUP BY message HAVING COUNT(*) > 1",
+            ),
+        ] {
+            let twice = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+            assert!(
+                twice.is_empty(),
+                "{backend:?}: {} {what}s stored twice",
+                twice.len()
+            );
+        }
+        assert_eq!(
+            app.store().counts().await.unwrap().0,
+            2 * MESSAGES as i64,
+            "{backend:?}: one outbound record and one delivery per message"
+        );
+        let charges = app
+            .store()
+            .business_charges("shop", 0, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(charges.len(), MESSAGES, "{backend:?}");
+        // 100 EUR less one capture of 0.0702 EUR (Spain marketing × 1.2) per message.
+        assert_eq!(app.wallet("shop").await["posted"], "97.894", "{backend:?}");
+        conn.close().await.unwrap();
+        app.stop().await;
+    }
+}
