@@ -295,6 +295,14 @@ const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = 'out:' || me
      FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
      AND message IN (SELECT value FROM json_each(?)) AND business <> '' ORDER BY seq";
 
+/// Both backends: the start reads the events and charges of the last weeks (`at >= …`, see
+/// `load_book`) through an index of their own instead of a scan of everything ever stored.
+/// Live events and charges are timed about now, so their entries go to the index's right edge.
+const AT_INDEXES: &[&str] = &[
+    "CREATE INDEX events_at ON events (at)",
+    "CREATE INDEX charges_at ON charges (at)",
+];
+
 /// The SQLite migration that adds [`SQLITE_LOOKUP_INDEXES`].
 const SQLITE_LOOKUP_VERSION: i64 = 4;
 
@@ -309,12 +317,14 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
             (2, crate::recovery::store::SQLITE),
             (3, DROP_EVENTS_MESSAGE_INDEX),
             (SQLITE_LOOKUP_VERSION, SQLITE_LOOKUP_INDEXES),
+            (5, AT_INDEXES),
         ],
         Dialect::Postgres => vec![
             (1, POSTGRES),
             (2, crate::recovery::store::POSTGRES),
             (3, POSTGRES_BYTEWISE_KEYS),
             (4, DROP_EVENTS_MESSAGE_INDEX),
+            (5, AT_INDEXES),
         ],
     }
 }
@@ -826,19 +836,36 @@ impl Store {
             .collect()
     }
 
+    /// The statement of [`Store::events_since`] (read through the index `events_at`).
+    fn events_since_sql(&self) -> String {
+        format!(
+            "SELECT seq, business, line FROM events WHERE at >= {}",
+            self.param(1)
+        )
+    }
+
+    /// The statement of [`Store::charges_since`] (read through the index `charges_at`).
+    fn charges_since_sql(&self) -> String {
+        format!(
+            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE at >= {}",
+            self.param(1)
+        )
+    }
+
     /// Events at or after `since`, in arrival order: (business, line).
     pub async fn events_since(&self, since: i64) -> Result<Vec<(String, String)>> {
-        let sql = format!(
-            "SELECT business, line FROM events WHERE at >= {} ORDER BY seq",
-            self.param(1)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        // Sorted here, not by `ORDER BY seq`: with it, SQLite would rather scan the whole table
+        // in `seq` order than read the index of `at` and sort.
+        let rows = sqlx::query(AssertSqlSafe(self.events_since_sql()))
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        let mut events = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<(i64, String, String)>>>()?;
+        events.sort_unstable_by_key(|e| e.0);
+        Ok(events.into_iter().map(|(_, b, l)| (b, l)).collect())
     }
 
     /// The event lines of a business with `from <= at < to`, in arrival order.
@@ -867,11 +894,7 @@ impl Store {
 
     /// Charges priced at or after `since`.
     pub async fn charges_since(&self, since: i64) -> Result<Vec<ChargeRow>> {
-        let sql = format!(
-            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE at >= {}",
-            self.param(1)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(self.charges_since_sql()))
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
@@ -1275,6 +1298,25 @@ mod tests {
                 on("event_lookup")[0].contains("VIRTUAL TABLE INDEX"),
                 "{details:?}"
             );
+        }
+        // The start reads recent events and charges through their indexes on `at`.
+        for (sql, index) in [
+            (
+                store.events_since_sql(),
+                "SEARCH events USING INDEX events_at (at>?)",
+            ),
+            (
+                store.charges_since_sql(),
+                "SEARCH charges USING INDEX charges_at (at>?)",
+            ),
+        ] {
+            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind(0_i64)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+            assert_eq!(details[0], index, "{details:?}");
         }
         // The group commits' connection keeps its statement journals in memory.
         let Committer::Sqlite { commits, .. } = &store.commits else {
