@@ -493,18 +493,24 @@ impl Store {
         Ok(())
     }
 
-    /// `SELECT 1`, for `/healthz`.
     /// SQLite, migration 4: the look-up documents of the events and charges stored before it
     /// (see [`SQLITE_LOOKUP_INDEXES`]), a page of rows at a time, in the migration's transaction.
     async fn index_stored_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
         const PAGE: i64 = 10_000;
-        for (table, index) in [("events", "event_lookup"), ("charges", "charge_lookup")] {
-            let message_only = table == "charges";
+        /// A charge's document: its message's token.
+        fn charge_document(_key: &str, message: &str) -> String {
+            lookup_token('m', message)
+        }
+        type Document = fn(&str, &str) -> String;
+        let tables: [(&str, &str, &str, Document); 2] = [
+            ("events", "key", "event_lookup", event_document),
+            ("charges", "''", "charge_lookup", charge_document),
+        ];
+        for (table, key, index, document) in tables {
             let mut after = 0_i64;
             loop {
                 let rows = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT seq, {}, message FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
-                    if message_only { "''" } else { "key" }
+                    "SELECT seq, {key}, message FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?"
                 )))
                 .bind(after)
                 .bind(PAGE)
@@ -515,14 +521,7 @@ impl Store {
                     let (seq, key, message): (i64, String, String) =
                         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
                     after = seq;
-                    documents.push((
-                        seq,
-                        if message_only {
-                            lookup_token('m', &message)
-                        } else {
-                            event_document(&key, &message)
-                        },
-                    ));
+                    documents.push((seq, document(&key, &message)));
                 }
                 sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO {index} (rowid, tokens) \
@@ -539,6 +538,7 @@ impl Store {
         Ok(())
     }
 
+    /// `SELECT 1`, for `/healthz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
         Ok(())
@@ -1139,14 +1139,20 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A new empty directory of this test process, named after `name`.
+    fn empty_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A database of the schema before the look-up indexes keeps every event and charge, with
     /// their numbers, and finds them by key and by message after the migration; new events are
     /// numbered after the old ones.
     #[tokio::test]
     async fn sqlite_migration_to_lookup_indexes_keeps_and_finds_what_was_stored() {
-        let dir = std::env::temp_dir().join(format!("tarifa-mig-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = empty_dir("tarifa-mig");
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
         sqlx::any::install_default_drivers();
         {
@@ -1268,9 +1274,7 @@ mod tests {
     /// number, never by a scan of `events` (there is no other index on either column).
     #[tokio::test]
     async fn lookups_go_through_the_lookup_index_and_commits_journal_in_memory() {
-        let dir = std::env::temp_dir().join(format!("tarifa-plan-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = empty_dir("tarifa-plan");
         let url = format!("sqlite://{}/t.db", dir.display());
         // Opened twice: `EXPLAIN` reports from the schema its connection read last, and the
         // first opening's connections read it before the migrations rebuilt `events` (a real
