@@ -46,7 +46,7 @@
 
 use crate::time::Instant;
 use rust_decimal::Decimal;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -742,11 +742,12 @@ pub struct Ledger {
     accounts: Vec<Account>,
     account_index: FxHashMap<AccountId, u32>,
     transfers: Vec<Transfer>,
-    transfer_index: FxHashMap<TransferId, u32>,
+    /// The maps that grow with every message resize incrementally ([`GrowingMap`]).
+    transfer_index: GrowingMap<TransferId, u32>,
     /// Per account: indices of the transfers touching it, in order.
     history: Vec<Vec<u32>>,
     /// Pending transfer index → how it was resolved.
-    resolutions: FxHashMap<u32, Resolution>,
+    resolutions: GrowingMap<u32, Resolution>,
     /// Posted transfer index → amount reversed so far.
     reversed: FxHashMap<u32, Amount>,
     /// Unresolved pending transfers by (timeout, index).
@@ -754,6 +755,12 @@ pub struct Ledger {
     /// The latest instant given to `expire`.
     expired_through: Option<Instant>,
 }
+
+/// A hash map that grows without pauses: when it outgrows its table it moves a few entries to the
+/// new one at each insert (griddle), where a standard map moves them all at once. The ledger of a
+/// running service grows with every message, and moving a million entries at once stalled the
+/// writer (and every request waiting on it) for tens of milliseconds.
+pub type GrowingMap<K, V, S = FxBuildHasher> = griddle::HashMap<K, V, S>;
 
 /// A checked transfer, ready to write.
 struct Plan {

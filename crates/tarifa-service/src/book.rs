@@ -14,11 +14,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::RandomState;
 use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
 use tarifa_core::engine::{lookback, Counter, CounterKey, Rater, Setup};
 use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
+use tarifa_core::ledger::GrowingMap;
 use tarifa_core::ledger::{
     AccountId, AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, TransferId,
     WalletPolicy,
@@ -165,10 +167,10 @@ pub struct Book {
     history_secs: i64,
     pub ledger: Ledger,
     /// When each transfer was applied (the ledger has no clock).
-    applied_at: HashMap<String, Instant>,
+    applied_at: GrowingMap<String, Instant, RandomState>,
     /// Recent events per (business, user or group).
-    history: HashMap<(String, String), Vec<HistoryEvent>>,
-    messages: HashMap<String, Msg>,
+    history: GrowingMap<(String, String), Vec<HistoryEvent>, RandomState>,
+    messages: GrowingMap<String, Msg, RandomState>,
     category_changes: HashMap<String, Vec<Arc<Event<'static>>>>,
     counts: HashMap<CounterKey, u64>,
     optouts: HashSet<(String, String)>,
@@ -216,9 +218,9 @@ impl Book {
             hold_secs: hold_days * DAY,
             history_secs: history_days * DAY,
             ledger: Ledger::new(),
-            applied_at: HashMap::new(),
-            history: HashMap::new(),
-            messages: HashMap::new(),
+            applied_at: GrowingMap::default(),
+            history: GrowingMap::default(),
+            messages: GrowingMap::default(),
             category_changes: HashMap::new(),
             counts: HashMap::new(),
             optouts: HashSet::new(),
