@@ -29,7 +29,9 @@ use tarifa_core::config::{
     AuthInternationalConfig, BusinessConfig, ConversationScope, ConversationStart, Rules,
     WindowJudgedAt,
 };
-use tarifa_core::engine::{lookback, CounterKey, Era, Prices, Rater, Setup};
+use tarifa_core::engine::{
+    id_tail, lookback, may_concern, message_tail, CounterKey, Era, Prices, Rater, Setup,
+};
 use tarifa_core::input::{
     parse_line, to_json_line, AccountChange, AccountUpdate, DeliveryStatus, Event, Inbound,
     MetaPricing, Outbound, Platform, Status, TemplateCategoryChange, AUTH_INTL_EVENT,
@@ -905,6 +907,18 @@ proptest! {
                     &part, &whole, "{} of key {:?}, picked {:?}\n{}",
                     id, key, lookback(mine.iter().copied(), id), dump(&g.lines)
                 );
+                // Without the records and statuses of other messages (`may_concern`), the
+                // same events are picked.
+                let near: Vec<&Event<'static>> = mine
+                    .iter()
+                    .copied()
+                    .filter(|e| may_concern(message_tail(e), id_tail(id)))
+                    .collect();
+                let picks = |list: &[&Event<'static>]| {
+                    lookback(list.iter().copied(), id)
+                        .map(|p| p.iter().map(|&i| list[i] as *const Event).collect::<Vec<_>>())
+                };
+                prop_assert_eq!(picks(&near), picks(&mine), "{} of key {:?}", id, key);
             }
         }
     }

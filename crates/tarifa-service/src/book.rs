@@ -18,7 +18,9 @@ use std::hash::RandomState;
 use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
-use tarifa_core::engine::{lookback, Counter, CounterKey, Rater, Setup};
+use tarifa_core::engine::{
+    id_tail, lookback, may_concern, message_tail, Counter, CounterKey, Rater, Setup,
+};
 use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
 use tarifa_core::ledger::GrowingMap;
 use tarifa_core::ledger::{
@@ -103,6 +105,9 @@ struct Msg {
 #[derive(Clone, Debug)]
 struct HistoryEvent {
     at: Instant,
+    /// [`message_tail`] of the event, kept beside it so that rating one message can pass over
+    /// the other messages of a long history without reading their events.
+    tail: Option<u64>,
     event: Arc<Event<'static>>,
 }
 
@@ -374,6 +379,7 @@ impl Book {
             .or_default()
             .push(HistoryEvent {
                 at,
+                tail: message_tail(event),
                 event: event.clone(),
             });
         Some(key)
@@ -443,22 +449,31 @@ impl Book {
     /// changes, the key's history and `extra` (under per-message pricing without entry points:
     /// the message's own events and the user messages of the day before it), or all of them;
     /// either way the price is the one the replay of all of them gives (property test
-    /// `lookback_over_a_key_rates_like_the_whole_history` in tarifa-core).
+    /// `lookback_over_a_key_rates_like_the_whole_history` in tarifa-core). `lookback` is given
+    /// the history without the records and statuses of other messages ([`may_concern`]: it
+    /// picks the same events), so rating a message does not read every event of a long history.
     fn rate(&self, key: &(String, String), extra: &[&Event<'_>], target: &str) -> Option<Priced> {
-        let mut events: Vec<&Event<'_>> = Vec::new();
-        if let Some(changes) = self.category_changes.get(&key.0) {
-            events.extend(changes.iter().map(|e| &**e));
-        }
-        if let Some(history) = self.history.get(key) {
-            events.extend(history.iter().map(|h| &*h.event));
-        }
-        events.extend(extra.iter().copied());
+        let changes = self
+            .category_changes
+            .get(&key.0)
+            .map_or(&[][..], Vec::as_slice);
+        let history = self.history.get(key).map_or(&[][..], Vec::as_slice);
+        let all = |concerns: &dyn Fn(&HistoryEvent) -> bool| -> Vec<&Event<'_>> {
+            let changes = changes.iter().map(|e| &**e);
+            let history = history.iter().filter(|h| concerns(h)).map(|h| &*h.event);
+            changes
+                .chain(history)
+                .chain(extra.iter().copied())
+                .collect()
+        };
+        let target_tail = id_tail(target);
+        let near = all(&|h| may_concern(h.tail, target_tail));
         let mut rater = Rater::new(self.setup.clone());
-        match lookback(events.iter().copied(), target) {
+        match lookback(near.iter().copied(), target) {
             Some(picked) => picked.into_iter().for_each(|i| {
-                let _ = rater.push_ref(events[i]);
+                let _ = rater.push_ref(near[i]);
             }),
-            None => events.iter().for_each(|e| {
+            None => all(&|_| true).into_iter().for_each(|e| {
                 let _ = rater.push_ref(e);
             }),
         }

@@ -47,7 +47,7 @@ where
     for (i, e) in events.clone().enumerate() {
         match e {
             Event::Inbound(i) if i.referral => return None,
-            Event::Outbound(o) if o.id == target => {
+            Event::Outbound(o) if same_id(&o.id, target) => {
                 if o.group.is_some() {
                     return None;
                 }
@@ -55,7 +55,7 @@ where
                 last = last.max(o.at);
                 own.push(i);
             }
-            Event::Status(s) if s.id == target => {
+            Event::Status(s) if same_id(&s.id, target) => {
                 first = first.min(s.at);
                 last = last.max(s.at);
                 own.push(i);
@@ -104,6 +104,42 @@ where
     Some(picked)
 }
 
+/// The last 8 bytes of an id as a number (the id zero-filled on the left when shorter): ids of
+/// one recipient tend to share a long head (Meta's wamids start with the recipient's number in
+/// base64; a business's own ids, a common prefix) and differ at the end, so two ids with equal
+/// tails are almost always the same id.
+pub fn id_tail(id: &str) -> u64 {
+    let bytes = id.as_bytes();
+    let mut tail = [0u8; 8];
+    let n = bytes.len().min(8);
+    tail[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(tail)
+}
+
+/// The [`id_tail`] of a record's or status's message; `None` for any other event.
+pub fn message_tail(event: &Event<'_>) -> Option<u64> {
+    match event {
+        Event::Outbound(o) => Some(id_tail(&o.id)),
+        Event::Status(s) => Some(id_tail(&s.id)),
+        _ => None,
+    }
+}
+
+/// Whether [`lookback`] for a target whose [`id_tail`] is `target_tail` looks at an event whose
+/// [`message_tail`] is `tail` at all. It decides and picks from user messages, template category
+/// changes and the target's own records and statuses only; the records and statuses of other
+/// messages never change its answer. So a service may leave those out before calling it, telling
+/// them apart by a number it keeps beside each event, without reading the events themselves: the
+/// picks are the same events (property test `lookback_over_a_key_rates_like_the_whole_history`).
+pub fn may_concern(tail: Option<u64>, target_tail: u64) -> bool {
+    tail.is_none_or(|t| t == target_tail)
+}
+
+/// `a == b`, tail first (this pass compares the target with every record and status given).
+fn same_id(a: &str, b: &str) -> bool {
+    a.len() == b.len() && id_tail(a) == id_tail(b) && a == b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +151,21 @@ mod tests {
             parse_line(line.as_bytes(), &mut |e| out.push(e.into_owned())).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn ids_are_equal_only_when_every_byte_is() {
+        let wamid = "wamid.HBgLMzQ2MDAwMDAwMDAVAgARGBI5QzFBMjM0NTY3ODkwQUJDREVGAA==";
+        assert!(same_id(wamid, &String::from(wamid)));
+        assert!(same_id("", ""));
+        assert!(same_id("m-1", "m-1"));
+        assert!(!same_id("m-1", "m-2"));
+        assert!(!same_id("m-1", "m-10"));
+        // Same tail, different head; same head, different tail.
+        assert!(!same_id(&wamid.replace("HBgL", "HBgM"), wamid));
+        assert!(!same_id(&wamid.replace("AA==", "AB=="), wamid));
+        assert_eq!(id_tail("m-1"), u64::from_be_bytes(*b"\0\0\0\0\0m-1"));
+        assert_eq!(id_tail("AA==1234567"), u64::from_be_bytes(*b"=1234567"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod lookback;
 mod pricing;
 
 pub use conversations::{conversation_expiry, Conversation, Counter, Era};
-pub use lookback::{lookback, PER_MESSAGE_SETTLED};
+pub use lookback::{id_tail, lookback, may_concern, message_tail, PER_MESSAGE_SETTLED};
 pub use pricing::{CounterBase, CounterKey};
 
 use crate::bill::Bill;
