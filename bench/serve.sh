@@ -29,6 +29,12 @@ url=http://127.0.0.1:$port
 # SQL on PostgreSQL's administrative database (creates, checkpoints and drops the bench's own).
 psql_admin() { psql -q -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" -c "$1"; }
 
+# Checkpoints PostgreSQL has started so far (requested or timed; pg_stat_bgwriter, PostgreSQL 15).
+pg_checkpoints() {
+  psql -At -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" \
+    -c "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
+}
+
 # The machine's steal time, in clock ticks (8th value of the cpu line of /proc/stat).
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 # Bytes and calls a process has written (wchar and syscw of /proc/PID/io).
@@ -60,7 +66,8 @@ run_backend() { # $1 = name, $2 = database url
   sync
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   local cpu0 pg0 cpu1 pg1 events
-  local steal0 steal1
+  local steal0 steal1 checkpoints0=0
+  [ "$name" = sqlite ] || checkpoints0=$(pg_checkpoints)
   cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks) steal0=$(steal_ticks)
   local io0; io0=$(write_io "$server")
   # The generator's own CPU (user + system seconds) goes to a file: it shares the two cores.
@@ -75,6 +82,9 @@ run_backend() { # $1 = name, $2 = database url
   # CPU time (clock ticks of 10 ms) spent per event during the webhook phase.
   echo "server CPU per event     $(( (cpu1 - cpu0) * 10000 / events )) µs"
   [ "$name" = sqlite ] || echo "PostgreSQL CPU per event $(( (pg1 - pg0) * 10000 / events )) µs"
+  # A checkpoint during the phase (at 20,000 events/s PostgreSQL's default max_wal_size of 1 GB
+  # lasts about 18 s) raises latency while it runs.
+  [ "$name" = sqlite ] || echo "PostgreSQL checkpoints   $(( $(pg_checkpoints) - checkpoints0 ))"
   # What the server handed to write calls (files and sockets) per event: on SQLite mostly its
   # write-ahead log and checkpoints.
   echo "$io0 $io1" | awk -v e="$events" \
