@@ -44,9 +44,10 @@
 //! Every type is plain data (serde), so that a storage layer can keep accounts and transfers as
 //! rows and rebuild a [`Ledger`] by applying the stored requests again.
 
+use crate::collections::GrowingMap;
 use crate::time::Instant;
 use rust_decimal::Decimal;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -755,12 +756,6 @@ pub struct Ledger {
     /// The latest instant given to `expire`.
     expired_through: Option<Instant>,
 }
-
-/// A hash map that grows without pauses: when it outgrows its table it moves a few entries to the
-/// new one at each insert (griddle), where a standard map moves them all at once. The ledger of a
-/// running service grows with every message, and moving a million entries at once stalled the
-/// writer (and every request waiting on it) for tens of milliseconds.
-pub type GrowingMap<K, V, S = FxBuildHasher> = griddle::HashMap<K, V, S>;
 
 /// A checked transfer, ready to write.
 struct Plan {

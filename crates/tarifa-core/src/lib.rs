@@ -7,6 +7,7 @@
 pub mod bill;
 pub mod card;
 pub mod category;
+pub mod collections;
 pub mod config;
 pub mod engine;
 mod fast_json;

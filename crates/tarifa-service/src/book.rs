@@ -18,11 +18,11 @@ use std::hash::RandomState;
 use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
+use tarifa_core::collections::GrowingMap;
 use tarifa_core::engine::{
     id_tail, lookback, may_concern, message_tail, Counter, CounterKey, Rater, Setup,
 };
 use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
-use tarifa_core::ledger::GrowingMap;
 use tarifa_core::ledger::{
     AccountId, AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, TransferId,
     WalletPolicy,
