@@ -13,12 +13,12 @@ use crate::store::{ChargeRow, EventRow, WriteSet};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::RandomState;
 use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
-use tarifa_core::collections::GrowingMap;
+use tarifa_core::collections::{GrowingMap, Schedule};
 use tarifa_core::engine::{
     id_tail, lookback, may_concern, message_tail, Counter, CounterKey, Rater, Setup,
 };
@@ -99,6 +99,26 @@ struct Msg {
     at: Instant,
     /// Priced (at delivery) or released (failed): the wallet is settled for it.
     settled: bool,
+    /// When [`Book::trim`] looks at it again (its live entry in [`Book::forget`]).
+    forget_at: Instant,
+}
+
+/// The recent events of one (business, user or group).
+#[derive(Clone, Debug, Default)]
+struct KeyHistory {
+    /// In time order (events of the same time in arrival order), so that those out of the window
+    /// are at the front: forgetting them costs what they are, not the length of the history (a
+    /// busy group's history holds hundreds of thousands). Rating does not depend on the order.
+    events: VecDeque<HistoryEvent>,
+    /// When its oldest event leaves the window: its live entry in [`Book::forget`].
+    forget_at: Instant,
+}
+
+/// What [`Book::trim`] looks at again, filed in [`Book::forget`].
+#[derive(Clone, Debug)]
+enum Forget {
+    Message(Arc<str>),
+    History((String, String)),
 }
 
 /// An event of a conversation's history, parsed once (when it was received or reloaded).
@@ -174,8 +194,12 @@ pub struct Book {
     /// When each transfer was applied (the ledger has no clock).
     applied_at: GrowingMap<String, Instant, RandomState>,
     /// Recent events per (business, user or group).
-    history: GrowingMap<(String, String), Vec<HistoryEvent>, RandomState>,
-    messages: GrowingMap<String, Msg, RandomState>,
+    history: GrowingMap<(String, String), KeyHistory, RandomState>,
+    messages: GrowingMap<Arc<str>, Msg, RandomState>,
+    /// Each message and each history at the time it may leave the window, so that trimming
+    /// visits what expires, not everything kept. An entry whose time is no longer its item's
+    /// `forget_at` is stale and passed over.
+    forget: Schedule<Forget>,
     category_changes: HashMap<String, Vec<Arc<Event<'static>>>>,
     counts: HashMap<CounterKey, u64>,
     optouts: HashSet<(String, String)>,
@@ -226,6 +250,7 @@ impl Book {
             applied_at: GrowingMap::default(),
             history: GrowingMap::default(),
             messages: GrowingMap::default(),
+            forget: Schedule::default(),
             category_changes: HashMap::new(),
             counts: HashMap::new(),
             optouts: HashSet::new(),
@@ -304,9 +329,7 @@ impl Book {
 
     /// Marks a message as settled (its charge is stored) and restores its counters.
     pub fn replay_charge(&mut self, charge: &ChargeRow) {
-        if let Some(m) = self.messages.get_mut(&charge.message) {
-            m.settled = true;
-        }
+        self.mark_settled(&charge.message);
         if let Ok(keys) = serde_json::from_str::<Vec<StoredCounter>>(&charge.counters) {
             for k in keys {
                 if let Some(key) = k.key() {
@@ -337,11 +360,9 @@ impl Book {
             Event::Outbound(e) => {
                 let party = e.group.as_ref().map_or(&*e.user, |(g, _)| g).to_string();
                 let key = (business.to_string(), party);
-                self.messages.entry(e.id.to_string()).or_insert(Msg {
-                    key: key.clone(),
-                    at: e.at,
-                    settled: false,
-                });
+                if !self.messages.contains_key(&*e.id) {
+                    self.follow(&e.id, key.clone(), e.at);
+                }
                 (key, e.at)
             }
             Event::Status(s) => {
@@ -350,14 +371,7 @@ impl Book {
                     None => match (&s.business, &s.recipient) {
                         (Some(_), Some(r)) => {
                             let key = (business.to_string(), r.to_string());
-                            self.messages.insert(
-                                s.id.to_string(),
-                                Msg {
-                                    key: key.clone(),
-                                    at: s.at,
-                                    settled: false,
-                                },
-                            );
+                            self.follow(&s.id, key.clone(), s.at);
                             key
                         }
                         _ => return None,
@@ -374,28 +388,113 @@ impl Book {
             }
             _ => return None,
         };
-        self.history
+        let kept = self
+            .history
             .entry(key.clone())
-            .or_default()
-            .push(HistoryEvent {
-                at,
-                tail: message_tail(event),
-                event: event.clone(),
+            .or_insert_with(|| KeyHistory {
+                events: VecDeque::new(),
+                forget_at: Instant::MAX,
             });
+        let remembered = HistoryEvent {
+            at,
+            tail: message_tail(event),
+            event: event.clone(),
+        };
+        if kept.events.back().is_none_or(|last| last.at <= at) {
+            kept.events.push_back(remembered);
+        } else {
+            let place = kept.events.partition_point(|e| e.at <= at);
+            kept.events.insert(place, remembered);
+        }
+        let forget_at = at.saturating_add(self.history_secs);
+        if forget_at < kept.forget_at {
+            kept.forget_at = forget_at;
+            self.forget.file(forget_at, Forget::History(key.clone()));
+        }
         Some(key)
+    }
+
+    /// Starts following message `id` (not followed yet) of `key`, sent at `at`.
+    fn follow(&mut self, id: &str, key: (String, String), at: Instant) {
+        let id: Arc<str> = Arc::from(id);
+        let forget_at = at.saturating_add(self.history_secs);
+        self.messages.insert(
+            id.clone(),
+            Msg {
+                key,
+                at,
+                settled: false,
+                forget_at,
+            },
+        );
+        self.forget.file(forget_at, Forget::Message(id));
+    }
+
+    /// The wallet is settled for `message`: it may be forgotten once out of the window, even if
+    /// [`Book::trim`] had kept it past the window for its hold.
+    fn mark_settled(&mut self, message: &str) {
+        let Some((id, m)) = self.messages.get_key_value_mut(message) else {
+            return;
+        };
+        m.settled = true;
+        let forget_at = m.at.saturating_add(self.history_secs);
+        if m.forget_at != forget_at {
+            m.forget_at = forget_at;
+            self.forget.file(forget_at, Forget::Message(id.clone()));
+        }
     }
 
     /// Forgets history older than `history_days` before `now` and settled messages older than
     /// that (run now and then by the writer).
+    ///
+    /// It visits only what [`Book::forget`] holds for before `now`: a message is forgotten when
+    /// it is out of the window and settled, or out of the window by its hold's time too (else
+    /// it is filed again for then); a history loses the events out of the window (and is filed
+    /// again for its new oldest event, or forgotten when empty). The result is that of a pass
+    /// over everything kept (checked by a property test), at the cost of what expires.
     pub fn trim(&mut self, now: Instant) {
         let cutoff = now - self.history_secs;
-        self.history.retain(|_, events| {
-            events.retain(|e| e.at >= cutoff);
-            !events.is_empty()
-        });
         let hold_cutoff = now - self.hold_secs - self.history_secs;
-        self.messages
-            .retain(|_, m| m.at >= cutoff || (!m.settled && m.at >= hold_cutoff));
+        for (at, item) in self.forget.take_due(now) {
+            match item {
+                Forget::Message(id) => {
+                    let Some(m) = self.messages.get_mut(&*id) else {
+                        continue;
+                    };
+                    if m.forget_at != at {
+                        continue;
+                    }
+                    if m.settled || m.at < hold_cutoff {
+                        self.messages.remove(&*id);
+                    } else {
+                        m.forget_at =
+                            m.at.saturating_add(self.history_secs)
+                                .saturating_add(self.hold_secs);
+                        self.forget.file(m.forget_at, Forget::Message(id));
+                    }
+                }
+                Forget::History(key) => {
+                    let Some(kept) = self.history.get_mut(&key) else {
+                        continue;
+                    };
+                    if kept.forget_at != at {
+                        continue;
+                    }
+                    while kept.events.front().is_some_and(|e| e.at < cutoff) {
+                        kept.events.pop_front();
+                    }
+                    match kept.events.front() {
+                        None => {
+                            self.history.remove(&key);
+                        }
+                        Some(oldest) => {
+                            kept.forget_at = oldest.at.saturating_add(self.history_secs);
+                            self.forget.file(kept.forget_at, Forget::History(key));
+                        }
+                    }
+                }
+            }
+        }
         let month = Month(tarifa_core::time::LocalDate((now / DAY) as i32).month().0 - 1);
         self.counts.retain(|k, _| k.month >= month);
     }
@@ -457,10 +556,14 @@ impl Book {
             .category_changes
             .get(&key.0)
             .map_or(&[][..], Vec::as_slice);
-        let history = self.history.get(key).map_or(&[][..], Vec::as_slice);
+        let history = self.history.get(key).map(|h| &h.events);
         let all = |concerns: &dyn Fn(&HistoryEvent) -> bool| -> Vec<&Event<'_>> {
             let changes = changes.iter().map(|e| &**e);
-            let history = history.iter().filter(|h| concerns(h)).map(|h| &*h.event);
+            let history = history
+                .into_iter()
+                .flatten()
+                .filter(|h| concerns(h))
+                .map(|h| &*h.event);
             changes
                 .chain(history)
                 .chain(extra.iter().copied())
@@ -661,9 +764,7 @@ impl Book {
         for k in &priced.counted {
             *self.counts.entry(k.clone()).or_default() += 1;
         }
-        if let Some(m) = self.messages.get_mut(message) {
-            m.settled = true;
-        }
+        self.mark_settled(message);
         w.charges.push(ChargeRow {
             message: message.to_string(),
             business,
@@ -936,8 +1037,8 @@ impl Book {
 
     /// A user message in the 24 hours before `at` (the customer service window).
     fn window_open(&self, key: &(String, String), at: Instant) -> bool {
-        self.history.get(key).is_some_and(|events| {
-            events
+        self.history.get(key).is_some_and(|kept| {
+            kept.events
                 .iter()
                 .any(|e| e.at <= at && at - e.at < DAY && matches!(*e.event, Event::Inbound(_)))
         })
@@ -1021,5 +1122,136 @@ impl StoredCounter {
             bucket: self.bucket,
             month: Month(self.month),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    const WINDOW_DAYS: i64 = 2;
+    const HOLD_DAYS: i64 = 3;
+
+    fn book() -> Book {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/config.toml");
+        let setup = crate::setup::load(&config, Default::default()).expect("sample config");
+        Book::new(Arc::new(setup), HashMap::new(), HOLD_DAYS, WINDOW_DAYS)
+    }
+
+    /// The trim of the book before schedules: one pass over everything kept.
+    fn trim_by_full_pass(book: &mut Book, now: Instant) {
+        let cutoff = now - book.history_secs;
+        book.history.retain(|_, kept| {
+            kept.events.retain(|e| e.at >= cutoff);
+            !kept.events.is_empty()
+        });
+        let hold_cutoff = now - book.hold_secs - book.history_secs;
+        book.messages
+            .retain(|_, m| m.at >= cutoff || (!m.settled && m.at >= hold_cutoff));
+    }
+
+    /// What trimming decides: the messages followed (with whether settled) and each history's
+    /// events (time and message), in a comparable order.
+    type Kept = (
+        BTreeMap<String, (Instant, bool)>,
+        BTreeMap<(String, String), Vec<(Instant, Option<u64>)>>,
+    );
+
+    fn kept(book: &Book) -> Kept {
+        let messages = book
+            .messages
+            .iter()
+            .map(|(id, m)| (id.to_string(), (m.at, m.settled)))
+            .collect();
+        let history = book
+            .history
+            .iter()
+            .map(|(key, h)| {
+                (
+                    key.clone(),
+                    h.events.iter().map(|e| (e.at, e.tail)).collect(),
+                )
+            })
+            .collect();
+        (messages, history)
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// An outbound message (id, user, hours after the start).
+        Send(u8, u8, u16),
+        /// A user's message.
+        Receive(u8, u16),
+        /// A status for a message (id, user, hours): delivered, failed or sent.
+        Status(u8, u8, u16, u8),
+        /// The wallet is settled for a message.
+        Settle(u8),
+        /// Trim, this many hours after the last trim.
+        Trim(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0..40u8, 0..6u8, 0..300u16).prop_map(|(m, u, h)| Step::Send(m, u, h)),
+            2 => (0..6u8, 0..300u16).prop_map(|(u, h)| Step::Receive(u, h)),
+            3 => (0..40u8, 0..6u8, 0..300u16, 0..3u8).prop_map(|(m, u, h, s)| Step::Status(m, u, h, s)),
+            2 => (0..40u8).prop_map(Step::Settle),
+            2 => (0..48u16).prop_map(Step::Trim),
+        ]
+    }
+
+    fn time(start: Instant, hours: u16) -> String {
+        tarifa_core::time::format_instant(start + i64::from(hours) * 3600)
+    }
+
+    proptest! {
+        /// Trimming by schedule keeps exactly what a pass over everything keeps, whatever the
+        /// order of sends, statuses (late ones too), settlements and trims.
+        #[test]
+        fn trimming_by_schedule_keeps_what_a_full_pass_keeps(steps in prop::collection::vec(step(), 1..120)) {
+            let (mut scheduled, mut full) = (book(), book());
+            let start: Instant = 1_700_000_000;
+            let mut now = start;
+            for s in steps {
+                let line = match &s {
+                    Step::Send(m, u, h) => Some(format!(
+                        r#"{{"type":"outbound","id":"wamid.{m}","at":"{}","business":"waba-br","phone":"pn-br-1","user":"55119876543{u:02}"}}"#,
+                        time(start, *h))),
+                    Step::Receive(u, h) => Some(format!(
+                        r#"{{"type":"inbound","id":"wamid.in.{u}.{h}","at":"{}","business":"waba-br","phone":"pn-br-1","user":"55119876543{u:02}"}}"#,
+                        time(start, *h))),
+                    Step::Status(m, u, h, s) => Some(format!(
+                        r#"{{"type":"status","id":"wamid.{m}","at":"{}","status":"{}","business":"waba-br","recipient":"55119876543{u:02}"}}"#,
+                        time(start, *h), ["delivered", "failed", "sent"][usize::from(*s)])),
+                    Step::Settle(_) | Step::Trim(_) => None,
+                };
+                for b in [&mut scheduled, &mut full] {
+                    if let Some(line) = &line {
+                        let parsed = parse_line(line.as_bytes(), &mut |_| {});
+                        prop_assert!(parsed.is_ok(), "{line}: {parsed:?}");
+                        b.replay_event("waba-br", line);
+                    }
+                    if let Step::Settle(m) = s {
+                        b.mark_settled(&format!("wamid.{m}"));
+                    }
+                }
+                if let Step::Trim(hours) = s {
+                    now += i64::from(hours) * 3600;
+                    scheduled.trim(now);
+                    trim_by_full_pass(&mut full, now);
+                    prop_assert_eq!(kept(&scheduled), kept(&full));
+                }
+            }
+            // After the last event's window and hold: everything is forgotten.
+            now = now.max(start + 300 * 3600) + (WINDOW_DAYS + HOLD_DAYS) * DAY + 1;
+            scheduled.trim(now);
+            trim_by_full_pass(&mut full, now);
+            prop_assert_eq!(kept(&scheduled), kept(&full));
+            prop_assert!(scheduled.messages.is_empty() && scheduled.history.is_empty());
+            prop_assert!(scheduled.forget.is_empty(), "{} entries left", scheduled.forget.len());
+        }
     }
 }

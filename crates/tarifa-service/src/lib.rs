@@ -259,9 +259,11 @@ pub async fn start(config: ServeConfig) -> Result<Running> {
     })
 }
 
-/// Every minute: release expired holds, forget old history.
+/// Every second: release expired holds, forget old history. Both visit only what is due (the
+/// ledger's timeouts and the book's schedule), so a short period costs nothing when nothing is
+/// due, and spreads the forgetting of a busy day into small steps instead of a pause a minute.
 async fn tick(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = every.tick() => { let _ = app.writer.send(writer::Command::Expire).await; }
