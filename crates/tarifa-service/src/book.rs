@@ -118,7 +118,8 @@ struct KeyHistory {
 #[derive(Clone, Debug)]
 enum Forget {
     Message(Arc<str>),
-    History((String, String)),
+    /// Boxed: one entry per message is filed, and a key's two strings would triple its size.
+    History(Box<(String, String)>),
 }
 
 /// An event of a conversation's history, parsed once (when it was received or reloaded).
@@ -409,7 +410,8 @@ impl Book {
         let forget_at = at.saturating_add(self.history_secs);
         if forget_at < kept.forget_at {
             kept.forget_at = forget_at;
-            self.forget.file(forget_at, Forget::History(key.clone()));
+            self.forget
+                .file(forget_at, Forget::History(Box::new(key.clone())));
         }
         Some(key)
     }
@@ -474,7 +476,7 @@ impl Book {
                     }
                 }
                 Forget::History(key) => {
-                    let Some(kept) = self.history.get_mut(&key) else {
+                    let Some(kept) = self.history.get_mut(&*key) else {
                         continue;
                     };
                     if kept.forget_at != at {
@@ -485,7 +487,7 @@ impl Book {
                     }
                     match kept.events.front() {
                         None => {
-                            self.history.remove(&key);
+                            self.history.remove(&*key);
                         }
                         Some(oldest) => {
                             kept.forget_at = oldest.at.saturating_add(self.history_secs);
