@@ -1139,6 +1139,9 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A statement on the `Any` driver, with the parameters bound so far.
+    type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
     /// A new empty directory of this test process, named after `name`.
     fn empty_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
@@ -1281,14 +1284,20 @@ mod tests {
         // statement notices the change and is prepared again).
         Store::open(&url).await.unwrap().close().await;
         let store = Store::open(&url).await.unwrap();
+        // The plan of `sql`, one detail per step, its parameters bound by `bind`.
+        let plan = |sql: &str, bind: fn(AnyQuery<'_>) -> AnyQuery<'_>| {
+            let query = bind(sqlx::query(AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {sql}"
+            ))));
+            async {
+                let rows = query.fetch_all(&store.pool).await.unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>(3))
+                    .collect::<Vec<String>>()
+            }
+        };
         for sql in [SQLITE_EXISTING_KEYS, SQLITE_BUSINESSES_OF] {
-            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind("k00")
-                .bind("[]")
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-            let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+            let details = plan(sql, |q| q.bind("k00").bind("[]")).await;
             let on = |table: &str| -> Vec<&String> {
                 details.iter().filter(|d| d.contains(table)).collect()
             };
@@ -1314,12 +1323,7 @@ mod tests {
                 "SEARCH charges USING INDEX charges_at (at>?)",
             ),
         ] {
-            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind(0_i64)
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-            let details: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+            let details = plan(&sql, |q| q.bind(0_i64)).await;
             assert_eq!(details[0], index, "{details:?}");
         }
         // The group commits' connection keeps its statement journals in memory.
