@@ -56,6 +56,10 @@ pub struct Metrics {
     pub events_rejected: AtomicU64,
     pub quotes: AtomicU64,
     pub group_commits: AtomicU64,
+    /// Look-ups in the store of event keys that the writer's filter may contain, and the keys
+    /// they asked for (a duplicate, or a false positive of the filter).
+    pub key_lookups: AtomicU64,
+    pub key_lookup_keys: AtomicU64,
     pub group_commit_seconds: Histogram,
     /// The transaction alone (BEGIN … COMMIT), without applying the group.
     pub transaction_seconds: Histogram,
@@ -113,6 +117,16 @@ impl Metrics {
                 "tarifa_group_commits_total",
                 "Database transactions of the writer.",
                 &self.group_commits,
+            ),
+            (
+                "tarifa_key_lookups_total",
+                "Store look-ups of event keys the filter of stored keys may contain (on the writer's path).",
+                &self.key_lookups,
+            ),
+            (
+                "tarifa_key_lookup_keys_total",
+                "Event keys looked up in the store (duplicates, and the filter's false positives).",
+                &self.key_lookup_keys,
             ),
         ];
         for (name, help, value) in counters {

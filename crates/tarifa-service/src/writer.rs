@@ -278,6 +278,10 @@ pub async fn run(
         let existing = if keys.is_empty() {
             HashSet::new()
         } else {
+            metrics.key_lookups.fetch_add(1, Relaxed);
+            metrics
+                .key_lookup_keys
+                .fetch_add(keys.len() as u64, Relaxed);
             match store.existing_keys(&keys).await {
                 Ok(e) => e,
                 Err(e) => {
