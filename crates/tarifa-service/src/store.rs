@@ -13,9 +13,11 @@
 //! on PostgreSQL one typed array per column (native driver, binary protocol), read by one
 //! data-modifying `WITH` over `unnest`.
 //!
-//! Events are found by key and by message, and charges by message, through b-tree indexes on
-//! PostgreSQL and through FTS5 indexes on SQLite, whose write-ahead log would otherwise write a
-//! page for every random key (see `SQLITE_LOOKUP_INDEXES`).
+//! Events are found by key and by message, and charges by message, through b-tree indexes of
+//! 64-bit hashes of the ids on PostgreSQL (see `POSTGRES_HASHED_LOOKUPS`) and through FTS5
+//! indexes on SQLite, whose write-ahead log would otherwise write a page for every random key
+//! (see `SQLITE_LOOKUP_INDEXES`). Neither keeps a unique index of ids: the writer makes keys
+//! unique.
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -97,6 +99,13 @@ pub struct EventRow {
     pub line: String,
     /// The event `line` reads as, parsed once by the request handler (not stored).
     pub event: std::sync::Arc<tarifa_core::input::Event<'static>>,
+}
+
+impl EventRow {
+    /// What [`Store::existing_keys`] finds the event by: its key and its message id.
+    pub fn lookup(&self) -> (&str, &str) {
+        (&self.key, &self.message)
+    }
 }
 
 /// A priced message (the wallet's view; invoices re-rate from the events).
@@ -232,8 +241,9 @@ const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_messag
 /// stores a key only after proving it new (its filter of stored keys, a look-up of the maybes,
 /// and the keys of the groups in flight: `writer::run`), as it must anyway, since a duplicate
 /// must not reach the book either. A charge is written once per message by the book (a settled
-/// message is never priced again, and its ledger transfers have ids of their own). PostgreSQL,
-/// whose log holds row changes, keeps both unique indexes.
+/// message is never priced again, and its ledger transfers have ids of their own). PostgreSQL's
+/// log holds row changes, so it kept both unique indexes, until they outgrew its buffers (see
+/// [`POSTGRES_HASHED_LOOKUPS`]).
 const SQLITE_LOOKUP_INDEXES: &[&str] = &[
     "CREATE TABLE events_v4 (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, business TEXT NOT NULL, \
      kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, received_at BIGINT NOT NULL, \
@@ -295,12 +305,70 @@ const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = 'out:' || me
      FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
      AND message IN (SELECT value FROM json_each(?)) AND business <> '' ORDER BY seq";
 
+/// PostgreSQL: the 64-bit hash an event is found by: of its message id (outbound records and
+/// statuses), else of its key (see [`POSTGRES_HASHED_LOOKUPS`]). A macro, so that the index and
+/// the queries that must match it are built from one text.
+macro_rules! pg_event_lookup {
+    ($table:literal) => {
+        concat!(
+            "hashtextextended(CASE WHEN ",
+            $table,
+            "message = '' THEN ",
+            $table,
+            "key ELSE ",
+            $table,
+            "message END, 0)"
+        )
+    };
+}
+
+/// PostgreSQL: which events of a JSON list of `[key, message]` pairs (`$1`) are stored, through
+/// the entries of their hashes in `events_lookup`, then the rows' own keys.
+///
+/// One correlated subquery per pair, each a search of the index whatever the statistics: as a
+/// join, PostgreSQL, with no statistics of the hashes yet (a new database, before its first
+/// `ANALYZE`), expected 0.5 % of `events` per hash, hashed the pairs and scanned `events`
+/// (200 ms at a million events). A `LIMIT 1` inside would invite the same: a scan expected to
+/// stop early. Counting the few events of a hash has no such plan.
+const POSTGRES_EXISTING_KEYS: &str = concat!(
+    "SELECT q.pair->>0 FROM json_array_elements($1::json) AS q(pair) \
+     WHERE (SELECT count(*) FROM events e WHERE ",
+    pg_event_lookup!("e."),
+    " = hashtextextended(CASE WHEN q.pair->>1 = '' THEN q.pair->>0 ELSE q.pair->>1 END, 0) \
+     AND e.key = q.pair->>0) > 0"
+);
+
 /// Both backends: the start reads the events and charges of the last weeks (`at >= …`, see
 /// `load_book`) through an index of their own instead of a scan of everything ever stored.
 /// Live events and charges are timed about now, so their entries go to the index's right edge.
 const AT_INDEXES: &[&str] = &[
     "CREATE INDEX events_at ON events (at)",
     "CREATE INDEX charges_at ON charges (at)",
+];
+
+/// PostgreSQL: events are found through one b-tree index of [`pg_event_lookup`] (the message's
+/// hash for records and statuses, so a message's events share one entry), and charges through
+/// one of their message's hash, instead of unique indexes of the ids; `events.key` and
+/// `charges.message` lose their unique constraints, as on SQLite, and for the same reason
+/// idempotency stays exact (see [`SQLITE_LOOKUP_INDEXES`]). Look-ups compare the row's own id
+/// after the hash, so a rare collision matches nothing it should not.
+///
+/// Why: ids such as Meta's wamids are random, so each event put its key, and each charge its
+/// message, at a random place of an index of 60 to 100 byte texts, compared byte by byte and
+/// checked twice for `ON CONFLICT`. Past about 20 s of a 20,000 events/s load those indexes
+/// outgrew PostgreSQL's default `shared_buffers` (128 MB), and the committing backend wrote out
+/// 7,000 to 18,000 dirty buffers a second to make room (`BENCHMARKS.md`, session 10). An entry
+/// of a hash takes 20 bytes, and `hashtextextended` is PostgreSQL's own (that of hash
+/// partitioning), so rows stored before this migration are indexed by it too.
+const POSTGRES_HASHED_LOOKUPS: &[&str] = &[
+    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_key_key",
+    concat!(
+        "CREATE INDEX events_lookup ON events (",
+        pg_event_lookup!(""),
+        ")"
+    ),
+    "ALTER TABLE charges DROP CONSTRAINT IF EXISTS charges_pkey",
+    "CREATE INDEX charges_lookup ON charges (hashtextextended(message, 0))",
 ];
 
 /// The SQLite migration that adds [`SQLITE_LOOKUP_INDEXES`].
@@ -325,6 +393,7 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
             (3, POSTGRES_BYTEWISE_KEYS),
             (4, DROP_EVENTS_MESSAGE_INDEX),
             (5, AT_INDEXES),
+            (6, POSTGRES_HASHED_LOOKUPS),
         ],
     }
 }
@@ -591,23 +660,22 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Which of `keys` are stored already.
-    pub async fn existing_keys(&self, keys: &[&str]) -> Result<HashSet<String>> {
+    /// Which of `events` (each its key and its message id, empty when it has none) are stored
+    /// already, by key.
+    pub async fn existing_keys(&self, events: &[(&str, &str)]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
+        for chunk in events.chunks(LOOKUP_CHUNK) {
+            let keys: Vec<&str> = chunk.iter().map(|(key, _)| *key).collect();
             let query = match self.dialect {
                 // The documents of the keys' tokens, then the rows' own keys.
-                Dialect::Sqlite => sqlx::query(SQLITE_EXISTING_KEYS).bind(lookup_query('k', chunk)),
-                Dialect::Postgres => sqlx::query(
-                    "SELECT key FROM events WHERE key IN \
-                     (SELECT json_array_elements_text($1::json))",
-                ),
+                Dialect::Sqlite => sqlx::query(SQLITE_EXISTING_KEYS)
+                    .bind(lookup_query('k', &keys))
+                    .bind(Self::json_list(&keys)),
+                // The entries of the events' hashes, then the rows' own keys.
+                Dialect::Postgres => sqlx::query(POSTGRES_EXISTING_KEYS)
+                    .bind(serde_json::to_string(chunk).context("serializing keys")?),
             };
-            for row in query
-                .bind(Self::json_list(chunk))
-                .fetch_all(&self.lookups)
-                .await?
-            {
+            for row in query.fetch_all(&self.lookups).await? {
                 found.insert(row.try_get::<String, _>(0)?);
             }
         }
@@ -666,26 +734,17 @@ impl Store {
     }
 
     /// PostgreSQL: the statement of [`Store::businesses_of`] (the JSON list of ids is its one
-    /// parameter). A message's events are found by their keys (see `ingest::row_of`):
-    /// `out:{id}` and the range of `st:{id}:…` (`;` follows `:`), read from the unique index of
-    /// keys, so no index of its own is kept on `message` (one b-tree fewer to insert every event
-    /// into). The `message` test keeps an id that has a `:` of its own (`a:b`) out of the range
-    /// of another (`a`).
-    ///
-    /// For each id, a search of the key index for its outbound record, then one for its
-    /// statuses. Correlated subqueries keep it on the index (with a join over the ranges,
-    /// PostgreSQL, which cannot estimate them, would scan `events` and hash on `message`).
+    /// parameter): per id, the events of its hash's entry in `events_lookup`, the outbound
+    /// record's business first, else the first status's that knows it. A correlated subquery
+    /// keeps it on the index, one search per id (see [`POSTGRES_EXISTING_KEYS`]); its order
+    /// cannot be read from any index, so no scan can stop early.
     fn businesses_of_sql(&self) -> String {
-        let owner = |key_test: &str| {
-            format!(
-                "(SELECT business FROM events WHERE {key_test} AND message = m.value \
-                 AND business <> '' LIMIT 1)"
-            )
-        };
         format!(
-            "SELECT m.value, COALESCE({}, {}) FROM ({}) AS m",
-            owner("key = 'out:' || m.value"),
-            owner("key > 'st:' || m.value || ':' AND key < 'st:' || m.value || ';'"),
+            "SELECT m.value, (SELECT business FROM events \
+               WHERE {} = hashtextextended(m.value, 0) AND message = m.value \
+               AND business <> '' ORDER BY key = 'out:' || m.value DESC, seq LIMIT 1) \
+             FROM ({}) AS m",
+            pg_event_lookup!(""),
             self.json_rows(1)
         )
     }
@@ -765,7 +824,7 @@ impl Store {
             ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
               SELECT a, b, c, d, e, f, g FROM unnest($1::text[], $2::text[], $3::text[], \
                 $4::text[], $5::int8[], $6::int8[], $7::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, n) \
-              ORDER BY n ON CONFLICT (key) DO NOTHING), \
+              ORDER BY n), \
             lo AS (INSERT INTO ledger_ops (at, op) \
               SELECT a, b FROM unnest($8::int8[], $9::text[]) WITH ORDINALITY AS t(a, b, n) ORDER BY n), \
             ch AS (INSERT INTO charges (message, business, at, pricing_type, category, rule, \
@@ -773,7 +832,7 @@ impl Store {
               SELECT a, b, c, d, e, f, g, h, i, j, k FROM unnest($10::text[], $11::text[], \
                 $12::int8[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
                 $18::text[], $19::text[], $20::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, k, n) \
-              ORDER BY n ON CONFLICT (message) DO NOTHING), \
+              ORDER BY n), \
             oo AS (INSERT INTO optouts (business, user_id, at) \
               SELECT a, b, c FROM unnest($21::text[], $22::text[], $23::int8[]) WITH ORDINALITY AS t(a, b, c, n) \
               ORDER BY n ON CONFLICT (business, user_id) DO NOTHING), \
@@ -1150,6 +1209,186 @@ mod tests {
         dir
     }
 
+    /// PostgreSQL: a database of the schema before the hashed look-ups (unique indexes of keys
+    /// and of charged messages) keeps its events and charges, loses those unique indexes, and
+    /// finds what it stored by key and by message afterwards; each look-up goes through the hash
+    /// indexes, never a scan of the table, once the tables hold 50,000 rows.
+    #[tokio::test]
+    async fn postgres_migration_to_hashed_lookups_keeps_and_finds_what_was_stored() {
+        use sqlx::Connection;
+        let Some(admin) = std::env::var("TARIFA_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("PostgreSQL test skipped: TARIFA_TEST_DATABASE_URL is not set");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("tarifa_test_hashed_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
+        {
+            let mut old = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut script = String::from(
+                "CREATE TABLE tarifa_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);",
+            );
+            for (version, statements) in migrations(Dialect::Postgres) {
+                if version >= 6 {
+                    break;
+                }
+                for s in statements {
+                    script.push_str(s);
+                    script.push(';');
+                }
+                script.push_str(&format!(
+                    "INSERT INTO tarifa_migrations VALUES ({version}, 0);"
+                ));
+            }
+            script.push_str(
+                "INSERT INTO events (key, business, kind, message, at, received_at, line) VALUES \
+                 ('out:wamid.Ab+/=', 'shop', 'outbound', 'wamid.Ab+/=', 1, 1, '{}'), \
+                 ('st:wamid.Ab+/=:sent:34', '', 'status', 'wamid.Ab+/=', 2, 2, '{}'), \
+                 ('st:wamid.Cd:read:34', 'shop2', 'status', 'wamid.Cd', 2, 2, '{}'), \
+                 ('in:é 1', 'shop', 'inbound', '', 3, 3, '{}'); \
+                 INSERT INTO charges VALUES ('wamid.Ab+/=', 'shop', 1, 'regular', 'marketing', \
+                 'D-3', '0.0702', 'EUR', '0.0702', '0', '[]')",
+            );
+            sqlx::raw_sql(AssertSqlSafe(script))
+                .execute(&mut old)
+                .await
+                .unwrap();
+        }
+        let store = Store::open(&url).await.unwrap();
+        let found = store
+            .existing_keys(&[
+                ("out:wamid.Ab+/=", "wamid.Ab+/="),
+                ("st:wamid.Ab+/=:sent:34", "wamid.Ab+/="),
+                ("st:wamid.Ab+/=:read:34", "wamid.Ab+/="),
+                ("in:é 1", ""),
+                ("in:é 2", ""),
+            ])
+            .await
+            .unwrap();
+        let mut found: Vec<String> = found.into_iter().collect();
+        found.sort();
+        assert_eq!(
+            found,
+            ["in:é 1", "out:wamid.Ab+/=", "st:wamid.Ab+/=:sent:34"]
+        );
+        let mut owners = store
+            .businesses_of(&["wamid.Ab+/=", "wamid.Cd", "wamid.ab+/=", ""])
+            .await
+            .unwrap();
+        owners.sort();
+        assert_eq!(
+            owners,
+            [
+                ("wamid.Ab+/=".to_string(), "shop".to_string()),
+                ("wamid.Cd".to_string(), "shop2".to_string())
+            ]
+        );
+        let recoveries = crate::recovery::store::RecoveryStore {
+            store: store.clone(),
+        };
+        assert_eq!(
+            recoveries
+                .charged(&["wamid.Ab+/=", "wamid.Ab+/=", "wamid.ab+/="])
+                .await
+                .unwrap(),
+            [("wamid.Ab+/=".to_string(), "0.0702".to_string())]
+        );
+
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename IN ('events', 'charges') \
+             ORDER BY indexname",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "charges_at",
+                "charges_business_at",
+                "charges_lookup",
+                "events_at",
+                "events_business_at",
+                "events_lookup",
+                "events_pkey"
+            ]
+        );
+        // Enough rows for a scan to look costly, first without statistics of them (a new
+        // database), then with.
+        sqlx::raw_sql(
+            "INSERT INTO events (key, business, kind, message, at, received_at, line) \
+             SELECT 'st:m' || i || ':sent:1', 'shop', 'status', 'm' || i, i, i, '{}' \
+             FROM generate_series(1, 50000) AS i; \
+             INSERT INTO charges (message, business, at, pricing_type, category, rule, amount, \
+               currency, captured, uncollected, counters) \
+             SELECT 'm' || i, 'shop', i, 'regular', 'marketing', 'D-3', '0.0702', 'EUR', \
+               '0.0702', '0', '[]' FROM generate_series(1, 50000) AS i",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for analyzed in [false, true] {
+            if analyzed {
+                sqlx::raw_sql("ANALYZE events; ANALYZE charges")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let lookups = [
+                (
+                    POSTGRES_EXISTING_KEYS.to_string(),
+                    r#"[["in:é 1",""]]"#,
+                    "events_lookup",
+                ),
+                (
+                    store.businesses_of_sql(),
+                    r#"["wamid.Cd"]"#,
+                    "events_lookup",
+                ),
+                (
+                    recoveries.postgres_charged_sql(1),
+                    "wamid.Cd",
+                    "charges_lookup",
+                ),
+            ];
+            for (sql, parameter, index) in lookups {
+                let plan: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {sql}")))
+                    .bind(parameter)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                let plan = plan.join("\n");
+                assert!(plan.contains(index), "analyzed: {analyzed}\n{sql}\n{plan}");
+                assert!(
+                    !plan.contains("Seq Scan on"),
+                    "analyzed: {analyzed}\n{sql}\n{plan}"
+                );
+            }
+        }
+
+        drop(conn);
+        store.close().await;
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// A database of the schema before the look-up indexes keeps every event and charge, with
     /// their numbers, and finds them by key and by message after the migration; new events are
     /// numbered after the old ones.
@@ -1194,10 +1433,10 @@ mod tests {
         }
         let store = Store::open(&url).await.unwrap();
         let keys = [
-            "out:wamid.Ab+/=",
-            "st:wamid.Ab+/=:sent:34",
-            "in:é 1",
-            "out:wamid.ab+/=",
+            ("out:wamid.Ab+/=", "wamid.Ab+/="),
+            ("st:wamid.Ab+/=:sent:34", "wamid.Ab+/="),
+            ("in:é 1", ""),
+            ("out:wamid.ab+/=", "wamid.ab+/="),
         ];
         let mut found: Vec<String> = store
             .existing_keys(&keys)
@@ -1261,7 +1500,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.last_event_seq().await.unwrap(), 14);
         let found = store
-            .existing_keys(&[&long("a"), &long("b")])
+            .existing_keys(&[(&long("a"), &long("a")[4..]), (&long("b"), &long("b")[4..])])
             .await
             .unwrap();
         assert_eq!(found.into_iter().collect::<Vec<_>>(), [long("a")]);

@@ -266,14 +266,14 @@ pub async fn run(
         };
         // Which events are stored already (a retry from Meta or from the business): only keys
         // that the filter of stored keys may contain are looked up.
-        let keys: Vec<&str> = batch
+        let keys: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|c| match c {
-                Command::Ingest { rows, .. } => rows.iter().map(|r| r.key.as_str()).collect(),
-                Command::RecordReserved { row, .. } => vec![row.key.as_str()],
+                Command::Ingest { rows, .. } => rows.iter().map(EventRow::lookup).collect(),
+                Command::RecordReserved { row, .. } => vec![row.lookup()],
                 _ => Vec::new(),
             })
-            .filter(|k| !stored_before(k) && (!seen_complete || seen.may_contain(k)))
+            .filter(|(k, _)| !stored_before(k) && (!seen_complete || seen.may_contain(k)))
             .collect();
         let existing = if keys.is_empty() {
             HashSet::new()

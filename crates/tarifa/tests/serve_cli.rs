@@ -138,7 +138,8 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         assert_eq!(top.status(), 201);
 
         // Load: 8 senders, each recording a send and then its delivery; keys acknowledged.
-        let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+        // Acknowledged events: (key, message id).
+        let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let sent: Arc<Mutex<Vec<String>>> = Arc::default();
         let now = tarifa_service::clock::now();
         let mut tasks = Vec::new();
@@ -156,13 +157,16 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
                                         "user": USER, "template": {"name": "promo", "category": "marketing"}}]);
                     match client.post(format!("{base}/v1/events")).bearer_auth(TOKEN).json(&event).send().await {
                         Ok(r) if r.status() == 200 => {
-                            acked.lock().unwrap().push(format!("out:{id}"));
+                            acked.lock().unwrap().push((format!("out:{id}"), id.clone()));
                             sent.lock().unwrap().push(id.clone());
                         }
                         _ => return,
                     }
                     if signed(&client, &base, delivered(&id, now + 1)).await {
-                        acked.lock().unwrap().push(format!("st:{id}:delivered:{USER}"));
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push((format!("st:{id}:delivered:{USER}"), id.clone()));
                     } else {
                         return;
                     }
@@ -187,17 +191,24 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         // Restart on the same database.
         let server = start(&config, &db).await;
         let store = Store::open(&db).await.unwrap();
-        let refs: Vec<&str> = acked.iter().map(String::as_str).collect();
+        let refs: Vec<(&str, &str)> = acked
+            .iter()
+            .map(|(key, id)| (key.as_str(), id.as_str()))
+            .collect();
         let found = store.existing_keys(&refs).await.unwrap();
-        let lost: Vec<&&str> = refs.iter().filter(|k| !found.contains(**k)).collect();
+        let lost: Vec<&str> = refs
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|k| !found.contains(*k))
+            .collect();
         assert!(lost.is_empty(), "{db}: acknowledged events lost: {lost:?}");
 
         // Deliver every sent message again (retries and the deliveries cut by the kill).
         for id in &sent {
             assert!(signed(&client, &server.base, delivered(id, now + 1)).await);
         }
-        // No event stored twice, no message charged twice (SQLite has no unique index to
-        // refuse a second copy: the writer's own check is what holds this).
+        // No event stored twice, no message charged twice (no unique index refuses a second
+        // copy, on either backend: the writer's own check is what holds this).
         for (what, sql) in [
             (
                 "event key",

@@ -769,6 +769,20 @@ impl RecoveryStore {
         row.as_ref().map(recovery).transpose()
     }
 
+    /// PostgreSQL: the statement of [`RecoveryStore::charged`] for `n` message ids, through the
+    /// entries of their hashes in `charges_lookup` (see `store::POSTGRES_HASHED_LOOKUPS`), one
+    /// correlated subquery per id (see `store::POSTGRES_EXISTING_KEYS` for why not a join).
+    pub(crate) fn postgres_charged_sql(&self, n: usize) -> String {
+        self.sql(&format!(
+            "SELECT v, amount FROM (SELECT v, (SELECT max(c.amount) FROM charges c \
+               WHERE hashtextextended(c.message, 0) = hashtextextended(l.v, 0) \
+               AND c.message = l.v) AS amount \
+             FROM (SELECT DISTINCT v FROM (VALUES {}) AS l(v)) AS l) AS found \
+             WHERE amount IS NOT NULL",
+            vec!["(?)"; n].join(", ")
+        ))
+    }
+
     /// What the wallet charged for messages (the rated amount), by message id.
     pub async fn charged(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
@@ -782,9 +796,9 @@ impl RecoveryStore {
                      AND message IN ({list})"
                 )))
                 .bind(crate::store::lookup_query('m', chunk)),
-                Dialect::Postgres => sqlx::query(AssertSqlSafe(self.sql(&format!(
-                    "SELECT message, amount FROM charges WHERE message IN ({list})"
-                )))),
+                Dialect::Postgres => {
+                    sqlx::query(AssertSqlSafe(self.postgres_charged_sql(chunk.len())))
+                }
             };
             for m in chunk {
                 q = q.bind(*m);
