@@ -35,6 +35,12 @@ pg_checkpoints() {
     -c "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
 }
 
+# PostgreSQL's write-ahead log position (bytes since its start).
+pg_wal_bytes() {
+  psql -At -h 127.0.0.1 -U postgres -d "${PSQL_DB:-test}" \
+    -c "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+}
+
 # The machine's steal time, in clock ticks (8th value of the cpu line of /proc/stat).
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
 # Bytes and calls a process has written (wchar and syscw of /proc/PID/io).
@@ -67,7 +73,8 @@ run_backend() { # $1 = name, $2 = database url
   echo "== $name: webhooks, $webhook_rate/s for ${duration}s, $k event(s) each, $conns connections"
   local cpu0 pg0 cpu1 pg1 events
   local steal0 steal1 checkpoints0=0
-  [ "$name" = sqlite ] || checkpoints0=$(pg_checkpoints)
+  local wal0=0
+  [ "$name" = sqlite ] || { checkpoints0=$(pg_checkpoints); wal0=$(pg_wal_bytes); }
   cpu0=$(cpu_ticks "$server") pg0=$(postgres_ticks) steal0=$(steal_ticks)
   local io0; io0=$(write_io "$server")
   # The generator's own CPU (user + system seconds) goes to a file: it shares the two cores.
@@ -85,6 +92,8 @@ run_backend() { # $1 = name, $2 = database url
   # A checkpoint during the phase (at 20,000 events/s PostgreSQL's default max_wal_size of 1 GB
   # lasts about 18 s) raises latency while it runs.
   [ "$name" = sqlite ] || echo "PostgreSQL checkpoints   $(( $(pg_checkpoints) - checkpoints0 ))"
+  # Write-ahead log per event (the whole cluster's: other databases are idle).
+  [ "$name" = sqlite ] || echo "PostgreSQL WAL per event $(( ($(pg_wal_bytes) - wal0) / events )) bytes"
   # What the server handed to write calls (files and sockets) per event: on SQLite mostly its
   # write-ahead log and checkpoints.
   echo "$io0 $io1" | awk -v e="$events" \

@@ -215,8 +215,9 @@ const POSTGRES_BYTEWISE_KEYS: &[&str] = &[
      ALTER COLUMN business TYPE TEXT COLLATE \"C\"",
 ];
 
-/// Both backends: a message's events are found through the unique index of keys instead (see
-/// [`Store::businesses_of`]); every event was inserted into this index too, at a random place.
+/// Both backends: a message's events were found through the unique index of keys instead (on
+/// PostgreSQL until [`POSTGRES_HASHED_LOOKUPS`]); every event was inserted into this index too,
+/// at a random place.
 const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_message"];
 
 /// SQLite: events and charges are found by key and by message through full-text indexes

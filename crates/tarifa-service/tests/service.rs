@@ -118,6 +118,14 @@ async fn every_fixture_of_spec_9_is_acknowledged_and_stored() {
     }
 }
 
+/// The value of metric `name` in a `/metrics` text, if it is there.
+fn sample(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.parse().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_api_is_idempotent_and_keeps_valid_neighbours() {
     for backend in backends() {
@@ -152,6 +160,13 @@ async fn events_api_is_idempotent_and_keeps_valid_neighbours() {
         assert_eq!(again["results"][0]["status"], "duplicate");
         assert_eq!(again["results"][3]["status"], "duplicate");
         assert_eq!(app.store().counts().await.unwrap().0, 2);
+        // Keys the filter of stored keys has seen were looked up in the store.
+        let (_, metrics) = app.get_text("/metrics").await;
+        assert!(sample(&metrics, "tarifa_key_lookups_total").unwrap() >= 1);
+        assert!(
+            sample(&metrics, "tarifa_key_lookup_keys_total").unwrap() >= 2,
+            "{metrics}"
+        );
         // Auth and body checks.
         let no_token = app
             .client
@@ -686,12 +701,6 @@ async fn sqlite_write_ahead_log_is_checkpointed_in_the_background() {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        let sample = |metrics: &str, name: &str| -> Option<u64> {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .map(|v| v.parse().unwrap())
-        };
         let mut seen = false;
         for _ in 0..100 {
             let (_, metrics) = app.get_text("/metrics").await;
