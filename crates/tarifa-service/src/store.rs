@@ -66,6 +66,16 @@ const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 /// the last few milliseconds of them by then, so the commit that runs it pays for little.
 const SQLITE_COMMIT_SETUP: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000";
 
+/// PostgreSQL: the committing connection's settings (see [`Committer`]). `backend_flush_after`:
+/// the backend that commits the groups is also the one that evicts the buffers they dirtied
+/// (about 28 MB/s of table pages at 20,000 events/s), and by default it leaves them in the
+/// kernel's page cache, which writes them out once they are 30 s old (`vm.dirty_expire_centisecs`),
+/// 300–400 MB in one second, while every commit's WAL flush waits behind that on the same disk:
+/// the slow seconds of `BENCHMARKS.md` (session 10). Asking the kernel to write each 2 MB it
+/// evicts (PostgreSQL's `sync_file_range`, the most it allows) keeps the page cache's share small
+/// and the writes steady. A setting of this session only; the server's own stays as it is.
+const POSTGRES_COMMIT_SETUP: &str = "SET backend_flush_after = '2MB'";
+
 /// The connection that group commits go through: one of their own, apart from the readers'.
 #[derive(Clone)]
 enum Committer {
@@ -495,6 +505,12 @@ impl Store {
                 sqlx::postgres::PgPoolOptions::new()
                     .test_before_acquire(false)
                     .max_connections(2)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(POSTGRES_COMMIT_SETUP).execute(conn).await?;
+                            Ok(())
+                        })
+                    })
                     .connect(&url)
                     .await
                     .with_context(|| format!("cannot open the database {}", redact(&url)))?,
@@ -1210,22 +1226,19 @@ mod tests {
         dir
     }
 
-    /// PostgreSQL: a database of the schema before the hashed look-ups (unique indexes of keys
-    /// and of charged messages) keeps its events and charges, loses those unique indexes, and
-    /// finds what it stored by key and by message afterwards; each look-up goes through the hash
-    /// indexes, never a scan of the table, once the tables hold 50,000 rows.
-    #[tokio::test]
-    async fn postgres_migration_to_hashed_lookups_keeps_and_finds_what_was_stored() {
+    /// A new PostgreSQL database named after `name` and this process, and the administrative
+    /// URL to drop it with; `None` (and a printed note) when `TARIFA_TEST_DATABASE_URL` is unset.
+    async fn fresh_postgres(name: &str) -> Option<(String, String, String)> {
         use sqlx::Connection;
         let Some(admin) = std::env::var("TARIFA_TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
         else {
             eprintln!("PostgreSQL test skipped: TARIFA_TEST_DATABASE_URL is not set");
-            return;
+            return None;
         };
         sqlx::any::install_default_drivers();
-        let name = format!("tarifa_test_hashed_{}", std::process::id());
+        let name = format!("tarifa_test_{name}_{}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
         for sql in [
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
@@ -1237,6 +1250,49 @@ mod tests {
                 .unwrap();
         }
         let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
+        Some((admin, url, name))
+    }
+
+    /// Drops a database of [`fresh_postgres`].
+    async fn drop_postgres(admin: &str, name: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    /// PostgreSQL: the group commits' connection asks the kernel to write what it evicts as it
+    /// goes (see [`POSTGRES_COMMIT_SETUP`]).
+    #[tokio::test]
+    async fn postgres_commits_flush_what_they_evict() {
+        let Some((admin, url, name)) = fresh_postgres("flush").await else {
+            return;
+        };
+        let store = Store::open(&url).await.unwrap();
+        let Committer::Postgres(commits) = &store.commits else {
+            panic!("a PostgreSQL store commits through the native driver");
+        };
+        let committer: String = sqlx::query_scalar("SHOW backend_flush_after")
+            .fetch_one(commits)
+            .await
+            .unwrap();
+        assert_eq!(committer, "2MB");
+        store.close().await;
+        drop_postgres(&admin, &name).await;
+    }
+
+    /// PostgreSQL: a database of the schema before the hashed look-ups (unique indexes of keys
+    /// and of charged messages) keeps its events and charges, loses those unique indexes, and
+    /// finds what it stored by key and by message afterwards; each look-up goes through the hash
+    /// indexes, never a scan of the table, once the tables hold 50,000 rows.
+    #[tokio::test]
+    async fn postgres_migration_to_hashed_lookups_keeps_and_finds_what_was_stored() {
+        use sqlx::Connection;
+        let Some((admin, url, name)) = fresh_postgres("hashed").await else {
+            return;
+        };
         {
             let mut old = sqlx::PgConnection::connect(&url).await.unwrap();
             let mut script = String::from(
@@ -1383,11 +1439,7 @@ mod tests {
 
         drop(conn);
         store.close().await;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        drop_postgres(&admin, &name).await;
     }
 
     /// A database of the schema before the look-up indexes keeps every event and charge, with
