@@ -36,16 +36,35 @@ impl<T> Schedule<T> {
 
     /// Takes out every item filed for a time strictly before `now`, oldest time first.
     pub fn take_due(&mut self, now: i64) -> Vec<(i64, T)> {
+        self.take_due_at_most(now, usize::MAX)
+    }
+
+    /// [`Schedule::take_due`], but at most `limit` items (the oldest; items of one time in the
+    /// order they were filed): the rest stay filed.
+    pub fn take_due_at_most(&mut self, now: i64, limit: usize) -> Vec<(i64, T)> {
         let mut due = Vec::new();
-        while let Some(bucket) = self.buckets.first_entry() {
-            if *bucket.key() >= now {
+        while due.len() < limit {
+            let Some(mut bucket) = self.buckets.first_entry() else {
+                break;
+            };
+            let at = *bucket.key();
+            if at >= now {
                 break;
             }
-            let at = *bucket.key();
-            due.extend(bucket.remove().into_iter().map(|item| (at, item)));
+            let room = limit - due.len();
+            if bucket.get().len() <= room {
+                due.extend(bucket.remove().into_iter().map(|item| (at, item)));
+            } else {
+                due.extend(bucket.get_mut().drain(..room).map(|item| (at, item)));
+            }
         }
         self.len -= due.len();
         due
+    }
+
+    /// Whether an item is filed for a time strictly before `now`.
+    pub fn has_due(&self, now: i64) -> bool {
+        self.buckets.keys().next().is_some_and(|&at| at < now)
     }
 
     /// Items filed and not yet taken out.
@@ -76,5 +95,22 @@ mod tests {
         assert_eq!(s.take_due(21), vec![]);
         assert_eq!(s.take_due(i64::MAX), vec![(30, "c")]);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_schedule_gives_back_at_most_what_it_is_asked_for() {
+        let mut s = Schedule::default();
+        for (at, item) in [(10, "a"), (10, "b"), (10, "c"), (20, "d"), (30, "e")] {
+            s.file(at, item);
+        }
+        assert!(s.has_due(11) && !s.has_due(10));
+        assert_eq!(s.take_due_at_most(25, 2), vec![(10, "a"), (10, "b")]);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.take_due_at_most(25, 2), vec![(10, "c"), (20, "d")]);
+        assert!(!s.has_due(25));
+        assert_eq!(s.take_due_at_most(25, 2), vec![]);
+        assert_eq!(s.take_due_at_most(31, 0), vec![]);
+        assert_eq!(s.take_due_at_most(31, 9), vec![(30, "e")]);
+        assert!(s.is_empty() && !s.has_due(i64::MAX));
     }
 }

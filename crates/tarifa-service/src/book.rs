@@ -29,6 +29,11 @@ use tarifa_core::ledger::{
 };
 use tarifa_core::time::{Instant, Month, DAY};
 
+/// Most items (messages and histories) the writer's tick forgets at once: about 25 ms of
+/// freeing (forgetting 20,000 messages and their events took 20–26 ms, `BENCHMARKS.md`,
+/// session 9), more than a load of 20,000 events/s has leave the window each second.
+pub const FORGET_PER_TICK: usize = 20_000;
+
 /// Meta's error for a user who stopped marketing messages.
 pub const MARKETING_OPT_OUT: u32 = 131050;
 /// Meta stopped delivering marketing templates to US numbers on this day (error 131049).
@@ -455,9 +460,17 @@ impl Book {
     /// again for its new oldest event, or forgotten when empty). The result is that of a pass
     /// over everything kept (checked by a property test), at the cost of what expires.
     pub fn trim(&mut self, now: Instant) {
+        self.trim_some(now, usize::MAX);
+    }
+
+    /// [`Book::trim`], visiting at most `budget` filed items; returns whether nothing due is
+    /// left. The writer forgets [`FORGET_PER_TICK`] items a second at most, so a backlog (after
+    /// a stop of hours, whose messages all leave the window at the first tick) is spread over
+    /// ticks instead of holding the writer, and the events waiting for it, for seconds.
+    pub fn trim_some(&mut self, now: Instant, budget: usize) -> bool {
         let cutoff = now - self.history_secs;
         let hold_cutoff = now - self.hold_secs - self.history_secs;
-        for (at, item) in self.forget.take_due(now) {
+        for (at, item) in self.forget.take_due_at_most(now, budget) {
             match item {
                 Forget::Message(id) => {
                     let Some(m) = self.messages.get_mut(&*id) else {
@@ -499,6 +512,7 @@ impl Book {
         }
         let month = Month(tarifa_core::time::LocalDate((now / DAY) as i32).month().0 - 1);
         self.counts.retain(|k, _| k.month >= month);
+        !self.forget.has_due(now)
     }
 
     /// The business of a message this book follows.
@@ -1214,7 +1228,7 @@ mod tests {
         /// order of sends, statuses (late ones too), settlements and trims.
         #[test]
         fn trimming_by_schedule_keeps_what_a_full_pass_keeps(steps in prop::collection::vec(step(), 1..120)) {
-            let (mut scheduled, mut full) = (book(), book());
+            let (mut scheduled, mut full, mut budgeted) = (book(), book(), book());
             let start: Instant = 1_700_000_000;
             let mut now = start;
             for s in steps {
@@ -1230,7 +1244,7 @@ mod tests {
                         time(start, *h), ["delivered", "failed", "sent"][usize::from(*s)])),
                     Step::Settle(_) | Step::Trim(_) => None,
                 };
-                for b in [&mut scheduled, &mut full] {
+                for b in [&mut scheduled, &mut full, &mut budgeted] {
                     if let Some(line) = &line {
                         let parsed = parse_line(line.as_bytes(), &mut |_| {});
                         prop_assert!(parsed.is_ok(), "{line}: {parsed:?}");
@@ -1245,6 +1259,12 @@ mod tests {
                     scheduled.trim(now);
                     trim_by_full_pass(&mut full, now);
                     prop_assert_eq!(kept(&scheduled), kept(&full));
+                    // Three items a call: the same result after as many calls as it takes.
+                    let mut calls = 1;
+                    while !budgeted.trim_some(now, 3) {
+                        calls += 1;
+                    }
+                    prop_assert_eq!(kept(&budgeted), kept(&full), "after {} calls", calls);
                 }
             }
             // After the last event's window and hold: everything is forgotten.

@@ -381,7 +381,7 @@ pub async fn run(
                 }
                 Command::Expire => {
                     b.expire(now, w);
-                    b.trim(now);
+                    b.trim_some(now, crate::book::FORGET_PER_TICK);
                     Pending::Nothing
                 }
                 Command::Reserve {
