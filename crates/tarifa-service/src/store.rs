@@ -682,12 +682,14 @@ impl Store {
     pub async fn existing_keys(&self, events: &[(&str, &str)]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();
         for chunk in events.chunks(LOOKUP_CHUNK) {
-            let keys: Vec<&str> = chunk.iter().map(|(key, _)| *key).collect();
             let query = match self.dialect {
                 // The documents of the keys' tokens, then the rows' own keys.
-                Dialect::Sqlite => sqlx::query(SQLITE_EXISTING_KEYS)
-                    .bind(lookup_query('k', &keys))
-                    .bind(Self::json_list(&keys)),
+                Dialect::Sqlite => {
+                    let keys: Vec<&str> = chunk.iter().map(|(key, _)| *key).collect();
+                    sqlx::query(SQLITE_EXISTING_KEYS)
+                        .bind(lookup_query('k', &keys))
+                        .bind(Self::json_list(&keys))
+                }
                 // The entries of the events' hashes, then the rows' own keys.
                 Dialect::Postgres => sqlx::query(POSTGRES_EXISTING_KEYS)
                     .bind(serde_json::to_string(chunk).context("serializing keys")?),
