@@ -8,7 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tarifa_core::time::{Calendar, DAY, HOUR, MINUTE};
-use tarifa_service::recovery::{Outgoing, Pass, Recovery, Sender};
+use tarifa_service::runtime::recovery::{Outgoing, Pass, Recovery, Sender};
 
 const PERIOD: &str = "from=2000-01-01&to=2100-01-01";
 
@@ -172,7 +172,7 @@ async fn a_purchase_after_the_trigger_stops_the_message() {
         cart(&app, "c2", "34600000022", t0).await;
         let store = &app.app().recovery.store;
         store
-            .put_order(&tarifa_service::recovery::store::OrderRow {
+            .put_order(&tarifa_service::storage::recovery::OrderRow {
                 business: "shop".into(),
                 order_id: "o2".into(),
                 user: "34600000022".into(),
@@ -570,11 +570,11 @@ async fn two_scheduler_instances_never_send_the_same_recovery_twice() {
         let capture = Arc::new(Capture(Mutex::new(Vec::new())));
         let section = app.app().recovery.section.clone();
         let make = || async {
-            let store = tarifa_service::store::Store::open(&app.config.database_url)
+            let store = tarifa_service::storage::Store::open(&app.config.database_url)
                 .await
                 .unwrap();
             Recovery::new(
-                tarifa_service::recovery::store::RecoveryStore { store },
+                tarifa_service::storage::recovery::RecoveryStore { store },
                 capture.clone(),
                 section.clone(),
             )
@@ -766,7 +766,7 @@ async fn graph_api() -> (String, Seen) {
 async fn the_cloud_api_sender_posts_text_inside_the_window_and_templates_outside() {
     let (graph, seen) = graph_api().await;
     let app = ready(Backend::Sqlite, json!({})).await;
-    let sender = tarifa_service::recovery::CloudApi {
+    let sender = tarifa_service::runtime::recovery::CloudApi {
         graph_url: graph,
         token: "EAAG-test".into(),
         client: reqwest::Client::new(),

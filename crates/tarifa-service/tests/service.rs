@@ -731,7 +731,7 @@ async fn sqlite_write_ahead_log_is_checkpointed_in_the_background() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
     use std::sync::Arc;
-    use tarifa_service::store::{EventRow, WriteSet};
+    use tarifa_service::storage::{EventRow, WriteSet};
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let store = app.store().clone();
@@ -784,7 +784,7 @@ async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_stores_values_exactly_and_in_order() {
     use std::sync::Arc;
-    use tarifa_service::store::{ChargeRow, EventRow, WriteSet};
+    use tarifa_service::storage::{ChargeRow, EventRow, WriteSet};
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let store = app.store().clone();
@@ -842,7 +842,7 @@ async fn group_commit_stores_values_exactly_and_in_order() {
         assert_eq!(charges, w.charges);
         // The charge is found by its message (a recovery's cost), through SQLite's look-up
         // index of charges.
-        let charged = tarifa_service::recovery::store::RecoveryStore {
+        let charged = tarifa_service::storage::recovery::RecoveryStore {
             store: store.clone(),
         }
         .charged(&[&w.charges[0].message, "m-1", "m-0"])
@@ -928,9 +928,9 @@ async fn stored_ledger(
     app: &TestApp,
 ) -> (
     tarifa_core::ledger::Ledger,
-    Vec<tarifa_service::book::LedgerOp>,
+    Vec<tarifa_service::domain::book::LedgerOp>,
 ) {
-    use tarifa_service::book::LedgerOp;
+    use tarifa_service::domain::book::LedgerOp;
     let mut ledger = tarifa_core::ledger::Ledger::new();
     let mut ops = Vec::new();
     for (_, op) in app.store().ledger_ops().await.unwrap() {
@@ -961,7 +961,7 @@ async fn check_books(
     what: &str,
 ) {
     use tarifa_core::ledger::{Request, TransferKind};
-    use tarifa_service::book::{amount_text, LedgerOp};
+    use tarifa_service::domain::book::{amount_text, LedgerOp};
     let keys: Vec<(String, &str)> = stored
         .iter()
         .chain(refused)
@@ -1332,7 +1332,8 @@ async fn concurrent_copies_of_the_same_events_are_stored_once() {
             bodies.rotate_left(c * MESSAGES / CLIENTS);
             deliveries.spawn(async move {
                 for body in bodies {
-                    let sig = tarifa_service::signature::sign(SECRET.as_bytes(), body.as_bytes());
+                    let sig =
+                        tarifa_service::api::signature::sign(SECRET.as_bytes(), body.as_bytes());
                     let status = client
                         .post(format!("{base}/webhooks/meta"))
                         .header("X-Hub-Signature-256", sig)

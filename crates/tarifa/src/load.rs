@@ -233,7 +233,8 @@ impl Requests {
             let signature = match p.kind {
                 Kind::Webhook => {
                     webhook_body(&mut body, p, i);
-                    let sig = tarifa_service::signature::sign(p.secret.as_bytes(), body.as_bytes());
+                    let sig =
+                        tarifa_service::api::signature::sign(p.secret.as_bytes(), body.as_bytes());
                     format!("x-hub-signature-256: {sig}\r\n")
                 }
                 Kind::Quote => {

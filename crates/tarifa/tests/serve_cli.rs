@@ -14,8 +14,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tarifa_core::ledger::{Ledger, Resolution};
-use tarifa_service::book::LedgerOp;
-use tarifa_service::store::Store;
+use tarifa_service::domain::book::LedgerOp;
+use tarifa_service::storage::Store;
 
 const SECRET: &str = "crash-secret";
 const TOKEN: &str = "crash-token";
@@ -95,7 +95,7 @@ fn delivered(id: &str, at: i64) -> String {
 }
 
 async fn signed(client: &reqwest::Client, base: &str, body: String) -> bool {
-    let sig = tarifa_service::signature::sign(SECRET.as_bytes(), body.as_bytes());
+    let sig = tarifa_service::api::signature::sign(SECRET.as_bytes(), body.as_bytes());
     matches!(
         client.post(format!("{base}/webhooks/meta")).header("x-hub-signature-256", sig).body(body).send().await,
         Ok(r) if r.status() == 200

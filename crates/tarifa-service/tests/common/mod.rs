@@ -187,7 +187,7 @@ pub fn config(database_url: String, rating: PathBuf, alert_url: Option<String>) 
         linger: std::time::Duration::from_millis(3),
         history_days: 5,
         // Recovery passes run on the tests' simulated clock, never on a timer.
-        recovery: tarifa_service::recovery::RecoverySection {
+        recovery: tarifa_service::runtime::recovery::RecoverySection {
             scheduler: false,
             ..Default::default()
         },
@@ -254,13 +254,13 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub fn store(&self) -> &tarifa_service::store::Store {
+    pub fn store(&self) -> &tarifa_service::storage::Store {
         &self.running.as_ref().unwrap().app.store
     }
 
     /// POSTs a webhook body signed with the app secret.
     pub async fn webhook(&self, body: &str) -> reqwest::Response {
-        let sig = tarifa_service::signature::sign(SECRET.as_bytes(), body.as_bytes());
+        let sig = tarifa_service::api::signature::sign(SECRET.as_bytes(), body.as_bytes());
         self.client
             .post(format!("{}/webhooks/meta", self.base))
             .header("x-hub-signature-256", sig)

@@ -6,7 +6,7 @@
 //! (delivery). The caller passes the events from a few days before the month (windows and
 //! conversations opened then) and up to 30 days before for late deliveries.
 
-use crate::store::ChargeRow;
+use crate::domain::effects::ChargeRow;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

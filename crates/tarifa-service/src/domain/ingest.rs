@@ -2,7 +2,7 @@
 //! normalized line (so a webhook body carrying ten statuses becomes ten rows, each of which
 //! `tarifa rate` can read back).
 
-use crate::store::EventRow;
+use crate::domain::effects::EventRow;
 use tarifa_core::input::{to_json_line, DeliveryStatus, Event};
 
 /// The row of one event, or `None` for events that carry nothing to keep (`Ignored`).

@@ -1,10 +1,10 @@
 //! The recovery API (under `/v1`, bearer auth): per-store settings, coupons, carts, orders,
 //! redemption, the recoveries and their reasons, the results report, and a "run now" pass.
 
-use super::store::{CartRow, OrderRow};
-use super::{effective_rules, instant_of};
-use crate::http::{bad_request, unavailable, ApiError};
-use crate::App;
+use super::{bad_request, unavailable, ApiError};
+use crate::runtime::recovery::{effective_rules, instant_of};
+use crate::runtime::App;
+use crate::storage::recovery::{CartRow, OrderRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -529,7 +529,7 @@ async fn post_redeem(
                 "code": issued.code,
                 "discount": discount.normalize().to_string(),
                 "recovery": issued.recovery,
-                "expires_at": rules.expiry_hours.map(|h| super::rfc3339(issued.sent_at + h as i64 * 3600)),
+                "expires_at": rules.expiry_hours.map(|h| crate::runtime::recovery::rfc3339(issued.sent_at + h as i64 * 3600)),
             }))
             .into_response()
         }
@@ -629,7 +629,7 @@ async fn get_report(
         Ok(c) => c.map_or(72, |(c, _)| c.attribution_hours),
         Err(e) => return storage(e),
     };
-    match super::report::build(
+    match crate::runtime::recovery::report::build(
         &app.recovery.store,
         &business,
         &currency,

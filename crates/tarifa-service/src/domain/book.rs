@@ -1,5 +1,5 @@
 //! The service's state: the wallets' ledger and what live pricing needs to know, changed only by
-//! the single writer ([`crate::writer`]) and read by quotes. No I/O and no clock: every
+//! the single writer ([`crate::runtime::writer`]) and read by quotes. No I/O and no clock: every
 //! operation gets `now` and returns the rows to store ([`WriteSet`]), so the writer can store
 //! them in one transaction before it answers anyone.
 //!
@@ -9,7 +9,7 @@
 //! Invoices re-rate the whole month from the stored events instead, so they are exact even when
 //! a delivery arrived out of order; reconciliation shows any difference.
 
-use crate::store::{ChargeRow, EventRow, WriteSet};
+use crate::domain::effects::{ChargeRow, EventRow, WriteSet};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -275,9 +275,12 @@ impl Book {
         self.applied_at.get(transfer).copied()
     }
 
-    /// The ledger operations that open every configured account not opened yet.
-    pub fn open_accounts(&mut self, now: Instant, w: &mut WriteSet) -> anyhow::Result<()> {
+    /// The ledger operations that open every configured account not opened yet; returns the
+    /// accounts whose rules (floor, alert threshold) changed in the config since they were
+    /// opened: the ledger keeps the rules it opened them with.
+    pub fn open_accounts(&mut self, now: Instant, w: &mut WriteSet) -> anyhow::Result<Vec<String>> {
         let mut wanted = Vec::new();
+        let mut changed = Vec::new();
         for (business, rules) in &self.wallets {
             for (id, kind) in [
                 (wallet_account(business), AccountKind::Wallet(rules.policy)),
@@ -295,12 +298,7 @@ impl Book {
         wanted.dedup_by(|a, b| a.id == b.id);
         for account in wanted {
             match self.ledger.account(&account.id.0) {
-                Some(existing) if existing.kind != account.kind => {
-                    tracing::warn!(
-                        account = %account.id.0,
-                        "the wallet's floor or alert threshold changed in the config; the ledger keeps the rules it was opened with"
-                    );
-                }
+                Some(existing) if existing.kind != account.kind => changed.push(account.id.0),
                 Some(_) => {}
                 None => {
                     self.ledger
@@ -310,7 +308,7 @@ impl Book {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Replays one stored ledger operation (at start).
@@ -1153,7 +1151,8 @@ mod tests {
 
     fn book() -> Book {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/config.toml");
-        let setup = crate::setup::load(&config, Default::default()).expect("sample config");
+        let setup =
+            crate::runtime::setup::load(&config, Default::default()).expect("sample config");
         Book::new(Arc::new(setup), HashMap::new(), HOLD_DAYS, WINDOW_DAYS)
     }
 

@@ -19,10 +19,14 @@
 //! (see `SQLITE_LOOKUP_INDEXES`). Neither keeps a unique index of ids: the writer makes keys
 //! unique.
 
+pub mod recovery;
+
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashSet;
+
+pub use crate::domain::effects::{ChargeRow, EventRow, WriteSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -95,49 +99,6 @@ enum Committer {
     Postgres(sqlx::PgPool),
 }
 
-/// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventRow {
-    /// Idempotency key (`out:{id}`, `st:{id}:{status}:{recipient}`, …).
-    pub key: String,
-    pub business: String,
-    pub kind: &'static str,
-    /// The message id for outbound records and statuses, else empty.
-    pub message: String,
-    pub at: i64,
-    pub received_at: i64,
-    pub line: String,
-    /// The event `line` reads as, parsed once by the request handler (not stored).
-    pub event: std::sync::Arc<tarifa_core::input::Event<'static>>,
-}
-
-impl EventRow {
-    /// What [`Store::existing_keys`] finds the event by: its key and its message id.
-    pub fn lookup(&self) -> (&str, &str) {
-        (&self.key, &self.message)
-    }
-}
-
-/// A priced message (the wallet's view; invoices re-rate from the events).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChargeRow {
-    pub message: String,
-    pub business: String,
-    pub at: i64,
-    pub pricing_type: String,
-    pub category: String,
-    pub rule: String,
-    /// Exact decimal, in the business's currency, at its price list.
-    pub amount: String,
-    pub currency: String,
-    /// Taken from the wallet.
-    pub captured: String,
-    /// Charged but not covered by the wallet (a postpaid remainder).
-    pub uncollected: String,
-    /// The monthly counters the message moved, as JSON.
-    pub counters: String,
-}
-
 /// An outgoing webhook waiting for delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertRow {
@@ -147,31 +108,6 @@ pub struct AlertRow {
     pub payload: String,
     pub attempts: i64,
     pub next_at: i64,
-}
-
-/// Everything one group commit writes.
-#[derive(Default, Debug)]
-pub struct WriteSet {
-    pub events: Vec<EventRow>,
-    /// (instant, JSON of a `LedgerOp`).
-    pub ledger_ops: Vec<(i64, String)>,
-    pub charges: Vec<ChargeRow>,
-    pub optouts: Vec<(String, String, i64)>,
-    /// (business, url, payload, first attempt at).
-    pub alerts: Vec<(String, String, String, i64)>,
-    /// (received at, source, reason, body).
-    pub dead_letters: Vec<(i64, String, String, String)>,
-}
-
-impl WriteSet {
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-            && self.ledger_ops.is_empty()
-            && self.charges.is_empty()
-            && self.optouts.is_empty()
-            && self.alerts.is_empty()
-            && self.dead_letters.is_empty()
-    }
 }
 
 const SQLITE: &[&str] = &[
@@ -393,14 +329,14 @@ fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
     match dialect {
         Dialect::Sqlite => vec![
             (1, SQLITE),
-            (2, crate::recovery::store::SQLITE),
+            (2, recovery::SQLITE),
             (3, DROP_EVENTS_MESSAGE_INDEX),
             (SQLITE_LOOKUP_VERSION, SQLITE_LOOKUP_INDEXES),
             (5, AT_INDEXES),
         ],
         Dialect::Postgres => vec![
             (1, POSTGRES),
-            (2, crate::recovery::store::POSTGRES),
+            (2, recovery::POSTGRES),
             (3, POSTGRES_BYTEWISE_KEYS),
             (4, DROP_EVENTS_MESSAGE_INDEX),
             (5, AT_INDEXES),
@@ -1096,26 +1032,16 @@ impl Store {
             .collect()
     }
 
-    /// The store's own metrics (SQLite's background checkpoints), in the text exposition format.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        if self.dialect == Dialect::Sqlite {
-            crate::metrics::write_value(
-                &mut out,
-                "counter",
-                "tarifa_sqlite_checkpoints_total",
-                "Background checkpoints of SQLite's write-ahead log.",
-                &self.wal_checkpoints.runs,
-            );
-            crate::metrics::write_value(
-                &mut out,
-                "gauge",
-                "tarifa_sqlite_wal_frames",
-                "Frames (pages) in SQLite's write-ahead log at the last background checkpoint.",
-                &self.wal_checkpoints.wal_frames,
-            );
-        }
-        out
+    /// SQLite's background checkpoints so far and the frames in the write-ahead log at the
+    /// last one; `None` on PostgreSQL.
+    pub fn wal_checkpoints(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.dialect == Dialect::Sqlite).then(|| {
+            (
+                self.wal_checkpoints.runs.load(Relaxed),
+                self.wal_checkpoints.wal_frames.load(Relaxed),
+            )
+        })
     }
 
     pub async fn close(&self) {
@@ -1355,7 +1281,7 @@ mod tests {
                 ("wamid.Cd".to_string(), "shop2".to_string())
             ]
         );
-        let recoveries = crate::recovery::store::RecoveryStore {
+        let recoveries = crate::storage::recovery::RecoveryStore {
             store: store.clone(),
         };
         assert_eq!(
@@ -1515,7 +1441,7 @@ mod tests {
             store.business_charges("shop", 0, 10).await.unwrap().len(),
             1
         );
-        let recoveries = crate::recovery::store::RecoveryStore {
+        let recoveries = crate::storage::recovery::RecoveryStore {
             store: store.clone(),
         };
         assert_eq!(

@@ -8,19 +8,17 @@
 //! then the message leaves through the [`Sender`], and the outbound event is recorded (its own
 //! hold replaces the reservation; the delivery webhook captures it like any other message).
 
-pub mod http;
 pub mod report;
-pub mod store;
 
-use crate::book::{Planned, PlannedTemplate, Quote};
-use crate::ingest::row_of;
-use crate::writer::Command;
-use crate::App;
+use crate::domain::book::{Planned, PlannedTemplate, Quote};
+use crate::domain::ingest::row_of;
+use crate::runtime::writer::Command;
+use crate::runtime::App;
+use crate::storage::recovery::{RecoveryRow, RecoveryStore};
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use store::{RecoveryRow, RecoveryStore};
 use tarifa_core::input::{parse_line, Event};
 use tarifa_core::recovery::{
     decide, render, Channel, CouponChoice, CouponRules, CustomerFacts, Decision, RecoveryConfig,
@@ -681,7 +679,7 @@ impl Recovery {
             reply,
         })
         .await?;
-        if let crate::book::Outcome::Rejected { code, message } = outcome {
+        if let crate::domain::book::Outcome::Rejected { code, message } = outcome {
             tracing::warn!(%message_id, %code, %message, "a sent recovery message could not be recorded in the wallet");
         }
         Ok(())

@@ -181,3 +181,25 @@ pub(crate) fn write_value(out: &mut String, kind: &str, name: &str, help: &str, 
         value.load(Relaxed)
     );
 }
+
+/// The store's own metrics (SQLite's background checkpoints), in the text exposition format.
+pub fn render_store(store: &crate::storage::Store) -> String {
+    let mut out = String::new();
+    if let Some((runs, frames)) = store.wal_checkpoints() {
+        write_value(
+            &mut out,
+            "counter",
+            "tarifa_sqlite_checkpoints_total",
+            "Background checkpoints of SQLite's write-ahead log.",
+            &AtomicU64::new(runs),
+        );
+        write_value(
+            &mut out,
+            "gauge",
+            "tarifa_sqlite_wal_frames",
+            "Frames (pages) in SQLite's write-ahead log at the last background checkpoint.",
+            &AtomicU64::new(frames),
+        );
+    }
+    out
+}

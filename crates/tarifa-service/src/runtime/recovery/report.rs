@@ -7,7 +7,7 @@
 //! return on cost is given when the revenue is in the wallet's currency (tarifa converts no
 //! currencies).
 
-use super::store::RecoveryStore;
+use crate::storage::recovery::RecoveryStore;
 use anyhow::Result;
 use rust_decimal::Decimal;
 use serde::Serialize;

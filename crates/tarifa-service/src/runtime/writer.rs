@@ -7,10 +7,10 @@
 //! If a commit fails, nobody in the group gets a positive answer and the book is rebuilt from the
 //! database, so memory never keeps an effect the database does not have.
 
-use crate::book::{Book, Outcome};
-use crate::metrics::Metrics;
-use crate::seen::SeenKeys;
-use crate::store::{EventRow, Store, WriteSet};
+use crate::domain::book::{Book, Outcome};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::seen::SeenKeys;
+use crate::storage::{EventRow, Store, WriteSet};
 use rust_decimal::Decimal;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -41,12 +41,12 @@ pub enum Command {
     Expire,
     /// Quote a message the service sends itself and hold its cost (see [`Book::reserve`]).
     Reserve {
-        planned: crate::book::Planned,
+        planned: crate::domain::book::Planned,
         /// When the message is sent (the scheduler's clock).
         at: i64,
         reservation: String,
         timeout_secs: i64,
-        reply: oneshot::Sender<Result<crate::book::Quote, String>>,
+        reply: oneshot::Sender<Result<crate::domain::book::Quote, String>>,
     },
     /// The reserved message was sent: record it (see [`Book::record_reserved`]).
     RecordReserved {
@@ -83,8 +83,8 @@ enum Pending {
         Result<TopUpAnswer, String>,
     ),
     Reserve(
-        oneshot::Sender<Result<crate::book::Quote, String>>,
-        Box<Result<crate::book::Quote, String>>,
+        oneshot::Sender<Result<crate::domain::book::Quote, String>>,
+        Box<Result<crate::domain::book::Quote, String>>,
     ),
     Recorded(oneshot::Sender<Result<Outcome, String>>, Outcome),
     Cancelled(oneshot::Sender<Result<(), String>>),
@@ -381,7 +381,7 @@ pub async fn run(
                 }
                 Command::Expire => {
                     b.expire(now, w);
-                    b.trim_some(now, crate::book::FORGET_PER_TICK);
+                    b.trim_some(now, crate::domain::book::FORGET_PER_TICK);
                     Pending::Nothing
                 }
                 Command::Reserve {
@@ -612,7 +612,7 @@ pub async fn load_seen_keys(store: Store, writer: mpsc::WeakSender<Command>) {
 
 /// Boxed future types for the reload callback.
 pub mod futures_lite {
-    use crate::book::Book;
+    use crate::domain::book::Book;
     use std::future::Future;
     use std::pin::Pin;
     pub type BoxedBook = Pin<Box<dyn Future<Output = anyhow::Result<Book>> + Send>>;

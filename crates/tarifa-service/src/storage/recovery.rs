@@ -1,4 +1,4 @@
-//! The recovery tables and their queries (migration 2 of [`crate::store`]).
+//! The recovery tables and their queries (migration 2 of [`crate::storage`]).
 //!
 //! `recoveries` is both the queue and the record: one row per recovery episode (a customer's bot
 //! conversation or cart, until it is sent or skipped), with the reason for every skip. At most one
@@ -8,7 +8,7 @@
 //! `sending` in a committed transaction *before* the message leaves: a row found in `sending` with
 //! an expired lease is never sent again (at most once).
 
-use crate::store::{Dialect, Store};
+use crate::storage::{Dialect, Store};
 use anyhow::Result;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -786,7 +786,7 @@ impl RecoveryStore {
     /// What the wallet charged for messages (the rated amount), by message id.
     pub async fn charged(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for chunk in messages.chunks(crate::store::LOOKUP_CHUNK) {
+        for chunk in messages.chunks(crate::storage::LOOKUP_CHUNK) {
             let list = vec!["?"; chunk.len()].join(", ");
             let mut q = match self.store.dialect {
                 // Through the charges' look-up index (see `store::SQLITE_LOOKUP_INDEXES`).
@@ -795,7 +795,7 @@ impl RecoveryStore {
                      (SELECT rowid FROM charge_lookup WHERE charge_lookup MATCH ?) \
                      AND message IN ({list})"
                 )))
-                .bind(crate::store::lookup_query('m', chunk)),
+                .bind(crate::storage::lookup_query('m', chunk)),
                 Dialect::Postgres => {
                     sqlx::query(AssertSqlSafe(self.postgres_charged_sql(chunk.len())))
                 }

@@ -31,7 +31,7 @@ pub struct ServeFile {
     pub ingest: IngestSection,
     /// Sales recovery (see docs/RECOVERY.md).
     #[serde(default)]
-    pub recovery: crate::recovery::RecoverySection,
+    pub recovery: crate::runtime::recovery::RecoverySection,
 }
 
 fn default_database_url() -> String {
@@ -184,7 +184,7 @@ pub struct ServeConfig {
     pub max_group: usize,
     pub linger: std::time::Duration,
     pub history_days: i64,
-    pub recovery: crate::recovery::RecoverySection,
+    pub recovery: crate::runtime::recovery::RecoverySection,
 }
 
 /// Reads `path` and applies the environment (`env` is passed in so tests need not touch the
@@ -263,7 +263,7 @@ fn resolve(
         recovery.access_token = Some(token);
     }
     recovery.validate()?;
-    if recovery.sender == crate::recovery::SenderKind::Meta
+    if recovery.sender == crate::runtime::recovery::SenderKind::Meta
         && recovery.access_token.as_deref().unwrap_or("").is_empty()
     {
         bail!(

@@ -4,10 +4,14 @@
 //! wrong (field, event index, event id); a storage failure is a 503 (nothing was acknowledged,
 //! so the client or Meta retries). Handlers never panic on input.
 
-use crate::book::{Outcome, Planned};
-use crate::ingest::row_of;
-use crate::writer::{Command, TopUpAnswer};
-use crate::App;
+pub mod recovery;
+pub mod server;
+pub mod signature;
+
+use crate::domain::book::{Outcome, Planned};
+use crate::domain::ingest::row_of;
+use crate::runtime::writer::{Command, TopUpAnswer};
+use crate::runtime::App;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,6 +28,9 @@ use tarifa_core::input::parse_line;
 use tarifa_core::time::{parse_instant, DAY};
 use tokio::sync::oneshot;
 
+/// The OpenAPI document of the HTTP API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 pub fn router(app: Arc<App>) -> Router {
     let v1 = Router::new()
         .route("/v1/events", post(post_events))
@@ -36,7 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/reconciliation/{business}/{month}",
             get(get_reconciliation),
         )
-        .merge(crate::recovery::http::routes())
+        .merge(recovery::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), bearer_auth));
     Router::new()
         .route(
@@ -149,7 +156,7 @@ async fn post_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    if !crate::signature::verify(app.config.app_secret.as_bytes(), &body, signature) {
+    if !crate::api::signature::verify(app.config.app_secret.as_bytes(), &body, signature) {
         app.metrics.webhooks_bad_signature.fetch_add(1, Relaxed);
         return ApiError(
             StatusCode::UNAUTHORIZED,
@@ -267,7 +274,11 @@ async fn events(app: &App, body: &[u8]) -> Result<Response, ApiError> {
 type ItemRows = Vec<Result<Vec<usize>, Outcome>>;
 
 /// Parses and checks each item of a batch: its rows, or why it is rejected.
-fn rows_of_items(app: &App, items: &[Value], now: i64) -> (ItemRows, Vec<crate::store::EventRow>) {
+fn rows_of_items(
+    app: &App,
+    items: &[Value],
+    now: i64,
+) -> (ItemRows, Vec<crate::storage::EventRow>) {
     let mut per_item: ItemRows = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
@@ -459,7 +470,7 @@ async fn post_topup(
 fn wallet_json(app: &App, business: &str) -> Option<Value> {
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
     let rules = book.wallet_rules(business)?;
-    let id = crate::book::wallet_account(business);
+    let id = crate::domain::book::wallet_account(business);
     let balance = book.ledger.balance(&id).ok()?;
     let holds: Vec<Value> = book
         .ledger
@@ -469,7 +480,7 @@ fn wallet_json(app: &App, business: &str) -> Option<Value> {
         .map(|t| {
             json!({
                 "transfer": t.id.0,
-                "amount": crate::book::amount_text(t.amount),
+                "amount": crate::domain::book::amount_text(t.amount),
                 "expires_at": match t.kind { tarifa_core::ledger::TransferKind::Pending { timeout } => timeout, _ => 0 },
             })
         })
@@ -478,11 +489,11 @@ fn wallet_json(app: &App, business: &str) -> Option<Value> {
         "business": business,
         "currency": rules.currency,
         "prepaid": rules.prepaid,
-        "posted": crate::book::amount_text(balance.posted),
-        "pending": crate::book::amount_text(balance.pending),
-        "available": crate::book::amount_text(balance.available),
-        "floor": crate::book::amount_text(rules.policy.floor),
-        "low_balance_threshold": rules.policy.low_balance_threshold.map(crate::book::amount_text),
+        "posted": crate::domain::book::amount_text(balance.posted),
+        "pending": crate::domain::book::amount_text(balance.pending),
+        "available": crate::domain::book::amount_text(balance.available),
+        "floor": crate::domain::book::amount_text(rules.policy.floor),
+        "low_balance_threshold": rules.policy.low_balance_threshold.map(crate::domain::book::amount_text),
         "holds": holds,
     }))
 }
@@ -501,7 +512,7 @@ async fn get_wallet(State(app): State<Arc<App>>, Path(business): Path<String>) -
 
 async fn get_transactions(State(app): State<Arc<App>>, Path(business): Path<String>) -> Response {
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
-    let id = crate::book::wallet_account(&business);
+    let id = crate::domain::book::wallet_account(&business);
     let Ok(history) = book.ledger.history(&id) else {
         return ApiError(
             StatusCode::NOT_FOUND,
@@ -522,7 +533,7 @@ async fn get_transactions(State(app): State<Arc<App>>, Path(business): Path<Stri
                 "at": book.applied_at(&t.id.0),
                 "kind": serde_json::to_value(&t.kind).unwrap_or(Value::Null),
                 "direction": direction,
-                "amount": crate::book::amount_text(t.amount),
+                "amount": crate::domain::book::amount_text(t.amount),
                 "debit_account": t.debit_account.0,
                 "credit_account": t.credit_account.0,
             })
@@ -546,7 +557,7 @@ async fn month_events(
     business: &str,
     month: &str,
 ) -> Result<(tarifa_core::time::LocalDate, Vec<String>, i64, i64), ApiError> {
-    let first = crate::report::parse_month(month)
+    let first = crate::domain::report::parse_month(month)
         .ok_or_else(|| bad_request("invalid_month", format!("{month:?} is not YYYY-MM")))?;
     let calendar = {
         let book = app.book.read().unwrap_or_else(|p| p.into_inner());
@@ -564,7 +575,7 @@ async fn month_events(
         )
     })?;
     let start = calendar.start_of(first);
-    let end = calendar.start_of(crate::report::next_month(first));
+    let end = calendar.start_of(crate::domain::report::next_month(first));
     // Late deliveries (up to the hold lifetime) and windows opened before the month.
     let from = start - (app.config.hold_days + app.config.history_days) * DAY;
     let lines = app
@@ -591,7 +602,7 @@ async fn get_invoice(
         .setup()
         .clone();
     let Some(inv) = tokio::task::spawn_blocking(move || {
-        crate::report::invoice(&setup, &business, first, &lines)
+        crate::domain::report::invoice(&setup, &business, first, &lines)
     })
     .await
     .ok()
@@ -606,7 +617,7 @@ async fn get_invoice(
     match f.format.as_deref() {
         Some("csv") => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            crate::report::invoice_csv(&inv),
+            crate::domain::report::invoice_csv(&inv),
         )
             .into_response(),
         None | Some("json") => Json(inv).into_response(),
@@ -635,7 +646,7 @@ async fn get_reconciliation(
         .setup()
         .clone();
     match tokio::task::spawn_blocking(move || {
-        crate::report::reconcile(&setup, &business, first, &lines, &charges)
+        crate::domain::report::reconcile(&setup, &business, first, &lines, &charges)
     })
     .await
     {
@@ -662,11 +673,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render() + &app.store.render_metrics(),
+        app.metrics.render() + &crate::runtime::metrics::render_store(&app.store),
     )
         .into_response()
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
