@@ -3,7 +3,7 @@
 //! Every charge line names the rule that decided it (field `rule`, and the `why` text). The ids
 //! come from string literals in this crate's sources (`rule: "D-16"`, `"… ({rule}, V-3)"`). This
 //! test collects every rule id that appears inside a string literal of
-//! `crates/tarifa-core/src/**/*.rs` (outside `#[cfg(test)]` code) and checks that:
+//! `crates/tarifa-core/src/**/*.rs` (outside items marked `#[cfg(test)]`) and checks that:
 //!
 //! * each one has an entry in `docs/RULES.md` marked `yes` in its "On bills" column;
 //! * each entry marked `yes` is still cited by the code (an id the code stopped citing must be
@@ -42,26 +42,43 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The contents of every string literal of a Rust source text (normal, raw and byte strings).
-/// Comments, char literals and lifetimes are skipped. Escapes are kept as written, which is
-/// enough to find ids.
-fn string_literals(src: &str) -> Vec<String> {
+/// A Rust source text taken apart: its string literals (normal, raw and byte strings, with the
+/// index of their first character) and its code, where every comment, string and char literal
+/// is blanked out (so that braces and attributes can be found in code only). Escapes inside
+/// literals are kept as written, which is enough to find ids.
+struct Lexed {
+    literals: Vec<(usize, String)>,
+    code: Vec<char>,
+}
+
+fn lex(src: &str) -> Lexed {
     let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
     let n = chars.len();
+    let mut code = chars.clone();
+    let mut literals = Vec::new();
+    let blank = |code: &mut Vec<char>, from: usize, to: usize| {
+        for c in &mut code[from..to.min(n)] {
+            if *c != '\n' {
+                *c = ' ';
+            }
+        }
+    };
     let at = |k: usize| chars.get(k).copied();
+    let mut i = 0;
     while i < n {
         let c = chars[i];
         // Line comment.
         if c == '/' && at(i + 1) == Some('/') {
+            let from = i;
             while i < n && chars[i] != '\n' {
                 i += 1;
             }
+            blank(&mut code, from, i);
             continue;
         }
         // Block comment (nested).
         if c == '/' && at(i + 1) == Some('*') {
+            let from = i;
             let mut depth = 0;
             while i < n {
                 if chars[i] == '/' && at(i + 1) == Some('*') {
@@ -77,11 +94,12 @@ fn string_literals(src: &str) -> Vec<String> {
                     i += 1;
                 }
             }
+            blank(&mut code, from, i);
             continue;
         }
-        // Raw string: r"…", r#"…"#, br"…" (only where `r` starts a token).
+        // Raw string: r"…", r#"…"#, br"…" (only where `r` or `b` starts a token).
         let ident_before = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-        if c == 'r' && !ident_before || (c == 'b' && at(i + 1) == Some('r') && !ident_before) {
+        if !ident_before && (c == 'r' || (c == 'b' && at(i + 1) == Some('r'))) {
             let mut j = if c == 'b' { i + 2 } else { i + 1 };
             let mut hashes = 0;
             while at(j) == Some('#') {
@@ -90,17 +108,12 @@ fn string_literals(src: &str) -> Vec<String> {
             }
             if at(j) == Some('"') {
                 j += 1;
-                let start = j;
-                loop {
-                    if j >= n {
-                        break;
-                    }
-                    if chars[j] == '"' && (1..=hashes).all(|h| at(j + h) == Some('#')) {
-                        break;
-                    }
+                let first = j;
+                while j < n && !(chars[j] == '"' && (1..=hashes).all(|h| at(j + h) == Some('#'))) {
                     j += 1;
                 }
-                out.push(chars[start..j.min(n)].iter().collect());
+                literals.push((first, chars[first..j.min(n)].iter().collect()));
+                blank(&mut code, i, j + 1 + hashes);
                 i = j + 1 + hashes;
                 continue;
             }
@@ -108,28 +121,30 @@ fn string_literals(src: &str) -> Vec<String> {
         // Normal (or byte) string.
         if c == '"' {
             let mut j = i + 1;
-            let start = j;
+            let first = j;
             while j < n && chars[j] != '"' {
                 if chars[j] == '\\' {
                     j += 1;
                 }
                 j += 1;
             }
-            out.push(chars[start..j.min(n)].iter().collect());
+            literals.push((first, chars[first..j.min(n)].iter().collect()));
+            blank(&mut code, i, j + 1);
             i = j + 1;
             continue;
         }
         // Char literal ('x', '\n', '\'', '"') or lifetime ('a).
         if c == '\'' {
             if at(i + 1) == Some('\\') {
-                let mut j = i + 2;
                 // The escaped character itself, then up to the closing quote.
-                j += 1;
+                let mut j = i + 3;
                 while j < n && chars[j] != '\'' {
                     j += 1;
                 }
+                blank(&mut code, i, j + 1);
                 i = j + 1;
             } else if at(i + 2) == Some('\'') {
+                blank(&mut code, i, i + 3);
                 i += 3;
             } else {
                 i += 1;
@@ -138,7 +153,58 @@ fn string_literals(src: &str) -> Vec<String> {
         }
         i += 1;
     }
-    out
+    Lexed { literals, code }
+}
+
+/// The contents of every string literal of a source text.
+fn string_literals(src: &str) -> Vec<String> {
+    lex(src).literals.into_iter().map(|(_, l)| l).collect()
+}
+
+/// The ranges (character indices) of the items marked `#[cfg(test)]`: the attribute up to the
+/// end of the item (its `;`, or the brace closing its body: a `mod tests { … }` anywhere in the
+/// file, a test-only `fn`, `impl` or `use`).
+fn test_items(code: &[char]) -> Vec<(usize, usize)> {
+    const ATTR: &str = "#[cfg(test)]";
+    let text: String = code.iter().collect();
+    let mut ranges = Vec::new();
+    let mut search = 0;
+    while let Some(found) = text[search..].find(ATTR) {
+        let byte = search + found;
+        // `find` gives a byte offset; the ranges are in characters (the code may hold non-ASCII).
+        let from = text[..byte].chars().count();
+        let mut i = from + ATTR.chars().count();
+        let mut depth = 0usize;
+        while i < code.len() {
+            match code[i] {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                ';' if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        ranges.push((from, i + 1));
+        search = byte + ATTR.len();
+    }
+    ranges
+}
+
+/// The string literals of a source file outside its `#[cfg(test)]` items.
+fn code_literals(src: &str) -> Vec<String> {
+    let lexed = lex(src);
+    let tests = test_items(&lexed.code);
+    lexed
+        .literals
+        .into_iter()
+        .filter(|(at, _)| !tests.iter().any(|&(from, to)| (from..to).contains(at)))
+        .map(|(_, l)| l)
+        .collect()
 }
 
 /// Tokens of the shape of a rule id that are not rule ids (they occur in messages of the code).
@@ -206,11 +272,6 @@ fn rule_ids(text: &str) -> Vec<String> {
     ids
 }
 
-/// The code of a source file without its tests: everything before the first `#[cfg(test)]`.
-fn without_tests(text: &str) -> &str {
-    text.find("#[cfg(test)]").map_or(text, |i| &text[..i])
-}
-
 /// Every rule id cited in a string literal of the crate's sources, with the first file citing it.
 fn cited_by_code() -> Vec<(String, String)> {
     let src = manifest_dir().join("src");
@@ -221,7 +282,7 @@ fn cited_by_code() -> Vec<(String, String)> {
     let mut cited = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for literal in string_literals(without_tests(&text)) {
+        for literal in code_literals(&text) {
             for id in rule_ids(&literal) {
                 if seen.insert(id.clone()) {
                     let shown = file.strip_prefix(manifest_dir()).unwrap_or(&file);
@@ -370,6 +431,26 @@ fn the_scanner_finds_literals_and_ids() {
         ["C-10", "MK-4", "RC-3", "B-3a"]
     );
     assert!(rule_ids("ABCD-1 wamid.HBgL-12 x-1 UTF-8 2026-07-01 T-C10").is_empty());
+}
+
+#[test]
+fn test_items_are_left_out() {
+    let src = r##"
+        fn a() { let r = "A-2"; }
+        #[cfg(test)]
+        mod tests {
+            fn t() { let s = "{ B-4"; let c = '{'; assert_eq!(x, "C-2"); }
+        }
+        fn b() -> &'static str { "D-3" }
+        #[cfg(test)]
+        use std::fmt;
+        fn c() { let _ = "V-3 // not a comment"; }
+    "##;
+    let ids: Vec<String> = code_literals(src)
+        .iter()
+        .flat_map(|l| rule_ids(l))
+        .collect();
+    assert_eq!(ids, ["A-2", "D-3", "V-3"]);
 }
 
 #[test]
