@@ -1,0 +1,198 @@
+//! The group commit: everything one group of commands changed, written in one transaction and
+//! one round trip, with a fixed number of parameters whatever the group's size.
+
+use super::lookups::{event_document, lookup_token};
+use super::{Committer, Store, WriteSet};
+use anyhow::{Context, Result};
+
+/// SQLite: a group's rows as one JSON array per table (events, ledger operations, charges,
+/// opt-outs, alerts, dead letters), each row an array of its column values in the order of the
+/// tables' `INSERT`s (events and charges end with their look-up documents): six arrays
+/// whatever the group's size, so the statement is prepared once.
+fn group_json(w: &WriteSet) -> Result<[String; 6]> {
+    let json = |v: serde_json::Result<String>| v.context("serializing a group");
+    let events = json(serde_json::to_string(
+        &w.events
+            .iter()
+            .map(|e| {
+                (
+                    &e.key,
+                    &e.business,
+                    e.kind,
+                    &e.message,
+                    e.at,
+                    e.received_at,
+                    &e.line,
+                    event_document(&e.key, &e.message),
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    let charges = json(serde_json::to_string(
+        &w.charges
+            .iter()
+            .map(|c| {
+                (
+                    &c.message,
+                    &c.business,
+                    c.at,
+                    &c.pricing_type,
+                    &c.category,
+                    &c.rule,
+                    &c.amount,
+                    &c.currency,
+                    &c.captured,
+                    &c.uncollected,
+                    &c.counters,
+                    lookup_token('m', &c.message),
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))?;
+    Ok([
+        events,
+        json(serde_json::to_string(&w.ledger_ops))?,
+        charges,
+        json(serde_json::to_string(&w.optouts))?,
+        json(serde_json::to_string(&w.alerts))?,
+        json(serde_json::to_string(&w.dead_letters))?,
+    ])
+}
+
+impl Store {
+    /// Writes one group in one transaction.
+    pub async fn commit(&self, w: &WriteSet) -> Result<()> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let pool = match &self.commits {
+            Committer::Postgres(pool) => return Self::commit_postgres(pool, w).await,
+            Committer::Sqlite { commits, .. } => commits,
+        };
+        // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
+        // connection's thread, one prepared text), inside one transaction. `jsonb_each` hands
+        // each row over as a parsed (JSONB) array, so `->>` does not parse it again per column.
+        // Events and charges are numbered here (the next numbers, in the group's order: the
+        // only writer numbers them), so that each row's look-up document has its number (see
+        // [`SQLITE_LOOKUP_INDEXES`]); their arrays are bound twice, once per statement (in a
+        // query of several statements, sqlx takes the slots below a `?NNN` for positional
+        // arguments, and the statements after it find theirs unbound).
+        const SQL: &str = "\
+            INSERT INTO event_lookup (rowid, tokens) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
+                value->>7 \
+              FROM jsonb_each(?); \
+            INSERT INTO events (seq, key, business, kind, message, at, received_at, line) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM events) + 1 + jsonb_each.key, \
+                value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
+            INSERT INTO ledger_ops (at, op) \
+              SELECT value->>0, value->>1 FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
+            INSERT INTO charge_lookup (rowid, tokens) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM charges) + 1 + jsonb_each.key, \
+                value->>11 \
+              FROM jsonb_each(?); \
+            INSERT INTO charges (seq, message, business, at, pricing_type, category, rule, amount, \
+                currency, captured, uncollected, counters) \
+              SELECT (SELECT coalesce(max(seq), 0) FROM charges) + 1 + jsonb_each.key, \
+                value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+                value->>7, value->>8, value->>9, value->>10 \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
+            INSERT INTO optouts (business, user_id, at) \
+              SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?) WHERE true \
+              ORDER BY jsonb_each.key ON CONFLICT (business, user_id) DO NOTHING; \
+            INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT value->>0, value->>1, value->>2, 0, value->>3, 'pending', '' \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
+            INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT value->>0, value->>1, value->>2, value->>3 \
+              FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key";
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
+        let mut tx = pool.begin().await?;
+        sqlx::query(SQL)
+            .bind(events.clone())
+            .bind(events)
+            .bind(ledger_ops)
+            .bind(charges.clone())
+            .bind(charges)
+            .bind(optouts)
+            .bind(alerts)
+            .bind(dead_letters)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: the whole group as one statement (one round trip, one implicit transaction,
+    /// committed with the server's `synchronous_commit` before it returns). Each column is one
+    /// typed array parameter in the binary protocol (31 parameters whatever the group's size, so
+    /// the statement is prepared once; no JSON to write, escape or parse on either side), turned
+    /// back into rows by `unnest … WITH ORDINALITY` and inserted by a data-modifying `WITH` in
+    /// their order, so ledger operations get their sequence numbers in the order applied.
+    async fn commit_postgres(pool: &sqlx::PgPool, w: &WriteSet) -> Result<()> {
+        const SQL: &str = "WITH \
+            ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
+              SELECT a, b, c, d, e, f, g FROM unnest($1::text[], $2::text[], $3::text[], \
+                $4::text[], $5::int8[], $6::int8[], $7::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, n) \
+              ORDER BY n), \
+            lo AS (INSERT INTO ledger_ops (at, op) \
+              SELECT a, b FROM unnest($8::int8[], $9::text[]) WITH ORDINALITY AS t(a, b, n) ORDER BY n), \
+            ch AS (INSERT INTO charges (message, business, at, pricing_type, category, rule, \
+                amount, currency, captured, uncollected, counters) \
+              SELECT a, b, c, d, e, f, g, h, i, j, k FROM unnest($10::text[], $11::text[], \
+                $12::int8[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+                $18::text[], $19::text[], $20::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, k, n) \
+              ORDER BY n), \
+            oo AS (INSERT INTO optouts (business, user_id, at) \
+              SELECT a, b, c FROM unnest($21::text[], $22::text[], $23::int8[]) WITH ORDINALITY AS t(a, b, c, n) \
+              ORDER BY n ON CONFLICT (business, user_id) DO NOTHING), \
+            al AS (INSERT INTO alerts (business, url, payload, attempts, next_at, state, last_error) \
+              SELECT a, b, c, 0, d, 'pending', '' FROM unnest($24::text[], $25::text[], \
+                $26::text[], $27::int8[]) WITH ORDINALITY AS t(a, b, c, d, n) ORDER BY n), \
+            dl AS (INSERT INTO dead_letters (received_at, source, reason, body) \
+              SELECT a, b, c, d FROM unnest($28::int8[], $29::text[], $30::text[], $31::text[]) \
+                WITH ORDINALITY AS t(a, b, c, d, n) ORDER BY n) \
+            SELECT 1";
+        /// One column of `rows`, as the array bound to its parameter.
+        fn column<'a, T: 'a, V: 'a>(rows: &'a [T], f: impl Fn(&'a T) -> V) -> Vec<V> {
+            rows.iter().map(f).collect()
+        }
+        let (ev, ch) = (&w.events, &w.charges);
+        sqlx::query(SQL)
+            .bind(column(ev, |e| e.key.as_str()))
+            .bind(column(ev, |e| e.business.as_str()))
+            .bind(column(ev, |e| e.kind))
+            .bind(column(ev, |e| e.message.as_str()))
+            .bind(column(ev, |e| e.at))
+            .bind(column(ev, |e| e.received_at))
+            .bind(column(ev, |e| e.line.as_str()))
+            .bind(column(&w.ledger_ops, |o| o.0))
+            .bind(column(&w.ledger_ops, |o| o.1.as_str()))
+            .bind(column(ch, |c| c.message.as_str()))
+            .bind(column(ch, |c| c.business.as_str()))
+            .bind(column(ch, |c| c.at))
+            .bind(column(ch, |c| c.pricing_type.as_str()))
+            .bind(column(ch, |c| c.category.as_str()))
+            .bind(column(ch, |c| c.rule.as_str()))
+            .bind(column(ch, |c| c.amount.as_str()))
+            .bind(column(ch, |c| c.currency.as_str()))
+            .bind(column(ch, |c| c.captured.as_str()))
+            .bind(column(ch, |c| c.uncollected.as_str()))
+            .bind(column(ch, |c| c.counters.as_str()))
+            .bind(column(&w.optouts, |o| o.0.as_str()))
+            .bind(column(&w.optouts, |o| o.1.as_str()))
+            .bind(column(&w.optouts, |o| o.2))
+            .bind(column(&w.alerts, |a| a.0.as_str()))
+            .bind(column(&w.alerts, |a| a.1.as_str()))
+            .bind(column(&w.alerts, |a| a.2.as_str()))
+            .bind(column(&w.alerts, |a| a.3))
+            .bind(column(&w.dead_letters, |d| d.0))
+            .bind(column(&w.dead_letters, |d| d.1.as_str()))
+            .bind(column(&w.dead_letters, |d| d.2.as_str()))
+            .bind(column(&w.dead_letters, |d| d.3.as_str()))
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+}
