@@ -731,21 +731,23 @@ async fn sqlite_write_ahead_log_is_checkpointed_in_the_background() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
     use std::sync::Arc;
-    use tarifa_service::storage::{EventRow, WriteSet};
+    use tarifa_service::domain::effects::EventKind;
+    use tarifa_service::domain::ids::EventKey;
+    use tarifa_service::storage::{Effects, NewEvent};
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let store = app.store().clone();
-        let row = |key: &str, message: &str, business: &str| EventRow {
-            key: key.into(),
+        let row = |key: &str, message: &str, business: &str| NewEvent {
+            key: EventKey::stored(key.into()),
             business: business.into(),
-            kind: "status",
+            kind: EventKind::Status,
             message: message.into(),
             at: 1,
             received_at: 1,
             line: "{}".into(),
             event: Arc::new(tarifa_core::input::Event::Ignored),
         };
-        let w = WriteSet {
+        let w = Effects {
             events: vec![
                 row("out:a", "a", "shop"),
                 row("st:a:b:sent:1", "a:b", "other"),
@@ -755,7 +757,7 @@ async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
                 row("st:e:read:4", "e", "shop3"),
                 row("in:f", "", "shop"),
             ],
-            ..WriteSet::default()
+            ..Effects::default()
         };
         store.commit(&w).await.unwrap();
         let mut owners = store
@@ -784,15 +786,19 @@ async fn owners_of_messages_come_from_their_outbound_records_and_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_stores_values_exactly_and_in_order() {
     use std::sync::Arc;
-    use tarifa_service::storage::{ChargeRow, EventRow, WriteSet};
+    use tarifa_core::category::PricingType;
+    use tarifa_core::ledger::{AccountId, Amount, Request, TransferId};
+    use tarifa_service::domain::effects::{EventKind, LedgerEntry, LedgerOp};
+    use tarifa_service::domain::ids::EventKey;
+    use tarifa_service::storage::{Charge, Effects, NewEvent};
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let store = app.store().clone();
         let tricky = "q\"uote \\ back\\slash\n\ttab é 中文 🚀 \u{1} end";
-        let row = |n: i64| EventRow {
-            key: format!("st:m-{n}-{tricky}:sent:346000{n}"),
+        let row = |n: i64| NewEvent {
+            key: EventKey::stored(format!("st:m-{n}-{tricky}:sent:346000{n}")),
             business: "shop".into(),
-            kind: "status",
+            kind: EventKind::Status,
             message: format!("m-{n}-{tricky}"),
             at: i64::MAX - 1 - n,
             received_at: -n,
@@ -803,29 +809,39 @@ async fn group_commit_stores_values_exactly_and_in_order() {
             event: Arc::new(tarifa_core::input::Event::Ignored),
         };
         let before = store.ledger_ops().await.unwrap().len();
-        let w = WriteSet {
+        let w = Effects {
             events: (0..3).map(row).collect(),
-            ledger_ops: (0..40).map(|i| (i, format!("op {i} {tricky}"))).collect(),
-            charges: vec![ChargeRow {
+            ledger_ops: (0..40)
+                .map(|i| LedgerEntry {
+                    at: i,
+                    op: LedgerOp::Apply(Request::Post {
+                        id: TransferId(format!("op {i} {tricky}")),
+                        debit_account: AccountId(format!("funding:{tricky}")),
+                        credit_account: AccountId("wallet:shop".into()),
+                        amount: Amount(i128::from(i) * 1_000_000_000_000),
+                    }),
+                })
+                .collect(),
+            charges: vec![Charge {
                 message: format!("m-0-{tricky}"),
                 business: "shop".into(),
                 at: 7,
-                pricing_type: "regular".into(),
+                pricing_type: PricingType::Regular,
                 category: "marketing".into(),
                 rule: "D-3".into(),
-                amount: "0.0702".into(),
+                amount: "0.0702".parse().unwrap(),
                 currency: "EUR".into(),
-                captured: "0.0702".into(),
-                uncollected: "0".into(),
-                counters: "[]".into(),
+                captured: Amount(70_200),
+                uncollected: Amount::ZERO,
+                counters: Vec::new(),
             }],
-            ..WriteSet::default()
+            ..Effects::default()
         };
         store.commit(&w).await.unwrap();
-        let keys: Vec<(&str, &str)> = w.events.iter().map(EventRow::lookup).collect();
+        let keys: Vec<(&str, &str)> = w.events.iter().map(NewEvent::lookup).collect();
         let found = store.existing_keys(&keys).await.unwrap();
         assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found.contains(&w.events[2].key));
+        assert!(found.contains(w.events[2].key.as_str()));
         let mut owners = store.businesses_of(&[&w.events[1].message]).await.unwrap();
         owners.sort();
         assert_eq!(owners, [(w.events[1].message.clone(), "shop".to_string())]);
@@ -930,13 +946,11 @@ async fn stored_ledger(
     tarifa_core::ledger::Ledger,
     Vec<tarifa_service::domain::book::LedgerOp>,
 ) {
-    use tarifa_service::domain::book::LedgerOp;
     let mut ledger = tarifa_core::ledger::Ledger::new();
     let mut ops = Vec::new();
-    for (_, op) in app.store().ledger_ops().await.unwrap() {
-        let op: LedgerOp = serde_json::from_str(&op).unwrap();
-        op.apply_to(&mut ledger).unwrap();
-        ops.push(op);
+    for entry in app.store().ledger_ops().await.unwrap() {
+        entry.op.apply_to(&mut ledger).unwrap();
+        ops.push(entry.op);
     }
     (ledger, ops)
 }

@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tarifa_core::ledger::{Ledger, Resolution};
-use tarifa_service::domain::book::LedgerOp;
 use tarifa_service::storage::Store;
 
 const SECRET: &str = "crash-secret";
@@ -229,11 +228,8 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
             );
         }
         let mut ledger = Ledger::new();
-        for (_, op) in store.ledger_ops().await.unwrap() {
-            serde_json::from_str::<LedgerOp>(&op)
-                .unwrap()
-                .apply_to(&mut ledger)
-                .unwrap();
+        for entry in store.ledger_ops().await.unwrap() {
+            entry.op.apply_to(&mut ledger).unwrap();
         }
         let totals = ledger.totals("EUR");
         assert_eq!(

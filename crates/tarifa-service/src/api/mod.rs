@@ -9,7 +9,7 @@ pub mod server;
 pub mod signature;
 
 use crate::domain::book::{Outcome, Planned};
-use crate::domain::ingest::row_of;
+use crate::domain::ingest::new_event;
 use crate::runtime::writer::{Command, TopUpAnswer};
 use crate::runtime::App;
 use axum::body::Bytes;
@@ -167,7 +167,7 @@ async fn post_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     }
     let now = crate::clock::now();
     let mut rows = Vec::new();
-    let parsed = parse_line(&body, &mut |e| rows.extend(row_of(e, now)));
+    let parsed = parse_line(&body, &mut |e| rows.extend(new_event(e, now)));
     let result = match parsed {
         Ok(()) if rows.is_empty() => Ok(()),
         Ok(()) => {
@@ -278,7 +278,7 @@ fn rows_of_items(
     app: &App,
     items: &[Value],
     now: i64,
-) -> (ItemRows, Vec<crate::storage::EventRow>) {
+) -> (ItemRows, Vec<crate::storage::NewEvent>) {
     let mut per_item: ItemRows = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
@@ -289,7 +289,7 @@ fn rows_of_items(
         let parsed = parse_line(text.as_bytes(), &mut |e| events.push(e));
         let checked = parsed.and_then(|()| {
             for e in events.drain(..) {
-                if let Some(row) = row_of(e, now) {
+                if let Some(row) = new_event(e, now) {
                     if !row.business.is_empty() && !book.knows_business(&row.business) {
                         return Err(tarifa_core::input::InputError {
                             event_id: (!row.message.is_empty()).then(|| row.message.clone()),
@@ -470,7 +470,7 @@ async fn post_topup(
 fn wallet_json(app: &App, business: &str) -> Option<Value> {
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
     let rules = book.wallet_rules(business)?;
-    let id = crate::domain::book::wallet_account(business);
+    let id = crate::domain::ids::wallet_account(business).0;
     let balance = book.ledger.balance(&id).ok()?;
     let holds: Vec<Value> = book
         .ledger
@@ -512,7 +512,7 @@ async fn get_wallet(State(app): State<Arc<App>>, Path(business): Path<String>) -
 
 async fn get_transactions(State(app): State<Arc<App>>, Path(business): Path<String>) -> Response {
     let book = app.book.read().unwrap_or_else(|p| p.into_inner());
-    let id = crate::domain::book::wallet_account(&business);
+    let id = crate::domain::ids::wallet_account(&business).0;
     let Ok(history) = book.ledger.history(&id) else {
         return ApiError(
             StatusCode::NOT_FOUND,

@@ -1,6 +1,6 @@
 //! The service's state: the wallets' ledger and what live pricing needs to know, changed only by
 //! the single writer ([`crate::runtime::writer`]) and read by quotes. No I/O and no clock: every
-//! operation gets `now` and returns the rows to store ([`WriteSet`]), so the writer can store
+//! operation gets `now` and returns the rows to store ([`Effects`]), so the writer can store
 //! them in one transaction before it answers anyone.
 //!
 //! Live pricing reuses the rating engine exactly: a delivered message is rated with
@@ -9,7 +9,9 @@
 //! Invoices re-rate the whole month from the stored events instead, so they are exact even when
 //! a delivery arrived out of order; reconciliation shows any difference.
 
-use crate::domain::effects::{ChargeRow, EventRow, WriteSet};
+pub use super::effects::LedgerOp;
+use super::effects::{Alert, Charge, Effects, LedgerEntry, NewEvent, OptOut};
+use super::ids::{funding_account, revenue_account, top_up, wallet_account, MessageTransfers};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -19,13 +21,10 @@ use std::sync::Arc;
 use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
 use tarifa_core::collections::{GrowingMap, Schedule};
-use tarifa_core::engine::{
-    id_tail, lookback, may_concern, message_tail, Counter, CounterKey, Rater, Setup,
-};
+use tarifa_core::engine::{id_tail, lookback, may_concern, message_tail, CounterKey, Rater, Setup};
 use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
 use tarifa_core::ledger::{
-    AccountId, AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, TransferId,
-    WalletPolicy,
+    AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, WalletPolicy,
 };
 use tarifa_core::time::{Instant, Month, DAY};
 
@@ -47,36 +46,6 @@ pub struct WalletRules {
     pub policy: WalletPolicy,
     pub min_balance_for_free_service: Option<Amount>,
     pub alert_url: Option<String>,
-}
-
-/// One entry of the ledger's operation log, replayed at start.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub enum LedgerOp {
-    CreateAccount(NewAccount),
-    Apply(Request),
-    Expire(Instant),
-}
-
-impl LedgerOp {
-    /// Applies this operation to `ledger` (the book at start, and anyone auditing the stored
-    /// log); returns the ids of the transfers it applied or expired.
-    pub fn apply_to(&self, ledger: &mut Ledger) -> anyhow::Result<Vec<String>> {
-        Ok(match self {
-            LedgerOp::CreateAccount(a) => {
-                ledger
-                    .create_account(a)
-                    .map_err(|e| anyhow::anyhow!("replaying account {}: {e:?}", a.id.0))?;
-                Vec::new()
-            }
-            LedgerOp::Apply(r) => {
-                ledger
-                    .apply(r)
-                    .map_err(|e| anyhow::anyhow!("replaying transfer {}: {e:?}", r.id().0))?;
-                vec![r.id().0.clone()]
-            }
-            LedgerOp::Expire(now) => ledger.expire(*now).into_iter().map(|t| t.id.0).collect(),
-        })
-    }
 }
 
 /// What became of one event.
@@ -211,18 +180,6 @@ pub struct Book {
     optouts: HashSet<(String, String)>,
 }
 
-pub fn wallet_account(business: &str) -> String {
-    format!("wallet:{business}")
-}
-
-fn revenue_account(currency: &str) -> String {
-    format!("revenue:{currency}")
-}
-
-fn funding_account(currency: &str) -> String {
-    format!("funding:{currency}")
-}
-
 /// Exact decimal to ledger micro-units; finer digits are rounded away from zero (charges are
 /// never rounded down below what the card says).
 pub fn to_amount(value: Decimal) -> Amount {
@@ -278,7 +235,7 @@ impl Book {
     /// The ledger operations that open every configured account not opened yet; returns the
     /// accounts whose rules (floor, alert threshold) changed in the config since they were
     /// opened: the ledger keeps the rules it opened them with.
-    pub fn open_accounts(&mut self, now: Instant, w: &mut WriteSet) -> anyhow::Result<Vec<String>> {
+    pub fn open_accounts(&mut self, now: Instant, w: &mut Effects) -> anyhow::Result<Vec<String>> {
         let mut wanted = Vec::new();
         let mut changed = Vec::new();
         for (business, rules) in &self.wallets {
@@ -288,7 +245,7 @@ impl Book {
                 (funding_account(&rules.currency), AccountKind::Funding),
             ] {
                 wanted.push(NewAccount {
-                    id: AccountId(id),
+                    id,
                     currency: rules.currency.clone(),
                     kind,
                 });
@@ -304,7 +261,7 @@ impl Book {
                     self.ledger
                         .create_account(&account)
                         .map_err(|e| anyhow::anyhow!("account {}: {e:?}", account.id.0))?;
-                    push_op(w, now, &LedgerOp::CreateAccount(account));
+                    push_op(w, now, LedgerOp::CreateAccount(account));
                 }
             }
         }
@@ -320,26 +277,25 @@ impl Book {
     }
 
     /// Takes a stored event back into memory at start (no pricing, no ledger: their effects are
-    /// stored already).
-    pub fn replay_event(&mut self, business: &str, line: &str) {
+    /// stored already); a line that no longer parses is an error, and nothing of it is kept.
+    pub fn replay_event(
+        &mut self,
+        business: &str,
+        line: &str,
+    ) -> Result<(), tarifa_core::input::InputError> {
         let mut events = Vec::new();
-        if parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).is_err() {
-            return;
-        }
+        parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned()))?;
         for e in events {
             self.remember(business, &Arc::new(e));
         }
+        Ok(())
     }
 
     /// Marks a message as settled (its charge is stored) and restores its counters.
-    pub fn replay_charge(&mut self, charge: &ChargeRow) {
+    pub fn replay_charge(&mut self, charge: &Charge) {
         self.mark_settled(&charge.message);
-        if let Ok(keys) = serde_json::from_str::<Vec<StoredCounter>>(&charge.counters) {
-            for k in keys {
-                if let Some(key) = k.key() {
-                    *self.counts.entry(key).or_default() += 1;
-                }
-            }
+        for key in &charge.counters {
+            *self.counts.entry(key.clone()).or_default() += 1;
         }
     }
 
@@ -524,7 +480,7 @@ impl Book {
 
     /// Applies one new (not duplicate) event; when it is stored, its row goes into `w`. On
     /// `Rejected` nothing of it is kept and `w` is unchanged.
-    pub fn apply_event(&mut self, row: EventRow, now: Instant, w: &mut WriteSet) -> Outcome {
+    pub fn apply_event(&mut self, row: NewEvent, now: Instant, w: &mut Effects) -> Outcome {
         let event = row.event.clone();
         if let Event::Outbound(o) = &*event {
             if o.group.is_none() {
@@ -538,7 +494,11 @@ impl Book {
             if s.error_codes.contains(&MARKETING_OPT_OUT)
                 && self.optouts.insert((key.0.clone(), key.1.clone()))
             {
-                w.optouts.push((key.0.clone(), key.1.clone(), s.at));
+                w.optouts.push(OptOut {
+                    business: key.0.clone(),
+                    user: key.1.clone(),
+                    at: s.at,
+                });
             }
             let settled = self.messages.get(s.id.as_ref()).is_none_or(|m| m.settled);
             if !settled {
@@ -613,10 +573,10 @@ impl Book {
     /// The hold for a chargeable message recorded as sent, or the refusal (402).
     fn hold(
         &mut self,
-        row: &EventRow,
+        row: &NewEvent,
         o: &tarifa_core::input::Outbound<'_>,
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) -> Result<(), Outcome> {
         let Some(rules) = self.wallets.get(&row.business).cloned() else {
             return Ok(());
@@ -630,7 +590,7 @@ impl Book {
             return Ok(());
         };
         let wallet = wallet_account(&row.business);
-        let balance = self.ledger.balance(&wallet).unwrap_or_default();
+        let balance = self.ledger.balance(&wallet.0).unwrap_or_default();
         if priced.is_free_service()
             && !tarifa_core::ledger::may_use_free_service(
                 &balance,
@@ -652,9 +612,9 @@ impl Book {
             return Ok(());
         }
         let request = Request::Hold {
-            id: TransferId(format!("hold:{}", o.id)),
-            debit_account: AccountId(wallet),
-            credit_account: AccountId(revenue_account(&rules.currency)),
+            id: MessageTransfers(&o.id).hold(),
+            debit_account: wallet,
+            credit_account: revenue_account(&rules.currency),
             amount,
             timeout: o.at.max(now) + self.hold_secs,
         };
@@ -683,12 +643,12 @@ impl Book {
         business: &str,
         request: Request,
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) -> Result<Applied, LedgerError> {
         let applied = self.ledger.apply(&request)?;
         if applied.status == tarifa_core::ledger::Status::Created {
             self.applied_at.insert(request.id().0.clone(), now);
-            push_op(w, now, &LedgerOp::Apply(request));
+            push_op(w, now, LedgerOp::Apply(request));
         }
         if applied.crossed_low_balance {
             self.alert(business, now, w);
@@ -696,7 +656,7 @@ impl Book {
         Ok(applied)
     }
 
-    fn alert(&self, business: &str, now: Instant, w: &mut WriteSet) {
+    fn alert(&self, business: &str, now: Instant, w: &mut Effects) {
         let Some(rules) = self.wallets.get(business) else {
             return;
         };
@@ -705,7 +665,7 @@ impl Book {
         };
         let balance = self
             .ledger
-            .balance(&wallet_account(business))
+            .balance(&wallet_account(business).0)
             .unwrap_or_default();
         let payload = serde_json::json!({
             "type": "wallet.low_balance",
@@ -715,8 +675,12 @@ impl Book {
             "threshold": rules.policy.low_balance_threshold.map(amount_text),
             "at": now,
         });
-        w.alerts
-            .push((business.to_string(), url.clone(), payload.to_string(), now));
+        w.alerts.push(Alert {
+            business: business.to_string(),
+            url: url.clone(),
+            payload: payload.to_string(),
+            first_attempt_at: now,
+        });
     }
 
     fn settle_delivered(
@@ -724,18 +688,14 @@ impl Book {
         message: &str,
         key: &(String, String),
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) {
         let Some(priced) = self.rate(key, &[], message) else {
             return;
         };
         let business = key.0.clone();
-        let hold_id = format!("hold:{message}");
-        let hold = self
-            .ledger
-            .transfer(&hold_id)
-            .filter(|_| self.ledger.resolution(&hold_id).is_none())
-            .map(|t| t.amount);
+        let transfers = MessageTransfers(message);
+        let hold = self.open_hold(&transfers).map(|t| t.amount);
         let amount = to_amount(priced.amount);
         let mut captured = Amount::ZERO;
         let mut uncollected = Amount::ZERO;
@@ -745,27 +705,23 @@ impl Book {
             if amount.is_positive() {
                 let take = if amount.0 <= hold.0 { amount } else { hold };
                 let capture = Request::Capture {
-                    id: TransferId(format!("capture:{message}")),
-                    pending_id: TransferId(hold_id.clone()),
+                    id: transfers.capture(),
+                    pending_id: transfers.hold(),
                     amount: take,
                 };
                 if self.post(&business, capture, now, w).is_ok() {
                     captured = take;
                 }
             } else {
-                let release = Request::Release {
-                    id: TransferId(format!("release:{message}")),
-                    pending_id: TransferId(hold_id.clone()),
-                };
-                let _ = self.post(&business, release, now, w);
+                self.release_hold(&business, &transfers, now, w);
             }
         }
         let rest = Amount(amount.0 - captured.0);
         if rest.is_positive() && prepaid {
             let charge = Request::Post {
-                id: TransferId(format!("charge:{message}")),
-                debit_account: AccountId(wallet_account(&business)),
-                credit_account: AccountId(revenue_account(&currency)),
+                id: transfers.charge(),
+                debit_account: wallet_account(&business),
+                credit_account: revenue_account(&currency),
                 amount: rest,
             };
             match self.post(&business, charge, now, w) {
@@ -779,50 +735,74 @@ impl Book {
             *self.counts.entry(k.clone()).or_default() += 1;
         }
         self.mark_settled(message);
-        w.charges.push(ChargeRow {
+        w.charges.push(Charge {
             message: message.to_string(),
             business,
             at: priced.at,
-            pricing_type: priced.pricing_type.to_string(),
+            pricing_type: priced.pricing_type,
             category: priced.category,
             rule: priced.rule,
-            amount: priced.amount.normalize().to_string(),
+            amount: priced.amount,
             currency,
-            captured: amount_text(captured),
-            uncollected: amount_text(uncollected),
-            counters: serde_json::to_string(
-                &priced
-                    .counted
-                    .iter()
-                    .map(StoredCounter::of)
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap_or_default(),
+            captured,
+            uncollected,
+            counters: priced.counted,
         });
     }
 
-    fn settle_failed(&mut self, message: &str, now: Instant, w: &mut WriteSet) {
-        let hold_id = format!("hold:{message}");
+    fn settle_failed(&mut self, message: &str, now: Instant, w: &mut Effects) {
         let Some(business) = self.business_of(message).map(str::to_string) else {
             return;
         };
-        if self.ledger.transfer(&hold_id).is_some() && self.ledger.resolution(&hold_id).is_none() {
-            let release = Request::Release {
-                id: TransferId(format!("release:{message}")),
-                pending_id: TransferId(hold_id),
-            };
-            let _ = self.post(&business, release, now, w);
+        self.release_hold(&business, &MessageTransfers(message), now, w);
+    }
+
+    /// The hold of a message (or reservation) while it is open (not captured, released or
+    /// expired).
+    fn open_hold(
+        &self,
+        transfers: &MessageTransfers<'_>,
+    ) -> Option<&tarifa_core::ledger::Transfer> {
+        let hold = transfers.hold();
+        self.ledger
+            .transfer(&hold.0)
+            .filter(|_| self.ledger.resolution(&hold.0).is_none())
+    }
+
+    /// Releases the hold of a message (or reservation) if it is open. The ledger refuses a
+    /// release only if the hold is not open, which was just checked: should it refuse anyway,
+    /// nothing was applied and the refusal goes into `w.anomalies` for the writer to report.
+    fn release_hold(
+        &mut self,
+        business: &str,
+        transfers: &MessageTransfers<'_>,
+        now: Instant,
+        w: &mut Effects,
+    ) {
+        if self.open_hold(transfers).is_none() {
+            return;
+        }
+        let release = Request::Release {
+            id: transfers.release(),
+            pending_id: transfers.hold(),
+        };
+        if let Err(e) = self.post(business, release, now, w) {
+            w.anomalies.push(format!(
+                "release of {} refused: {}",
+                transfers.hold().0,
+                error_text(&e)
+            ));
         }
     }
 
     /// Releases holds whose delivery never came (Meta's 30 days).
-    pub fn expire(&mut self, now: Instant, w: &mut WriteSet) {
+    pub fn expire(&mut self, now: Instant, w: &mut Effects) {
         let expired = self.ledger.expire(now);
         if !expired.is_empty() {
             for t in &expired {
                 self.applied_at.insert(t.id.0.clone(), now);
             }
-            push_op(w, now, &LedgerOp::Expire(now));
+            push_op(w, now, LedgerOp::Expire(now));
         }
     }
 
@@ -833,7 +813,7 @@ impl Book {
         id: &str,
         amount: Decimal,
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) -> Result<Applied, String> {
         let rules = self
             .wallets
@@ -843,9 +823,9 @@ impl Book {
         let amount =
             Amount::from_decimal_non_negative(amount).map_err(|e| format!("amount: {e}"))?;
         let request = Request::Post {
-            id: TransferId(format!("topup:{id}")),
-            debit_account: AccountId(funding_account(&rules.currency)),
-            credit_account: AccountId(wallet_account(business)),
+            id: top_up(id),
+            debit_account: funding_account(&rules.currency),
+            credit_account: wallet_account(business),
             amount,
         };
         self.post(business, request, now, w)
@@ -912,7 +892,7 @@ impl Book {
         let wallet = self.wallets.get(&p.business).map(|rules| {
             let b = self
                 .ledger
-                .balance(&wallet_account(&p.business))
+                .balance(&wallet_account(&p.business).0)
                 .unwrap_or_default();
             (rules.clone(), b)
         });
@@ -982,7 +962,7 @@ impl Book {
         at: Instant,
         now: Instant,
         timeout_secs: i64,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) -> Result<Quote, String> {
         let quote = self.quote(planned, at)?;
         if !quote.allowed {
@@ -997,9 +977,9 @@ impl Book {
             return Ok(quote);
         }
         let request = Request::Hold {
-            id: TransferId(format!("hold:{reservation}")),
-            debit_account: AccountId(wallet_account(&planned.business)),
-            credit_account: AccountId(revenue_account(&rules.currency)),
+            id: MessageTransfers(reservation).hold(),
+            debit_account: wallet_account(&planned.business),
+            credit_account: revenue_account(&rules.currency),
             amount,
             timeout: now + timeout_secs,
         };
@@ -1023,16 +1003,9 @@ impl Book {
         business: &str,
         reservation: &str,
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) {
-        let hold_id = format!("hold:{reservation}");
-        if self.ledger.transfer(&hold_id).is_some() && self.ledger.resolution(&hold_id).is_none() {
-            let release = Request::Release {
-                id: TransferId(format!("release:{reservation}")),
-                pending_id: TransferId(hold_id),
-            };
-            let _ = self.post(business, release, now, w);
-        }
+        self.release_hold(business, &MessageTransfers(reservation), now, w);
     }
 
     /// Records a reserved message as sent: the reservation is released and the outbound event
@@ -1040,9 +1013,9 @@ impl Book {
     pub fn record_reserved(
         &mut self,
         reservation: &str,
-        row: EventRow,
+        row: NewEvent,
         now: Instant,
-        w: &mut WriteSet,
+        w: &mut Effects,
     ) -> Outcome {
         let business = row.business.clone();
         self.cancel_reservation(&business, reservation, now, w);
@@ -1083,9 +1056,8 @@ fn delivered(id: &str, at: Instant) -> Event<'_> {
     })
 }
 
-fn push_op(w: &mut WriteSet, at: Instant, op: &LedgerOp) {
-    w.ledger_ops
-        .push((at, serde_json::to_string(op).unwrap_or_default()));
+fn push_op(w: &mut Effects, at: Instant, op: LedgerOp) {
+    w.ledger_ops.push(LedgerEntry { at, op });
 }
 
 struct Priced {
@@ -1107,35 +1079,6 @@ impl Priced {
             self.pricing_type,
             PricingType::FreeCustomerService | PricingType::FreeTier
         )
-    }
-}
-
-/// A counter key as stored with a charge.
-#[derive(Serialize, Deserialize)]
-struct StoredCounter {
-    counter: String,
-    owner: String,
-    bucket: u32,
-    month: i32,
-}
-
-impl StoredCounter {
-    fn of(k: &CounterKey) -> StoredCounter {
-        StoredCounter {
-            counter: k.counter.as_str().into(),
-            owner: k.owner.clone(),
-            bucket: k.bucket,
-            month: k.month.0,
-        }
-    }
-
-    fn key(&self) -> Option<CounterKey> {
-        Some(CounterKey {
-            counter: Counter::parse(&self.counter)?,
-            owner: self.owner.clone(),
-            bucket: self.bucket,
-            month: Month(self.month),
-        })
     }
 }
 
@@ -1247,7 +1190,7 @@ mod tests {
                     if let Some(line) = &line {
                         let parsed = parse_line(line.as_bytes(), &mut |_| {});
                         prop_assert!(parsed.is_ok(), "{line}: {parsed:?}");
-                        b.replay_event("waba-br", line);
+                        b.replay_event("waba-br", line).unwrap();
                     }
                     if let Step::Settle(m) = s {
                         b.mark_settled(&format!("wamid.{m}"));

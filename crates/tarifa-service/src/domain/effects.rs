@@ -1,64 +1,165 @@
-//! What a change of the book produces, for storage to write in one transaction: the rows of
-//! new events, ledger operations, charges, opt-outs, alerts and dead letters.
+//! What a change of the book produces, for storage to write in one transaction: new events,
+//! ledger operations, charges, opt-outs, alerts and dead letters, as typed values. Storage turns
+//! them into rows (`crate::storage`, through its versioned codec); the domain never sees a row.
 
-/// One event as stored: `line` is a normalized JSON line that `tarifa rate` reads back.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventRow {
-    /// Idempotency key (`out:{id}`, `st:{id}:{status}:{recipient}`, …).
-    pub key: String,
-    pub business: String,
-    pub kind: &'static str,
-    /// The message id for outbound records and statuses, else empty.
-    pub message: String,
-    pub at: i64,
-    pub received_at: i64,
-    pub line: String,
-    /// The event `line` reads as, parsed once by the request handler (not stored).
-    pub event: std::sync::Arc<tarifa_core::input::Event<'static>>,
+use super::ids::EventKey;
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use tarifa_core::category::PricingType;
+use tarifa_core::engine::CounterKey;
+use tarifa_core::input::Event;
+use tarifa_core::ledger::{Amount, Ledger, NewAccount, Request};
+use tarifa_core::time::Instant;
+
+/// The kind of a stored event (its `kind` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Inbound,
+    Outbound,
+    Status,
+    TemplateCategory,
+    AccountUpdate,
 }
 
-impl EventRow {
-    /// What [`Store::existing_keys`] finds the event by: its key and its message id.
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Inbound => "inbound",
+            EventKind::Outbound => "outbound",
+            EventKind::Status => "status",
+            EventKind::TemplateCategory => "template_category",
+            EventKind::AccountUpdate => "account_update",
+        }
+    }
+}
+
+/// A new event: `line` is a normalized JSON line that `tarifa rate` reads back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// Idempotency key: a copy with the same key is a duplicate.
+    pub key: EventKey,
+    pub business: String,
+    pub kind: EventKind,
+    /// The message id for outbound records and statuses, else empty.
+    pub message: String,
+    pub at: Instant,
+    pub received_at: Instant,
+    pub line: String,
+    /// The event `line` reads as, parsed once by the request handler (not stored).
+    pub event: Arc<Event<'static>>,
+}
+
+impl NewEvent {
+    /// What storage finds the event by: its key and its message id.
     pub fn lookup(&self) -> (&str, &str) {
-        (&self.key, &self.message)
+        (self.key.as_str(), &self.message)
     }
 }
 
 /// A priced message (the wallet's view; invoices re-rate from the events).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChargeRow {
+pub struct Charge {
     pub message: String,
     pub business: String,
-    pub at: i64,
-    pub pricing_type: String,
+    pub at: Instant,
+    pub pricing_type: PricingType,
+    /// The billed category, in Meta's webhook vocabulary.
     pub category: String,
+    /// The rule that decided the price.
     pub rule: String,
-    /// Exact decimal, in the business's currency, at its price list.
-    pub amount: String,
+    /// Exact, in the business's currency, at its price list.
+    pub amount: Decimal,
     pub currency: String,
     /// Taken from the wallet.
-    pub captured: String,
+    pub captured: Amount,
     /// Charged but not covered by the wallet (a postpaid remainder).
-    pub uncollected: String,
-    /// The monthly counters the message moved, as JSON.
-    pub counters: String,
+    pub uncollected: Amount,
+    /// The monthly counters (free tiers, allowances, volume tiers) the message moved.
+    pub counters: Vec<CounterKey>,
+}
+
+/// One entry of the ledger's operation log, replayed at start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LedgerOp {
+    CreateAccount(NewAccount),
+    Apply(Request),
+    Expire(Instant),
+}
+
+impl LedgerOp {
+    /// Applies this operation to `ledger` (the book at start, and anyone auditing the stored
+    /// log); returns the ids of the transfers it applied or expired.
+    pub fn apply_to(&self, ledger: &mut Ledger) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            LedgerOp::CreateAccount(a) => {
+                ledger
+                    .create_account(a)
+                    .map_err(|e| anyhow::anyhow!("replaying account {}: {e:?}", a.id.0))?;
+                Vec::new()
+            }
+            LedgerOp::Apply(r) => {
+                ledger
+                    .apply(r)
+                    .map_err(|e| anyhow::anyhow!("replaying transfer {}: {e:?}", r.id().0))?;
+                vec![r.id().0.clone()]
+            }
+            LedgerOp::Expire(now) => ledger.expire(*now).into_iter().map(|t| t.id.0).collect(),
+        })
+    }
+}
+
+/// A ledger operation and when it was applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    pub at: Instant,
+    pub op: LedgerOp,
+}
+
+/// A user who stopped marketing messages from a business.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptOut {
+    pub business: String,
+    pub user: String,
+    pub at: Instant,
+}
+
+/// An outgoing webhook to deliver (a low-balance alert).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub business: String,
+    pub url: String,
+    /// The JSON body.
+    pub payload: String,
+    pub first_attempt_at: Instant,
+}
+
+/// A signed webhook body that could not be read, kept for inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub received_at: Instant,
+    pub source: String,
+    pub reason: String,
+    pub body: String,
 }
 
 /// Everything one group commit writes.
 #[derive(Default, Debug)]
-pub struct WriteSet {
-    pub events: Vec<EventRow>,
-    /// (instant, JSON of a `LedgerOp`).
-    pub ledger_ops: Vec<(i64, String)>,
-    pub charges: Vec<ChargeRow>,
-    pub optouts: Vec<(String, String, i64)>,
-    /// (business, url, payload, first attempt at).
-    pub alerts: Vec<(String, String, String, i64)>,
-    /// (received at, source, reason, body).
-    pub dead_letters: Vec<(i64, String, String, String)>,
+pub struct Effects {
+    pub events: Vec<NewEvent>,
+    /// In the order applied.
+    pub ledger_ops: Vec<LedgerEntry>,
+    pub charges: Vec<Charge>,
+    pub optouts: Vec<OptOut>,
+    pub alerts: Vec<Alert>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Money operations that could not be applied although they should have (a release of a
+    /// hold the book believed open): nothing of them was applied; the writer logs and counts
+    /// them, so they are never silently dropped.
+    pub anomalies: Vec<String>,
 }
 
-impl WriteSet {
+impl Effects {
+    /// Whether there is nothing to store.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.ledger_ops.is_empty()

@@ -5,5 +5,6 @@
 
 pub mod book;
 pub mod effects;
+pub mod ids;
 pub mod ingest;
 pub mod report;

@@ -6,7 +6,7 @@
 //! (delivery). The caller passes the events from a few days before the month (windows and
 //! conversations opened then) and up to 30 days before for late deliveries.
 
-use crate::domain::effects::ChargeRow;
+use crate::domain::effects::Charge;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -33,16 +33,39 @@ pub fn next_month(first: LocalDate) -> LocalDate {
     LocalDate::from_ymd(y, m, 1).unwrap_or(first)
 }
 
-fn rate(setup: &Setup, prices: Prices, lines: &[String]) -> Bill {
+/// A stored event that could not be re-rated: its place among the period's events and why
+/// (it no longer parses, or its business left the rating config). The report is made of the
+/// others, and says so.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct UnusableEvent {
+    /// 1-based, in the order the events were stored.
+    pub position: usize,
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+/// Rates the period's stored event lines at `prices`; also returns the lines it could not use.
+fn rate(setup: &Setup, prices: Prices, lines: &[String]) -> (Bill, Vec<UnusableEvent>) {
     let mut setup = setup.clone();
     setup.prices = prices;
     let mut rater = Rater::new(Arc::new(setup));
-    for line in lines {
-        let _ = parse_line(line.as_bytes(), &mut |e| {
-            let _ = rater.push(e);
+    let mut unusable = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut refused = None;
+        let parsed = parse_line(line.as_bytes(), &mut |e| {
+            if let Err(e) = rater.push(e) {
+                refused.get_or_insert(e);
+            }
         });
+        if let Some(e) = parsed.err().or(refused) {
+            unusable.push(UnusableEvent {
+                position: i + 1,
+                event_id: e.event_id.clone(),
+                reason: e.message,
+            });
+        }
     }
-    rater.finish()
+    (rater.finish(), unusable)
 }
 
 /// Minor units of a currency (ISO 4217 exponent) for the rounded total.
@@ -89,6 +112,9 @@ pub struct Invoice {
     /// Messages by pricing type (free entry point, free customer service, free tier, …).
     pub messages_by_pricing_type: BTreeMap<String, u64>,
     pub unrated_messages: u64,
+    /// Stored events the invoice could not use (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unusable_events: Vec<UnusableEvent>,
 }
 
 fn unit_of(model: PricingModel, pricing_type: PricingType) -> &'static str {
@@ -118,8 +144,8 @@ pub fn invoice(
     lines: &[String],
 ) -> Option<Invoice> {
     let b = setup.businesses.iter().find(|b| b.id == business)?;
-    let resale = rate(setup, Prices::Resale, lines);
-    let meta = rate(setup, Prices::Meta, lines);
+    let (resale, unusable_events) = rate(setup, Prices::Resale, lines);
+    let (meta, _) = rate(setup, Prices::Meta, lines);
     let month = first.month();
     let meta_amounts: HashMap<(String, String), Decimal> = month_lines(&meta, business, month)
         .into_iter()
@@ -190,6 +216,7 @@ pub fn invoice(
         margin: (subtotal - cost_total).normalize().to_string(),
         messages_by_pricing_type: by_type,
         unrated_messages: unrated,
+        unusable_events,
     })
 }
 
@@ -255,6 +282,9 @@ pub struct Reconciliation {
     pub without_meta_pricing: u64,
     pub mismatches_by_kind: BTreeMap<&'static str, u64>,
     pub mismatches: Vec<Mismatch>,
+    /// Stored events the comparison could not use (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unusable_events: Vec<UnusableEvent>,
 }
 
 /// What Meta's statuses said about a message's conversation.
@@ -271,10 +301,10 @@ pub fn reconcile(
     business: &str,
     first: LocalDate,
     lines: &[String],
-    charges: &[ChargeRow],
+    charges: &[Charge],
 ) -> Reconciliation {
-    let bill = rate(setup, Prices::Meta, lines);
-    let resale = rate(setup, Prices::Resale, lines);
+    let (bill, unusable_events) = rate(setup, Prices::Meta, lines);
+    let (resale, _) = rate(setup, Prices::Resale, lines);
     let month = first.month();
     let mut conversations: HashMap<String, MetaConversation> = HashMap::new();
     for line in lines {
@@ -422,7 +452,7 @@ pub fn reconcile(
             .map(|v| (v.id, v.line.amount))
             .collect();
         for c in charges {
-            let live: Decimal = c.amount.parse().unwrap_or_default();
+            let live: Decimal = c.amount;
             if let Some(&inv) = invoiced.get(c.message.as_str()) {
                 if inv != live {
                     mismatches.push(Mismatch {
@@ -447,6 +477,7 @@ pub fn reconcile(
         without_meta_pricing: without,
         mismatches_by_kind: by_kind,
         mismatches,
+        unusable_events,
     }
 }
 

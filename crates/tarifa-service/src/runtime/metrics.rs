@@ -60,6 +60,8 @@ pub struct Metrics {
     /// they asked for (a duplicate, or a false positive of the filter).
     pub key_lookups: AtomicU64,
     pub key_lookup_keys: AtomicU64,
+    /// Money operations the book expected to apply but the ledger refused (nothing applied).
+    pub ledger_anomalies: AtomicU64,
     pub group_commit_seconds: Histogram,
     /// The transaction alone (BEGIN … COMMIT), without applying the group.
     pub transaction_seconds: Histogram,
@@ -127,6 +129,11 @@ impl Metrics {
                 "tarifa_key_lookup_keys_total",
                 "Event keys looked up in the store (duplicates, and the filter's false positives).",
                 &self.key_lookup_keys,
+            ),
+            (
+                "tarifa_ledger_anomalies_total",
+                "Money operations the book expected to apply but the ledger refused (each logged).",
+                &self.ledger_anomalies,
             ),
         ];
         for (name, help, value) in counters {

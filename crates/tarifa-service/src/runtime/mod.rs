@@ -11,9 +11,9 @@ pub mod setup;
 pub mod writer;
 
 use crate::clock;
-use crate::domain::book::{Book, LedgerOp, WalletRules};
+use crate::domain::book::{Book, WalletRules};
 use crate::storage::{self, Store};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use config::ServeConfig;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -88,15 +88,15 @@ pub async fn load_book(
     config: &ServeConfig,
 ) -> Result<Book> {
     let mut book = Book::new(setup, wallets, config.hold_days, config.history_days);
-    for (at, op) in store.ledger_ops().await? {
-        let op: LedgerOp =
-            serde_json::from_str(&op).context("a stored ledger operation is unreadable")?;
-        book.replay_op(at, &op)?;
+    for entry in store.ledger_ops().await? {
+        book.replay_op(entry.at, &entry.op)?;
     }
     let now = clock::now();
     let since = now - (config.hold_days + config.history_days) * DAY;
     for (business, line) in store.events_since(since).await? {
-        book.replay_event(&business, &line);
+        if let Err(e) = book.replay_event(&business, &line) {
+            tracing::error!(%business, error = %e, "a stored event no longer parses; live prices are made without it");
+        }
     }
     for charge in store.charges_since(now - 62 * DAY).await? {
         book.replay_charge(&charge);
@@ -158,7 +158,7 @@ pub async fn launch(config: ServeConfig) -> Result<(Arc<App>, Background)> {
     let wallets = wallet_rules(&config, &setup, &file)?;
     let store = Store::open(&config.database_url).await?;
     let mut book = load_book(&store, setup.clone(), wallets.clone(), &config).await?;
-    let mut opened = storage::WriteSet::default();
+    let mut opened = storage::Effects::default();
     for account in book.open_accounts(clock::now(), &mut opened)? {
         tracing::warn!(
             %account,

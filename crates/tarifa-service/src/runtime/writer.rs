@@ -8,9 +8,10 @@
 //! database, so memory never keeps an effect the database does not have.
 
 use crate::domain::book::{Book, Outcome};
+use crate::domain::effects::{DeadLetter, Effects, NewEvent};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::seen::SeenKeys;
-use crate::storage::{EventRow, Store, WriteSet};
+use crate::storage::Store;
 use rust_decimal::Decimal;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -21,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 pub enum Command {
     /// New events; answered per row.
     Ingest {
-        rows: Vec<EventRow>,
+        rows: Vec<NewEvent>,
         reply: oneshot::Sender<Result<Vec<Outcome>, String>>,
     },
     /// A webhook body that was signed but could not be read: kept for inspection.
@@ -51,7 +52,7 @@ pub enum Command {
     /// The reserved message was sent: record it (see [`Book::record_reserved`]).
     RecordReserved {
         reservation: String,
-        row: EventRow,
+        row: NewEvent,
         reply: oneshot::Sender<Result<Outcome, String>>,
     },
     /// The reserved message was not sent.
@@ -95,7 +96,7 @@ pub type Loader = Arc<dyn Fn() -> futures_lite::BoxedBook + Send + Sync>;
 
 /// A group being filled: applied to the book, not stored yet.
 struct Open {
-    w: WriteSet,
+    w: Effects,
     pending: Vec<Pending>,
     /// Idempotency keys of its stored events (later copies are duplicates).
     keys: HashSet<String>,
@@ -106,7 +107,7 @@ struct Open {
 impl Open {
     fn new() -> Open {
         Open {
-            w: WriteSet::default(),
+            w: Effects::default(),
             pending: Vec::new(),
             keys: HashSet::new(),
             commands: 0,
@@ -128,13 +129,17 @@ struct InFlight {
 
 fn start_commit(store: &Store, metrics: &Arc<Metrics>, open: Open) -> InFlight {
     let Open {
-        w,
+        mut w,
         pending,
         keys,
         started,
         ..
     } = open;
     let stored = w.events.len() as u64;
+    for anomaly in w.anomalies.drain(..) {
+        metrics.ledger_anomalies.fetch_add(1, Relaxed);
+        tracing::error!(%anomaly, "a money operation the book expected to apply was refused");
+    }
     let (store, metrics) = (store.clone(), metrics.clone());
     InFlight {
         commit: tokio::spawn(async move {
@@ -269,7 +274,7 @@ pub async fn run(
         let keys: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|c| match c {
-                Command::Ingest { rows, .. } => rows.iter().map(EventRow::lookup).collect(),
+                Command::Ingest { rows, .. } => rows.iter().map(NewEvent::lookup).collect(),
                 Command::RecordReserved { row, .. } => vec![row.lookup()],
                 _ => Vec::new(),
             })
@@ -322,16 +327,15 @@ pub async fn run(
                 Command::Ingest { rows, reply } => {
                     let mut outcomes = Vec::with_capacity(rows.len());
                     for mut row in rows {
-                        let duplicate = existing.contains(&row.key)
-                            || open.keys.contains(&row.key)
-                            || in_flight
-                                .as_ref()
-                                .is_some_and(|f| f.keys.contains(&row.key));
+                        let key = row.key.as_str();
+                        let duplicate = existing.contains(key)
+                            || open.keys.contains(key)
+                            || in_flight.as_ref().is_some_and(|f| f.keys.contains(key));
                         if duplicate {
                             outcomes.push(Outcome::Duplicate);
                             continue;
                         }
-                        let key = row.key.clone();
+                        let key = row.key.as_str().to_string();
                         if row.business.is_empty() {
                             row.business = b
                                 .business_of(&row.message)
@@ -346,8 +350,8 @@ pub async fn run(
                         }
                         let outcome = b.apply_event(row, now, w);
                         if outcome == Outcome::Stored {
-                            seen.insert(&key);
-                            open.keys.insert(key);
+                            seen.insert(key.as_str());
+                            open.keys.insert(key.as_str().to_string());
                         }
                         outcomes.push(outcome);
                     }
@@ -359,7 +363,12 @@ pub async fn run(
                     body,
                     reply,
                 } => {
-                    w.dead_letters.push((now, source, reason, body));
+                    w.dead_letters.push(DeadLetter {
+                        received_at: now,
+                        source,
+                        reason,
+                        body,
+                    });
                     Pending::DeadLetter(reply)
                 }
                 Command::TopUp {
@@ -399,19 +408,19 @@ pub async fn run(
                     row,
                     reply,
                 } => {
-                    let duplicate = existing.contains(&row.key)
-                        || open.keys.contains(&row.key)
+                    let duplicate = existing.contains(row.key.as_str())
+                        || open.keys.contains(row.key.as_str())
                         || in_flight
                             .as_ref()
-                            .is_some_and(|f| f.keys.contains(&row.key));
+                            .is_some_and(|f| f.keys.contains(row.key.as_str()));
                     let outcome = if duplicate {
                         Outcome::Duplicate
                     } else {
                         let key = row.key.clone();
                         let outcome = b.record_reserved(&reservation, row, now, w);
                         if outcome == Outcome::Stored {
-                            seen.insert(&key);
-                            open.keys.insert(key);
+                            seen.insert(key.as_str());
+                            open.keys.insert(key.as_str().to_string());
                         }
                         outcome
                     };

@@ -2,71 +2,186 @@
 //! one round trip, with a fixed number of parameters whatever the group's size.
 
 use super::lookups::{event_document, lookup_token};
-use super::{Committer, Store, WriteSet};
+use super::{codec, Committer, Effects, Store};
 use anyhow::{Context, Result};
+
+/// An event's columns.
+struct EventColumns<'a> {
+    key: &'a str,
+    business: &'a str,
+    kind: &'static str,
+    message: &'a str,
+    at: i64,
+    received_at: i64,
+    line: &'a str,
+}
+
+/// A charge's columns.
+struct ChargeColumns<'a> {
+    message: &'a str,
+    business: &'a str,
+    at: i64,
+    pricing_type: &'static str,
+    category: &'a str,
+    rule: &'a str,
+    amount: String,
+    currency: &'a str,
+    captured: String,
+    uncollected: String,
+    counters: String,
+}
+
+/// A group's effects as the columns they are stored in (through [`codec`] where a value is
+/// not a plain column), the same for both backends.
+struct Rows<'a> {
+    events: Vec<EventColumns<'a>>,
+    ledger_ops: Vec<(i64, String)>,
+    charges: Vec<ChargeColumns<'a>>,
+    optouts: Vec<(&'a str, &'a str, i64)>,
+    alerts: Vec<(&'a str, &'a str, &'a str, i64)>,
+    dead_letters: Vec<(i64, &'a str, &'a str, &'a str)>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(w: &'a Effects) -> Result<Rows<'a>> {
+        let events = w
+            .events
+            .iter()
+            .map(|e| EventColumns {
+                key: e.key.as_str(),
+                business: &e.business,
+                kind: e.kind.as_str(),
+                message: &e.message,
+                at: e.at,
+                received_at: e.received_at,
+                line: &e.line,
+            })
+            .collect();
+        let ledger_ops = w
+            .ledger_ops
+            .iter()
+            .map(|e| Ok((e.at, codec::encode_ledger_op(&e.op)?)))
+            .collect::<Result<_>>()?;
+        let charges = w
+            .charges
+            .iter()
+            .map(|c| {
+                Ok(ChargeColumns {
+                    message: &c.message,
+                    business: &c.business,
+                    at: c.at,
+                    pricing_type: c.pricing_type.as_str(),
+                    category: &c.category,
+                    rule: &c.rule,
+                    amount: codec::encode_decimal(c.amount),
+                    currency: &c.currency,
+                    captured: codec::encode_amount(c.captured),
+                    uncollected: codec::encode_amount(c.uncollected),
+                    counters: codec::encode_counters(&c.counters)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Rows {
+            events,
+            ledger_ops,
+            charges,
+            optouts: w
+                .optouts
+                .iter()
+                .map(|o| (o.business.as_str(), o.user.as_str(), o.at))
+                .collect(),
+            alerts: w
+                .alerts
+                .iter()
+                .map(|a| {
+                    (
+                        a.business.as_str(),
+                        a.url.as_str(),
+                        a.payload.as_str(),
+                        a.first_attempt_at,
+                    )
+                })
+                .collect(),
+            dead_letters: w
+                .dead_letters
+                .iter()
+                .map(|d| {
+                    (
+                        d.received_at,
+                        d.source.as_str(),
+                        d.reason.as_str(),
+                        d.body.as_str(),
+                    )
+                })
+                .collect(),
+        })
+    }
+}
 
 /// SQLite: a group's rows as one JSON array per table (events, ledger operations, charges,
 /// opt-outs, alerts, dead letters), each row an array of its column values in the order of the
 /// tables' `INSERT`s (events and charges end with their look-up documents): six arrays
 /// whatever the group's size, so the statement is prepared once.
-fn group_json(w: &WriteSet) -> Result<[String; 6]> {
+fn group_json(rows: &Rows<'_>) -> Result<[String; 6]> {
     let json = |v: serde_json::Result<String>| v.context("serializing a group");
     let events = json(serde_json::to_string(
-        &w.events
+        &rows
+            .events
             .iter()
             .map(|e| {
                 (
-                    &e.key,
-                    &e.business,
+                    e.key,
+                    e.business,
                     e.kind,
-                    &e.message,
+                    e.message,
                     e.at,
                     e.received_at,
-                    &e.line,
-                    event_document(&e.key, &e.message),
+                    e.line,
+                    event_document(e.key, e.message),
                 )
             })
             .collect::<Vec<_>>(),
     ))?;
     let charges = json(serde_json::to_string(
-        &w.charges
+        &rows
+            .charges
             .iter()
             .map(|c| {
                 (
-                    &c.message,
-                    &c.business,
+                    c.message,
+                    c.business,
                     c.at,
-                    &c.pricing_type,
-                    &c.category,
-                    &c.rule,
+                    c.pricing_type,
+                    c.category,
+                    c.rule,
                     &c.amount,
-                    &c.currency,
+                    c.currency,
                     &c.captured,
                     &c.uncollected,
                     &c.counters,
-                    lookup_token('m', &c.message),
+                    lookup_token('m', c.message),
                 )
             })
             .collect::<Vec<_>>(),
     ))?;
     Ok([
         events,
-        json(serde_json::to_string(&w.ledger_ops))?,
+        json(serde_json::to_string(&rows.ledger_ops))?,
         charges,
-        json(serde_json::to_string(&w.optouts))?,
-        json(serde_json::to_string(&w.alerts))?,
-        json(serde_json::to_string(&w.dead_letters))?,
+        json(serde_json::to_string(&rows.optouts))?,
+        json(serde_json::to_string(&rows.alerts))?,
+        json(serde_json::to_string(&rows.dead_letters))?,
     ])
 }
 
 impl Store {
     /// Writes one group in one transaction.
-    pub async fn commit(&self, w: &WriteSet) -> Result<()> {
+    pub async fn commit(&self, w: &Effects) -> Result<()> {
         if w.is_empty() {
             return Ok(());
         }
         let pool = match &self.commits {
-            Committer::Postgres(pool) => return Self::commit_postgres(pool, w).await,
+            Committer::Postgres(pool) => return Self::commit_postgres(pool, &Rows::of(w)?).await,
             Committer::Sqlite { commits, .. } => commits,
         };
         // SQLite: the same JSON arrays, one statement per table in one query (one trip to the
@@ -107,7 +222,8 @@ impl Store {
             INSERT INTO dead_letters (received_at, source, reason, body) \
               SELECT value->>0, value->>1, value->>2, value->>3 \
               FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key";
-        let [events, ledger_ops, charges, optouts, alerts, dead_letters] = group_json(w)?;
+        let [events, ledger_ops, charges, optouts, alerts, dead_letters] =
+            group_json(&Rows::of(w)?)?;
         let mut tx = pool.begin().await?;
         sqlx::query(SQL)
             .bind(events.clone())
@@ -130,7 +246,7 @@ impl Store {
     /// the statement is prepared once; no JSON to write, escape or parse on either side), turned
     /// back into rows by `unnest … WITH ORDINALITY` and inserted by a data-modifying `WITH` in
     /// their order, so ledger operations get their sequence numbers in the order applied.
-    async fn commit_postgres(pool: &sqlx::PgPool, w: &WriteSet) -> Result<()> {
+    async fn commit_postgres(pool: &sqlx::PgPool, w: &Rows<'_>) -> Result<()> {
         const SQL: &str = "WITH \
             ev AS (INSERT INTO events (key, business, kind, message, at, received_at, line) \
               SELECT a, b, c, d, e, f, g FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -160,37 +276,37 @@ impl Store {
         }
         let (ev, ch) = (&w.events, &w.charges);
         sqlx::query(SQL)
-            .bind(column(ev, |e| e.key.as_str()))
-            .bind(column(ev, |e| e.business.as_str()))
+            .bind(column(ev, |e| e.key))
+            .bind(column(ev, |e| e.business))
             .bind(column(ev, |e| e.kind))
-            .bind(column(ev, |e| e.message.as_str()))
+            .bind(column(ev, |e| e.message))
             .bind(column(ev, |e| e.at))
             .bind(column(ev, |e| e.received_at))
-            .bind(column(ev, |e| e.line.as_str()))
+            .bind(column(ev, |e| e.line))
             .bind(column(&w.ledger_ops, |o| o.0))
             .bind(column(&w.ledger_ops, |o| o.1.as_str()))
-            .bind(column(ch, |c| c.message.as_str()))
-            .bind(column(ch, |c| c.business.as_str()))
+            .bind(column(ch, |c| c.message))
+            .bind(column(ch, |c| c.business))
             .bind(column(ch, |c| c.at))
-            .bind(column(ch, |c| c.pricing_type.as_str()))
-            .bind(column(ch, |c| c.category.as_str()))
-            .bind(column(ch, |c| c.rule.as_str()))
+            .bind(column(ch, |c| c.pricing_type))
+            .bind(column(ch, |c| c.category))
+            .bind(column(ch, |c| c.rule))
             .bind(column(ch, |c| c.amount.as_str()))
-            .bind(column(ch, |c| c.currency.as_str()))
+            .bind(column(ch, |c| c.currency))
             .bind(column(ch, |c| c.captured.as_str()))
             .bind(column(ch, |c| c.uncollected.as_str()))
             .bind(column(ch, |c| c.counters.as_str()))
-            .bind(column(&w.optouts, |o| o.0.as_str()))
-            .bind(column(&w.optouts, |o| o.1.as_str()))
+            .bind(column(&w.optouts, |o| o.0))
+            .bind(column(&w.optouts, |o| o.1))
             .bind(column(&w.optouts, |o| o.2))
-            .bind(column(&w.alerts, |a| a.0.as_str()))
-            .bind(column(&w.alerts, |a| a.1.as_str()))
-            .bind(column(&w.alerts, |a| a.2.as_str()))
+            .bind(column(&w.alerts, |a| a.0))
+            .bind(column(&w.alerts, |a| a.1))
+            .bind(column(&w.alerts, |a| a.2))
             .bind(column(&w.alerts, |a| a.3))
             .bind(column(&w.dead_letters, |d| d.0))
-            .bind(column(&w.dead_letters, |d| d.1.as_str()))
-            .bind(column(&w.dead_letters, |d| d.2.as_str()))
-            .bind(column(&w.dead_letters, |d| d.3.as_str()))
+            .bind(column(&w.dead_letters, |d| d.1))
+            .bind(column(&w.dead_letters, |d| d.2))
+            .bind(column(&w.dead_letters, |d| d.3))
             .execute(pool)
             .await?;
         Ok(())

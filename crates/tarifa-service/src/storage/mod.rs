@@ -36,6 +36,7 @@ macro_rules! pg_event_lookup {
     };
 }
 
+pub mod codec;
 mod commit;
 mod lookups;
 mod migrations;
@@ -48,7 +49,7 @@ use anyhow::{Context, Result};
 use sqlx::any::AnyPoolOptions;
 use sqlx::Row;
 
-pub use crate::domain::effects::{ChargeRow, EventRow, WriteSet};
+pub use crate::domain::effects::{Charge, Effects, NewEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -647,10 +648,10 @@ mod tests {
         assert_eq!(store.last_event_seq().await.unwrap(), 12);
         let (stored, last) = store.keys_after(5, 10).await.unwrap();
         assert_eq!((stored.len(), last), (2, 12));
-        let row = EventRow {
-            key: "out:new".into(),
+        let row = NewEvent {
+            key: crate::domain::ids::EventKey::outbound("new"),
             business: "shop".into(),
-            kind: "outbound",
+            kind: crate::domain::effects::EventKind::Outbound,
             message: "new".into(),
             at: 4,
             received_at: 4,
@@ -660,15 +661,15 @@ mod tests {
         // An id of any length is one short token (its hash); ids that differ only at their
         // end are told apart.
         let long = |c: &str| format!("out:{}{c}", "x".repeat(40_000));
-        let long_row = EventRow {
-            key: long("a"),
+        let long_row = NewEvent {
+            key: crate::domain::ids::EventKey::stored(long("a")),
             message: long("a")[4..].to_string(),
             ..row.clone()
         };
         store
-            .commit(&WriteSet {
+            .commit(&Effects {
                 events: vec![row, long_row],
-                ..WriteSet::default()
+                ..Effects::default()
             })
             .await
             .unwrap();

@@ -1,35 +1,76 @@
 //! Reading back: the ledger's log, the recent events and charges (at start), a business's
 //! events and charges of a period (invoices), opt-outs, alerts, counts.
 
-use super::{AlertRow, ChargeRow, Store};
-use anyhow::Result;
+use super::{codec, AlertRow, Charge, Dialect, Store};
+use crate::domain::effects::LedgerEntry;
+use anyhow::{Context, Result};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-fn charge_row(r: &AnyRow) -> Result<ChargeRow> {
-    Ok(ChargeRow {
-        message: r.try_get(0)?,
-        business: r.try_get(1)?,
-        at: r.try_get(2)?,
-        pricing_type: r.try_get(3)?,
-        category: r.try_get(4)?,
-        rule: r.try_get(5)?,
-        amount: r.try_get(6)?,
-        currency: r.try_get(7)?,
-        captured: r.try_get(8)?,
-        uncollected: r.try_get(9)?,
-        counters: r.try_get(10)?,
-    })
+/// A stored charge, its columns read by name and its values through the codec; an unreadable
+/// value is an error naming the charge's message.
+fn charge_row(r: &AnyRow) -> Result<Charge> {
+    let message: String = r.try_get("message")?;
+    let text = |column: &str| -> Result<String> { Ok(r.try_get(column)?) };
+    let decoded = || -> Result<Charge> {
+        Ok(Charge {
+            business: text("business")?,
+            at: r.try_get("at")?,
+            pricing_type: codec::decode_pricing_type(&text("pricing_type")?)?,
+            category: text("category")?,
+            rule: text("rule")?,
+            amount: codec::decode_decimal(&text("amount")?)?,
+            currency: text("currency")?,
+            captured: codec::decode_amount(&text("captured")?)?,
+            uncollected: codec::decode_amount(&text("uncollected")?)?,
+            counters: codec::decode_counters(&text("counters")?)?,
+            message: message.clone(),
+        })
+    };
+    decoded().with_context(|| format!("the stored charge of message {message:?}"))
 }
 
 impl Store {
-    /// Every ledger operation, in the order applied.
-    pub async fn ledger_ops(&self) -> Result<Vec<(i64, String)>> {
-        let rows = sqlx::query("SELECT at, op FROM ledger_ops ORDER BY seq")
+    /// `sql`, written with `?` placeholders, in this store's dialect: as it is for SQLite,
+    /// numbered `$1`, `$2`, … in order for PostgreSQL. The dialects' texts differ in their
+    /// placeholders only: values are always bound, never written into a statement. (So no `?`
+    /// may stand for anything else, such as PostgreSQL's JSON operators.)
+    pub(super) fn sql(&self, sql: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => sql.to_string(),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Every ledger operation, in the order applied, with when it was applied; an unreadable
+    /// one is an error naming its place in the log.
+    pub async fn ledger_ops(&self) -> Result<Vec<LedgerEntry>> {
+        let rows = sqlx::query("SELECT seq, at, op FROM ledger_ops ORDER BY seq")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                let op: String = r.try_get("op")?;
+                Ok(LedgerEntry {
+                    at: r.try_get("at")?,
+                    op: codec::decode_ledger_op(&op)
+                        .with_context(|| format!("ledger operation {seq}"))?,
+                })
+            })
             .collect()
     }
 
@@ -83,7 +124,7 @@ impl Store {
     }
 
     /// Charges priced at or after `since`.
-    pub async fn charges_since(&self, since: i64) -> Result<Vec<ChargeRow>> {
+    pub async fn charges_since(&self, since: i64) -> Result<Vec<Charge>> {
         let rows = sqlx::query(AssertSqlSafe(self.charges_since_sql()))
             .bind(since)
             .fetch_all(&self.pool)
@@ -97,7 +138,7 @@ impl Store {
         business: &str,
         from: i64,
         to: i64,
-    ) -> Result<Vec<ChargeRow>> {
+    ) -> Result<Vec<Charge>> {
         let sql = format!(
             "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE business = {} AND at >= {} AND at < {}",
             self.param(1),

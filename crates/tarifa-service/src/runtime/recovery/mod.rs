@@ -11,7 +11,7 @@
 pub mod report;
 
 use crate::domain::book::{Planned, PlannedTemplate, Quote};
-use crate::domain::ingest::row_of;
+use crate::domain::ingest::new_event;
 use crate::runtime::writer::Command;
 use crate::runtime::App;
 use crate::storage::recovery::{RecoveryRow, RecoveryStore};
@@ -671,7 +671,7 @@ impl Recovery {
         let row = events
             .into_iter()
             .next()
-            .and_then(|e| row_of(e, crate::clock::now()))
+            .and_then(|e| new_event(e, crate::clock::now()))
             .ok_or_else(|| anyhow!("the sent message could not be recorded"))?;
         let outcome = ask(app, |reply| Command::RecordReserved {
             reservation: reservation.to_string(),
