@@ -27,6 +27,7 @@ mod error;
 mod rate_card;
 mod rates_csv;
 mod rows;
+mod sheet;
 mod tier_card;
 mod tiers_csv;
 mod title;

@@ -2,12 +2,13 @@
 //! whose cells name [`RateColumn`]s, then one row per market. Turns the text into a
 //! [`RateCard`] or a [`CardError`] naming the line and the cell.
 
-use super::cells::{header_key, is_market_header, is_na, is_note, parse_amount};
+use super::cells::{header_key, is_na, is_note, parse_amount};
 use super::column::RateColumn;
 use super::currency::CurrencyCheck;
 use super::error::CardError;
 use super::rate_card::RateCard;
-use super::rows::read_rows;
+use super::rows::Row;
+use super::sheet::Sheet;
 use super::title::{parse_title, Title};
 use crate::market::Market;
 use crate::time::LocalDate;
@@ -17,141 +18,157 @@ pub(super) fn parse_rates(
     source: &str,
     default_effective: Option<LocalDate>,
 ) -> Result<RateCard, CardError> {
-    let err = |line: usize, msg: String| CardError::new(source, line, msg);
-    let rows = read_rows(text, source)?;
+    let sheet = Sheet::read(text, source)?;
+    let (title, mut notes) = read_preamble(&sheet)?;
+    let header = sheet.header("no header row starting with `Market,Currency,`")?;
+    let layout = Layout::read(&sheet, header)?;
+    let mut currency = CurrencyCheck::new(title.currency, false);
+    let mut card = RateCard::new("", LocalDate(0), source);
+    card.columns = layout.present;
+    read_markets(&sheet, &layout, &mut currency, &mut card)?;
+    if card.markets.is_empty() {
+        return Err(sheet.error(0, "no market rows"));
+    }
+    (card.currency, card.effective) = sheet.currency_and_date(
+        currency,
+        title.effective,
+        default_effective,
+        "no effective date in the title",
+    )?;
+    notes.extend(sheet.body_notes());
+    card.notes = notes;
+    Ok(card)
+}
 
-    // Preamble: title, notes, then the header row.
-    let mut title: Option<Title> = None;
+/// The rows before the header: the title first (unless the file starts with a note), then notes.
+fn read_preamble(sheet: &Sheet) -> Result<(Title, Vec<String>), CardError> {
+    let mut title = Title::default();
     let mut notes = Vec::new();
-    let mut seen_preamble = false;
-    let mut header_at = None;
-    for (i, row) in rows.iter().enumerate() {
-        if row.is_blank() {
-            continue;
-        }
-        if is_market_header(row.cell(0)) {
-            header_at = Some(i);
-            break;
-        }
-        if !seen_preamble && !is_note(row.cell(0)) {
-            title = Some(parse_title(&row.joined()).map_err(|m| err(row.line, m))?);
+    for (i, row) in sheet.preamble().enumerate() {
+        if i == 0 && !is_note(row.cell(0)) {
+            title = parse_title(&row.joined()).map_err(|m| sheet.error(row.line, m))?;
         } else {
             notes.push(row.joined());
         }
-        seen_preamble = true;
     }
-    let Some(header_at) = header_at else {
-        return Err(err(
-            0,
-            "no header row starting with `Market,Currency,`".into(),
-        ));
-    };
-    let header = &rows[header_at];
+    Ok((title, notes))
+}
 
-    // Header: map each cell to what it holds.
-    let mut currency_col = None;
-    let mut cols: Vec<Option<RateColumn>> = vec![None; header.cells.len()];
-    let mut present = [false; RateColumn::COUNT];
-    for (i, raw) in header.cells.iter().enumerate().skip(1) {
-        let cell = raw.trim();
-        if cell.is_empty() {
-            continue;
-        }
-        if header_key(cell) == "currency" {
-            currency_col = Some(i);
-            continue;
-        }
-        let Some(col) = RateColumn::from_header(cell) else {
-            return Err(err(header.line, format!("unknown column header {cell:?}")));
+/// What each header cell holds: the currency, a price column, or nothing.
+struct Layout {
+    currency_col: Option<usize>,
+    /// By cell index; `None` for the market, the currency and empty cells.
+    cols: Vec<Option<RateColumn>>,
+    /// The price columns the header has, by [`RateColumn::index`].
+    present: [bool; RateColumn::COUNT],
+}
+
+impl Layout {
+    /// Maps the header's cells after the first: each names the currency or a price column once.
+    fn read(sheet: &Sheet, header: &Row) -> Result<Layout, CardError> {
+        let mut layout = Layout {
+            currency_col: None,
+            cols: vec![None; header.cells.len()],
+            present: [false; RateColumn::COUNT],
         };
-        if present[col.index()] {
-            return Err(err(header.line, format!("duplicate column {cell:?}")));
-        }
-        present[col.index()] = true;
-        cols[i] = Some(col);
-    }
-    if !present.iter().any(|&p| p) {
-        return Err(err(header.line, "header has no rate columns".into()));
-    }
-
-    let title_currency = title.as_ref().and_then(|t| t.currency.clone());
-    let mut currency = CurrencyCheck::new(title_currency, false);
-    let mut card = RateCard::new("", LocalDate(0), source);
-    card.columns = present;
-    let mut first_line = vec![0usize; Market::COUNT];
-
-    for row in &rows[header_at + 1..] {
-        if row.is_blank() {
-            continue;
-        }
-        let name = row.cell(0);
-        if is_note(name) {
-            notes.push(row.joined());
-            continue;
-        }
-        if name.is_empty() {
-            return Err(err(row.line, "row without a market name".into()));
-        }
-        let market = Market::from_name(name)
-            .ok_or_else(|| err(row.line, format!("unknown market {name:?}")))?;
-        let m = market.0 as usize;
-        if first_line[m] != 0 {
-            return Err(err(
-                row.line,
-                format!(
-                    "duplicate row for market {name:?} (first on line {})",
-                    first_line[m]
-                ),
-            ));
-        }
-        first_line[m] = row.line;
-        card.markets.push(market);
-        if let Some(c) = currency_col {
-            currency
-                .check(row.cell(c))
-                .map_err(|msg| err(row.line, msg))?;
-        }
-        for (i, raw) in row.cells.iter().enumerate().skip(1) {
-            if Some(i) == currency_col {
+        for (i, raw) in header.cells.iter().enumerate().skip(1) {
+            let cell = raw.trim();
+            if cell.is_empty() {
                 continue;
             }
-            match cols.get(i).copied().flatten() {
-                Some(col) => {
-                    let what = || format!("{} for {}", col.name(), market);
-                    let (rate, symbol) = parse_amount(raw)
-                        .map_err(|msg| err(row.line, format!("{}: {msg}", what())))?;
-                    if !symbol.is_empty() {
-                        currency
-                            .check(symbol)
-                            .map_err(|msg| err(row.line, format!("{}: {msg}", what())))?;
-                    }
-                    card.rates[m][col.index()] = rate;
-                }
-                None if !is_na(raw.trim()) => {
-                    return Err(err(
-                        row.line,
-                        format!("value {:?} in a column without a header", raw.trim()),
-                    ));
-                }
-                None => {}
+            if header_key(cell) == "currency" {
+                layout.currency_col = Some(i);
+                continue;
             }
+            let Some(col) = RateColumn::from_header(cell) else {
+                return Err(sheet.error(header.line, format!("unknown column header {cell:?}")));
+            };
+            if layout.present[col.index()] {
+                return Err(sheet.error(header.line, format!("duplicate column {cell:?}")));
+            }
+            layout.present[col.index()] = true;
+            layout.cols[i] = Some(col);
+        }
+        if !layout.present.iter().any(|&p| p) {
+            return Err(sheet.error(header.line, "header has no rate columns"));
+        }
+        Ok(layout)
+    }
+}
+
+/// The market rows: one a market, its currency cell agreeing with the file's, then its rates.
+fn read_markets(
+    sheet: &Sheet,
+    layout: &Layout,
+    currency: &mut CurrencyCheck,
+    card: &mut RateCard,
+) -> Result<(), CardError> {
+    // The line of each market's row, by `Market.0`; 0 while it has none.
+    let mut first_line = vec![0usize; Market::COUNT];
+    for row in sheet.data_rows() {
+        let market = row_market(sheet, row, &mut first_line)?;
+        card.markets.push(market);
+        if let Some(c) = layout.currency_col {
+            currency
+                .check(row.cell(c))
+                .map_err(|msg| sheet.error(row.line, msg))?;
+        }
+        read_rates(sheet, row, market, layout, currency, card)?;
+    }
+    Ok(())
+}
+
+/// The market a row names; an error if it is unnamed, unknown or already had a row.
+fn row_market(sheet: &Sheet, row: &Row, first_line: &mut [usize]) -> Result<Market, CardError> {
+    let name = row.cell(0);
+    if name.is_empty() {
+        return Err(sheet.error(row.line, "row without a market name"));
+    }
+    let market = Market::from_name(name)
+        .ok_or_else(|| sheet.error(row.line, format!("unknown market {name:?}")))?;
+    let first = &mut first_line[market.0 as usize];
+    if *first != 0 {
+        return Err(sheet.error(
+            row.line,
+            format!("duplicate row for market {name:?} (first on line {first})"),
+        ));
+    }
+    *first = row.line;
+    Ok(market)
+}
+
+/// The rate cells of one market's row, each checked for a currency symbol that contradicts the
+/// file's; a value under no column header is an error.
+fn read_rates(
+    sheet: &Sheet,
+    row: &Row,
+    market: Market,
+    layout: &Layout,
+    currency: &mut CurrencyCheck,
+    card: &mut RateCard,
+) -> Result<(), CardError> {
+    for (i, raw) in row.cells.iter().enumerate().skip(1) {
+        if Some(i) == layout.currency_col {
+            continue;
+        }
+        match layout.cols.get(i).copied().flatten() {
+            Some(col) => {
+                let what =
+                    |msg| sheet.error(row.line, format!("{} for {market}: {msg}", col.name()));
+                let (rate, symbol) = parse_amount(raw).map_err(what)?;
+                currency.check(symbol).map_err(what)?;
+                card.rates[market.0 as usize][col.index()] = rate;
+            }
+            None if !is_na(raw.trim()) => {
+                return Err(sheet.error(
+                    row.line,
+                    format!("value {:?} in a column without a header", raw.trim()),
+                ));
+            }
+            None => {}
         }
     }
-    if card.markets.is_empty() {
-        return Err(err(0, "no market rows".into()));
-    }
-    card.currency = currency.known.ok_or_else(|| {
-        err(
-            0,
-            "no currency: no ISO code in the title and no currency cells".into(),
-        )
-    })?;
-    card.effective = title
-        .and_then(|t| t.effective)
-        .or(default_effective)
-        .ok_or_else(|| err(0, "no effective date in the title".into()))?;
-    card.notes = notes;
-    Ok(card)
+    Ok(())
 }
 
 #[cfg(test)]

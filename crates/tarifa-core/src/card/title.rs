@@ -4,6 +4,7 @@
 use super::currency::{currency_token, CurrencyToken, KNOWN_CURRENCIES};
 use crate::time::LocalDate;
 
+#[derive(Default)]
 pub(super) struct Title {
     pub(super) currency: Option<String>,
     pub(super) effective: Option<LocalDate>,
