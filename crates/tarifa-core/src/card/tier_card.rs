@@ -76,8 +76,8 @@ impl TierCard {
     ) -> Result<(), CardError> {
         let m = market.0 as usize;
         assert!(m < Market::COUNT, "market index out of range");
-        let lines = vec![0; bands.len()];
-        let bands = validate_bands(bands, lines, market, category)
+        let bands = bands.into_iter().map(|band| (band, 0)).collect();
+        let bands = validate_bands(bands, market, category)
             .map_err(|(line, msg)| CardError::new(&self.source, line, msg))?;
         if !self.markets.contains(&market) {
             self.markets.push(market);
@@ -139,12 +139,10 @@ impl TierCard {
 /// Sorts one market × category's bands and checks that they start at 1 (0 is read as 1), are
 /// contiguous (`next.from == prev.to + 1`) and that only the last is open-ended.
 pub(super) fn validate_bands(
-    bands: Vec<Band>,
-    lines: Vec<usize>,
+    mut pairs: Vec<(Band, usize)>,
     market: Market,
     category: TierCategory,
 ) -> Result<Vec<Band>, (usize, String)> {
-    let mut pairs: Vec<(Band, usize)> = bands.into_iter().zip(lines).collect();
     pairs.sort_by_key(|(b, _)| b.from);
     let what = format!("{category} bands for {market}");
     let mut out: Vec<Band> = Vec::with_capacity(pairs.len());

@@ -4,236 +4,312 @@
 //! [`TierCard`] or a [`CardError`] naming the line and the cell.
 
 use super::cells::{
-    header_key, is_market_header, is_na, is_note, is_open_end, parse_amount, parse_count,
-    parse_percent,
+    header_key, is_na, is_note, is_open_end, parse_amount, parse_count, parse_percent,
 };
 use super::column::TierCategory;
 use super::currency::CurrencyCheck;
 use super::error::CardError;
-use super::rows::{read_rows, Row};
+use super::rows::Row;
+use super::sheet::Sheet;
 use super::tier_card::{validate_bands, Band, BandKind, TierCard};
 use super::title::{parse_title, Title};
 use crate::market::Market;
 use crate::time::LocalDate;
+use rust_decimal::Decimal;
 
 pub(super) fn parse_tiers(
     text: &str,
     source: &str,
     default_effective: Option<LocalDate>,
 ) -> Result<TierCard, CardError> {
-    let err = |line: usize, msg: String| CardError::new(source, line, msg);
-    let rows = read_rows(text, source)?;
-
-    // Preamble: the "volume tier" title, URL/notes, the group header (`,,Utility,,,,,…`),
-    // sub-headers (`,,Messages per month,,What we charge,…`), then the column header.
-    let mut title: Option<Title> = None;
-    let mut notes = Vec::new();
-    let mut group_header: Option<&Row> = None;
-    let mut header_at = None;
-    for (i, row) in rows.iter().enumerate() {
-        if row.is_blank() {
-            continue;
-        }
-        if is_market_header(row.cell(0)) {
-            header_at = Some(i);
-            break;
-        }
-        let joined = row.joined();
-        let first_text = title.is_none()
-            && notes.is_empty()
-            && !row.cell(0).is_empty()
-            && !is_note(row.cell(0))
-            && !row.cell(0).starts_with("http");
-        // RC-4: the title is the first line and contains "volume tier"; accept it anywhere in the
-        // preamble, and accept a first line worded otherwise (e.g. "Tier pricing in USD, …").
-        if title.is_none() && (first_text || joined.to_ascii_lowercase().contains("volume tier")) {
-            title = Some(parse_title(&joined).map_err(|m| err(row.line, m))?);
-        } else if !row.cell(0).is_empty() {
-            notes.push(joined);
-        } else if group_header.is_none()
-            && row
-                .cells
-                .iter()
-                .skip(2)
-                .any(|c| TierCategory::from_header(c).is_some())
-        {
-            group_header = Some(row);
-        }
-    }
-    let Some(header_at) = header_at else {
-        return Err(err(
-            0,
-            "no column header row starting with `Market (per rate card), Currency`".into(),
-        ));
-    };
-    let header = &rows[header_at];
-    if header_key(header.cell(1)) != "currency" {
-        return Err(err(
-            header.line,
-            format!(
-                "second header cell is {:?}, expected \"Currency\"",
-                header.cell(1)
-            ),
-        ));
-    }
-
-    // Column groups: `From, To, Rate type, Rate, vs. List rate` from column 2, five wide.
-    const EXPECTED: [(&str, &[&str]); 5] = [
-        ("From", &["from"]),
-        ("To", &["to"]),
-        ("Rate type", &["ratetype", "type"]),
-        ("Rate", &["rate"]),
-        (
-            "vs. List rate",
-            &["vslistrate", "vslist", "discount", "vslistratediscount"],
-        ),
-    ];
-    let mut groups: Vec<(usize, TierCategory)> = Vec::new();
-    let mut start = 2;
-    while header_key(header.cell(start)) == "from" {
-        for (k, (name, keys)) in EXPECTED.iter().enumerate() {
-            let cell = header.cell(start + k);
-            if !keys.contains(&header_key(cell).as_str()) {
-                return Err(err(
-                    header.line,
-                    format!("column {} is {cell:?}, expected {name:?}", start + k + 1),
-                ));
-            }
-        }
-        let g = groups.len();
-        let category = match group_header {
-            Some(gh) => (start..start + 5)
-                .find_map(|c| TierCategory::from_header(gh.cell(c)))
-                .ok_or_else(|| {
-                    err(
-                        gh.line,
-                        format!(
-                            "no category (Utility, Authentication, Auth-Intl) above column {}",
-                            start + 1
-                        ),
-                    )
-                })?,
-            None => *TierCategory::ALL.get(g).ok_or_else(|| {
-                err(
-                    header.line,
-                    "more than three column groups and no group header".into(),
-                )
-            })?,
-        };
-        if groups.iter().any(|&(_, c)| c == category) {
-            return Err(err(
-                header.line,
-                format!("two column groups for {category}"),
-            ));
-        }
-        groups.push((start, category));
-        start += 5;
-    }
-    if groups.is_empty() {
-        return Err(err(
-            header.line,
-            format!(
-                "column 3 is {:?}, expected \"From\" (then To, Rate type, Rate, vs. List rate)",
-                header.cell(2)
-            ),
-        ));
-    }
-    for (i, cell) in header.cells.iter().enumerate().skip(start) {
-        if !cell.trim().is_empty() {
-            return Err(err(
-                header.line,
-                format!("unexpected column {} {:?}", i + 1, cell.trim()),
-            ));
-        }
-    }
-
-    let title_currency = title.as_ref().and_then(|t| t.currency.clone());
-    let mut currency = CurrencyCheck::new(title_currency, true);
-    // Bands as read, with their lines, before validation.
-    let mut pending: Vec<[(Vec<Band>, Vec<usize>); TierCategory::COUNT]> =
-        vec![Default::default(); Market::COUNT];
-    let mut markets: Vec<Market> = Vec::new();
-    let mut current: Option<Market> = None;
-
-    for row in &rows[header_at + 1..] {
-        if row.is_blank() {
-            continue;
-        }
-        let name = row.cell(0);
-        if is_note(name) {
-            notes.push(row.joined());
-            continue;
-        }
-        let market = if name.is_empty() {
-            current.ok_or_else(|| err(row.line, "continuation row before any market row".into()))?
-        } else {
-            Market::from_name(name)
-                .ok_or_else(|| err(row.line, format!("unknown market {name:?}")))?
-        };
-        current = Some(market);
-        currency
-            .check(row.cell(1))
-            .map_err(|msg| err(row.line, msg))?;
-        for &(c, category) in &groups {
-            let cells: [&str; 5] = std::array::from_fn(|k| row.cell(c + k));
-            if cells.iter().all(|s| is_na(s)) {
-                continue;
-            }
-            let what = |msg| err(row.line, format!("{category} band for {market}: {msg}"));
-            let (band, symbol) = parse_band(cells).map_err(what)?;
-            if !symbol.is_empty() {
-                currency.check(symbol).map_err(what)?;
-            }
-            let slot = &mut pending[market.0 as usize][category.index()];
-            slot.0.push(band);
-            slot.1.push(row.line);
-            if !markets.contains(&market) {
-                markets.push(market);
-            }
-        }
-        for (i, cell) in row.cells.iter().enumerate().skip(start) {
-            if !is_na(cell.trim()) {
-                return Err(err(
-                    row.line,
-                    format!(
-                        "value {:?} in column {} without a header",
-                        cell.trim(),
-                        i + 1
-                    ),
-                ));
-            }
-        }
-    }
-
+    let sheet = Sheet::read(text, source)?;
+    let Preamble {
+        title,
+        mut notes,
+        group_header,
+    } = Preamble::read(&sheet)?;
+    let header =
+        sheet.header("no column header row starting with `Market (per rate card), Currency`")?;
+    let groups = Groups::read(&sheet, header, group_header)?;
+    let mut currency = CurrencyCheck::new(title.currency, true);
+    let pending = read_band_rows(&sheet, &groups, &mut currency)?;
     let mut card = TierCard::new("", LocalDate(0), source);
-    for &market in &markets {
-        for category in TierCategory::ALL {
-            let (bands, lines) = std::mem::take(&mut pending[market.0 as usize][category.index()]);
-            card.bands[market.0 as usize][category.index()] =
-                validate_bands(bands, lines, market, category).map_err(|(l, m)| err(l, m))?;
-        }
+    pending.validate_into(&sheet, &mut card)?;
+    if card.markets.is_empty() {
+        return Err(sheet.error(0, "no bands"));
     }
-    if markets.is_empty() {
-        return Err(err(0, "no bands".into()));
-    }
-    card.markets = markets;
-    card.currency = currency.known.ok_or_else(|| {
-        err(
-            0,
-            "no currency: no ISO code in the title and no currency cells".into(),
-        )
-    })?;
-    card.effective = title
-        .and_then(|t| t.effective)
-        .or(default_effective)
-        .ok_or_else(|| err(0, "no effective date in the title and none given".into()))?;
+    (card.currency, card.effective) = sheet.currency_and_date(
+        currency,
+        title.effective,
+        default_effective,
+        "no effective date in the title and none given",
+    )?;
+    notes.extend(sheet.body_notes());
     card.notes = notes;
     Ok(card)
 }
 
+/// The rows before the column header: the "volume tier" title, URL and notes, the group header
+/// (`,,Utility,,,,,…`) and sub-headers (`,,Messages per month,,What we charge,…`).
+struct Preamble<'a> {
+    title: Title,
+    notes: Vec<String>,
+    /// The first row with an empty first cell that names a category from its third cell on.
+    group_header: Option<&'a Row>,
+}
+
+impl<'a> Preamble<'a> {
+    fn read(sheet: &'a Sheet) -> Result<Preamble<'a>, CardError> {
+        let mut title = None;
+        let mut notes = Vec::new();
+        let mut group_header = None;
+        for row in sheet.preamble() {
+            let joined = row.joined();
+            // RC-4: the title is the first line and contains "volume tier"; accept it anywhere in
+            // the preamble, and accept a first line worded otherwise (e.g. "Tier pricing in USD,
+            // …").
+            let first_text = notes.is_empty() && may_be_title(row.cell(0));
+            if title.is_none()
+                && (first_text || joined.to_ascii_lowercase().contains("volume tier"))
+            {
+                title = Some(parse_title(&joined).map_err(|m| sheet.error(row.line, m))?);
+            } else if !row.cell(0).is_empty() {
+                notes.push(joined);
+            } else if group_header.is_none() && names_categories(row) {
+                group_header = Some(row);
+            }
+        }
+        Ok(Preamble {
+            title: title.unwrap_or_default(),
+            notes,
+            group_header,
+        })
+    }
+}
+
+/// Whether the first cell of a preamble row may start a title: not empty, a note or a URL.
+fn may_be_title(cell: &str) -> bool {
+    !cell.is_empty() && !is_note(cell) && !cell.starts_with("http")
+}
+
+/// Whether a row names a tiered category from its third cell on (a group header).
+fn names_categories(row: &Row) -> bool {
+    row.cells
+        .iter()
+        .skip(2)
+        .any(|c| TierCategory::from_header(c).is_some())
+}
+
+/// The headers of a column group, in order, with the keys ([`header_key`]) each may have.
+const GROUP_COLUMNS: [(&str, &[&str]); 5] = [
+    ("From", &["from"]),
+    ("To", &["to"]),
+    ("Rate type", &["ratetype", "type"]),
+    ("Rate", &["rate"]),
+    (
+        "vs. List rate",
+        &["vslistrate", "vslist", "discount", "vslistratediscount"],
+    ),
+];
+
+/// How many columns a group spans.
+const GROUP_WIDTH: usize = GROUP_COLUMNS.len();
+
+/// The column groups of the header: `From, To, Rate type, Rate, vs. List rate` from column 2, one
+/// a category.
+struct Groups {
+    /// The first column of each group and the category it prices.
+    starts: Vec<(usize, TierCategory)>,
+    /// The column after the last group; nothing may stand from there on.
+    end: usize,
+}
+
+impl Groups {
+    fn read(sheet: &Sheet, header: &Row, group_header: Option<&Row>) -> Result<Groups, CardError> {
+        if header_key(header.cell(1)) != "currency" {
+            return Err(sheet.error(
+                header.line,
+                format!(
+                    "second header cell is {:?}, expected \"Currency\"",
+                    header.cell(1)
+                ),
+            ));
+        }
+        let mut starts: Vec<(usize, TierCategory)> = Vec::new();
+        let mut start = 2;
+        while header_key(header.cell(start)) == "from" {
+            check_group_columns(sheet, header, start)?;
+            let category = group_category(sheet, header, group_header, start, starts.len())?;
+            if starts.iter().any(|&(_, c)| c == category) {
+                return Err(sheet.error(header.line, format!("two column groups for {category}")));
+            }
+            starts.push((start, category));
+            start += GROUP_WIDTH;
+        }
+        if starts.is_empty() {
+            return Err(sheet.error(
+                header.line,
+                format!(
+                    "column 3 is {:?}, expected \"From\" (then To, Rate type, Rate, vs. List rate)",
+                    header.cell(2)
+                ),
+            ));
+        }
+        if let Some((i, cell)) = stray_cell(header, start, str::is_empty) {
+            return Err(sheet.error(header.line, format!("unexpected column {i} {cell:?}")));
+        }
+        Ok(Groups { starts, end: start })
+    }
+}
+
+/// Checks that the header names the five columns of a group from `start` on.
+fn check_group_columns(sheet: &Sheet, header: &Row, start: usize) -> Result<(), CardError> {
+    for (k, (name, keys)) in GROUP_COLUMNS.iter().enumerate() {
+        let cell = header.cell(start + k);
+        if !keys.contains(&header_key(cell).as_str()) {
+            return Err(sheet.error(
+                header.line,
+                format!("column {} is {cell:?}, expected {name:?}", start + k + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The category of the group at `start`, the `nth` of the header: named above it in the group
+/// header, or without one, Utility, Authentication and Auth-Intl in that order.
+fn group_category(
+    sheet: &Sheet,
+    header: &Row,
+    group_header: Option<&Row>,
+    start: usize,
+    nth: usize,
+) -> Result<TierCategory, CardError> {
+    match group_header {
+        Some(gh) => (start..start + GROUP_WIDTH)
+            .find_map(|c| TierCategory::from_header(gh.cell(c)))
+            .ok_or_else(|| {
+                sheet.error(
+                    gh.line,
+                    format!(
+                        "no category (Utility, Authentication, Auth-Intl) above column {}",
+                        start + 1
+                    ),
+                )
+            }),
+        None => TierCategory::ALL.get(nth).copied().ok_or_else(|| {
+            sheet.error(
+                header.line,
+                "more than three column groups and no group header",
+            )
+        }),
+    }
+}
+
+/// The first cell of `row` from index `from` on that is not `blank` (trimmed), with its 1-based
+/// column.
+fn stray_cell(row: &Row, from: usize, blank: fn(&str) -> bool) -> Option<(usize, &str)> {
+    row.cells
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(|(i, cell)| (i + 1, cell.trim()))
+        .find(|&(_, cell)| !blank(cell))
+}
+
+/// Bands as read, with their lines, before validation.
+struct Pending {
+    /// By `Market.0`, then by [`TierCategory::index`].
+    bands: Vec<[Vec<(Band, usize)>; TierCategory::COUNT]>,
+    /// Markets with at least one band, in file order.
+    markets: Vec<Market>,
+}
+
+impl Pending {
+    fn push(&mut self, market: Market, category: TierCategory, band: Band, line: usize) {
+        self.bands[market.0 as usize][category.index()].push((band, line));
+        if !self.markets.contains(&market) {
+            self.markets.push(market);
+        }
+    }
+
+    /// Validates every market × category's bands ([`validate_bands`]) into `card`.
+    fn validate_into(mut self, sheet: &Sheet, card: &mut TierCard) -> Result<(), CardError> {
+        for &market in &self.markets {
+            let m = market.0 as usize;
+            for category in TierCategory::ALL {
+                let bands = std::mem::take(&mut self.bands[m][category.index()]);
+                card.bands[m][category.index()] = validate_bands(bands, market, category)
+                    .map_err(|(line, msg)| sheet.error(line, msg))?;
+            }
+        }
+        card.markets = self.markets;
+        Ok(())
+    }
+}
+
+/// The band rows: a market (or blank, continuing the previous row's market), its currency, then
+/// one band or none per column group.
+fn read_band_rows(
+    sheet: &Sheet,
+    groups: &Groups,
+    currency: &mut CurrencyCheck,
+) -> Result<Pending, CardError> {
+    let mut pending = Pending {
+        bands: vec![Default::default(); Market::COUNT],
+        markets: Vec::new(),
+    };
+    let mut current: Option<Market> = None;
+    for row in sheet.data_rows() {
+        let name = row.cell(0);
+        let market = if name.is_empty() {
+            current
+                .ok_or_else(|| sheet.error(row.line, "continuation row before any market row"))?
+        } else {
+            Market::from_name(name)
+                .ok_or_else(|| sheet.error(row.line, format!("unknown market {name:?}")))?
+        };
+        current = Some(market);
+        currency
+            .check(row.cell(1))
+            .map_err(|msg| sheet.error(row.line, msg))?;
+        read_bands(sheet, row, market, groups, currency, &mut pending)?;
+    }
+    Ok(pending)
+}
+
+/// The bands of one row, a group's cells all `n/a` meaning no band; a value right of the last
+/// group is an error.
+fn read_bands(
+    sheet: &Sheet,
+    row: &Row,
+    market: Market,
+    groups: &Groups,
+    currency: &mut CurrencyCheck,
+    pending: &mut Pending,
+) -> Result<(), CardError> {
+    for &(c, category) in &groups.starts {
+        let cells: [&str; GROUP_WIDTH] = std::array::from_fn(|k| row.cell(c + k));
+        if cells.iter().all(|s| is_na(s)) {
+            continue;
+        }
+        let what = |msg| sheet.error(row.line, format!("{category} band for {market}: {msg}"));
+        let (band, symbol) = parse_band(cells).map_err(what)?;
+        currency.check(symbol).map_err(what)?;
+        pending.push(market, category, band, row.line);
+    }
+    if let Some((i, cell)) = stray_cell(row, groups.end, is_na) {
+        return Err(sheet.error(
+            row.line,
+            format!("value {cell:?} in column {i} without a header"),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses the five cells `From, To, Rate type, Rate, vs. List rate` of one band.
 /// Also returns the currency symbol written before the rate, if any.
-fn parse_band(cells: [&str; 5]) -> Result<(Band, &str), String> {
+fn parse_band(cells: [&str; GROUP_WIDTH]) -> Result<(Band, &str), String> {
     let [from_s, to_s, kind_s, rate_s, disc_s] = cells;
     // `10,000,001+` in From means "and above".
     let (from_s, plus) = match from_s.strip_suffix('+') {
@@ -254,19 +330,7 @@ fn parse_band(cells: [&str; 5]) -> Result<(Band, &str), String> {
     let (rate, symbol) = parse_amount(rate_s)?;
     let rate = rate.ok_or("no rate")?;
     let discount = parse_percent(disc_s)?;
-    let k = header_key(kind_s);
-    let kind = if k.contains("tier") {
-        BandKind::Tier
-    } else if k.contains("list") {
-        BandKind::List
-    } else if k.is_empty() || is_na(kind_s) {
-        match discount {
-            Some(d) if !d.is_zero() => BandKind::Tier,
-            _ => BandKind::List,
-        }
-    } else {
-        return Err(format!("rate type {kind_s:?} (expected List or Tier)"));
-    };
+    let kind = band_kind(kind_s, discount)?;
     Ok((
         Band {
             from,
@@ -279,11 +343,27 @@ fn parse_band(cells: [&str; 5]) -> Result<(Band, &str), String> {
     ))
 }
 
+/// A `Rate type` cell: `List` or `Tier`; when blank, a band with a discount is a tier band.
+fn band_kind(cell: &str, discount: Option<Decimal>) -> Result<BandKind, String> {
+    let k = header_key(cell);
+    if k.contains("tier") {
+        Ok(BandKind::Tier)
+    } else if k.contains("list") {
+        Ok(BandKind::List)
+    } else if k.is_empty() || is_na(cell) {
+        match discount {
+            Some(d) if !d.is_zero() => Ok(BandKind::Tier),
+            _ => Ok(BandKind::List),
+        }
+    } else {
+        Err(format!("rate type {cell:?} (expected List or Tier)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::card::test_support::*;
-    use rust_decimal::Decimal;
 
     /// RC-4 / V-8: Meta's tiers layout — title with currency and date, quoted multi-line header,
     /// thousands separators (quoted commas and spaces), continuation rows (blank and repeated
