@@ -7,6 +7,8 @@ use super::tier_card::TierCard;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
 
+/// What the book needs of a card: its key (currency, effective date), its source for errors and
+/// resale labels, and a scaled copy.
 trait Versioned: Clone {
     fn currency(&self) -> &str;
     fn effective(&self) -> LocalDate;
@@ -14,35 +16,28 @@ trait Versioned: Clone {
     fn scaled_by(&self, factor: Decimal, source: &str) -> Self;
 }
 
-impl Versioned for RateCard {
-    fn currency(&self) -> &str {
-        &self.currency
-    }
-    fn effective(&self) -> LocalDate {
-        self.effective
-    }
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn scaled_by(&self, factor: Decimal, source: &str) -> Self {
-        self.scaled(factor, source)
-    }
+/// Both kinds of card carry the same public `currency`, `effective` and `source` fields and a
+/// `scaled` method, so they are versioned alike.
+macro_rules! impl_versioned {
+    ($($card:ty),+) => {$(
+        impl Versioned for $card {
+            fn currency(&self) -> &str {
+                &self.currency
+            }
+            fn effective(&self) -> LocalDate {
+                self.effective
+            }
+            fn source(&self) -> &str {
+                &self.source
+            }
+            fn scaled_by(&self, factor: Decimal, source: &str) -> Self {
+                self.scaled(factor, source)
+            }
+        }
+    )+};
 }
 
-impl Versioned for TierCard {
-    fn currency(&self) -> &str {
-        &self.currency
-    }
-    fn effective(&self) -> LocalDate {
-        self.effective
-    }
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn scaled_by(&self, factor: Decimal, source: &str) -> Self {
-        self.scaled(factor, source)
-    }
-}
+impl_versioned!(RateCard, TierCard);
 
 /// All versions of one kind of card, per currency (few currencies: a Vec scanned linearly),
 /// each currency's versions sorted by effective date.
@@ -214,7 +209,7 @@ impl RateBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
     use crate::card::RateColumn;
 
     fn usd_card(y: i32, mo: u32, rate: &str) -> RateCard {

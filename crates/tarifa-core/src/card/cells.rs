@@ -153,7 +153,7 @@ pub(super) fn parse_percent(cell: &str) -> Result<Option<Decimal>, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
     use crate::card::RateColumn;
 
     /// RC-3: values are exact decimals; n/a spellings; symbols and separators.

@@ -164,7 +164,7 @@ impl fmt::Display for TierCategory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
     use crate::card::RateCard;
 
     /// RC-3: header variants of every era.

@@ -113,7 +113,7 @@ impl CurrencyCheck {
 
 #[cfg(test)]
 mod tests {
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
 
     /// RC-3: currency tokens; the title's ISO code wins, a contradicting token is an error.
     #[test]

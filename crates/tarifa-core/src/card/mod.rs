@@ -12,12 +12,13 @@
 //! scan over at most ~16 currencies followed by a binary search over that currency's versions.
 //!
 //! The modules, from the file's text to the book:
-//! - [`rows`]: CSV records with their physical line numbers;
-//! - [`cells`]: what one cell says (header keys, `n/a`, counts, amounts, percentages);
-//! - [`title`] and [`currency`]: the title row's date and currency, and currency cells;
-//! - [`column`]: the price columns and tiered categories a header names;
-//! - [`rates_csv`] → [`rate_card`], [`tiers_csv`] → [`tier_card`]: each file and what it yields;
-//! - [`book`]: the versions of both kinds of card, by currency and date.
+//! - `rows`: CSV records with their physical line numbers;
+//! - `cells`: what one cell says (header keys, `n/a`, counts, amounts, percentages);
+//! - `title` and `currency`: the title row's date and currency, and currency cells;
+//! - `column`: the price columns and tiered categories a header names;
+//! - `sheet`: the layout both files share (preamble, `Market` header, body) and its finish;
+//! - `rates_csv` → `rate_card`, `tiers_csv` → `tier_card`: each file and the card it yields;
+//! - `book`: the versions of both kinds of card, by currency and date.
 
 mod book;
 mod cells;
@@ -33,9 +34,7 @@ mod tiers_csv;
 mod title;
 
 #[cfg(test)]
-mod shipped_tests;
-#[cfg(test)]
-mod test_support;
+mod tests;
 
 pub use book::RateBook;
 pub use column::{RateColumn, TierCategory};

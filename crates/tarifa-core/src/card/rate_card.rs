@@ -160,7 +160,7 @@ impl RateCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
 
     /// RC-3: `to_csv` writes Meta's layout back and parses to the same card.
     #[test]

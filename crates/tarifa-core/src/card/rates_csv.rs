@@ -19,7 +19,7 @@ pub(super) fn parse_rates(
     default_effective: Option<LocalDate>,
 ) -> Result<RateCard, CardError> {
     let sheet = Sheet::read(text, source)?;
-    let (title, mut notes) = read_preamble(&sheet)?;
+    let (title, notes) = read_preamble(&sheet)?;
     let header = sheet.header("no header row starting with `Market,Currency,`")?;
     let layout = Layout::read(&sheet, header)?;
     let mut currency = CurrencyCheck::new(title.currency, false);
@@ -29,14 +29,13 @@ pub(super) fn parse_rates(
     if card.markets.is_empty() {
         return Err(sheet.error(0, "no market rows"));
     }
-    (card.currency, card.effective) = sheet.currency_and_date(
+    (card.currency, card.effective, card.notes) = sheet.finish(
         currency,
         title.effective,
         default_effective,
         "no effective date in the title",
+        notes,
     )?;
-    notes.extend(sheet.body_notes());
-    card.notes = notes;
     Ok(card)
 }
 
@@ -174,7 +173,7 @@ fn read_rates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
 
     /// RC-3: the U2 excerpt of Meta's USD card — title, note row, quoted header with an embedded
     /// newline, `$US` tokens, `n/a`, a blank line.

@@ -62,22 +62,23 @@ impl<'a> Sheet<'a> {
     }
 
     /// The note rows among the body rows, as text, in file order.
-    pub(super) fn body_notes(&self) -> impl Iterator<Item = String> + '_ {
+    fn body_notes(&self) -> impl Iterator<Item = String> + '_ {
         self.body()
             .filter(|row| is_note(row.cell(0)))
             .map(Row::joined)
     }
 
-    /// The currency and effective date of the card, once every row is read: the currency the
-    /// title or the cells gave, and the title's date, else `default` (RC-5); `no_date` is the
-    /// error's message when there is neither.
-    pub(super) fn currency_and_date(
+    /// What the card says about itself once every row is read: the currency the title or the
+    /// cells gave; the title's date, else `default` (RC-5), `no_date` being the error's message
+    /// when there is neither; the preamble's `notes` followed by the body's.
+    pub(super) fn finish(
         &self,
         currency: CurrencyCheck,
         title_date: Option<LocalDate>,
         default: Option<LocalDate>,
         no_date: &str,
-    ) -> Result<(String, LocalDate), CardError> {
+        mut notes: Vec<String>,
+    ) -> Result<(String, LocalDate, Vec<String>), CardError> {
         let currency = currency.known.ok_or_else(|| {
             self.error(
                 0,
@@ -87,6 +88,7 @@ impl<'a> Sheet<'a> {
         let effective = title_date
             .or(default)
             .ok_or_else(|| self.error(0, no_date))?;
-        Ok((currency, effective))
+        notes.extend(self.body_notes());
+        Ok((currency, effective, notes))
     }
 }

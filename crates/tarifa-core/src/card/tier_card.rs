@@ -197,7 +197,7 @@ pub(super) fn validate_bands(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
     use crate::card::RateBook;
 
     /// V-3: the band of the n-th charged message, at the boundaries.

@@ -25,7 +25,7 @@ pub(super) fn parse_tiers(
     let sheet = Sheet::read(text, source)?;
     let Preamble {
         title,
-        mut notes,
+        notes,
         group_header,
     } = Preamble::read(&sheet)?;
     let header =
@@ -38,14 +38,13 @@ pub(super) fn parse_tiers(
     if card.markets.is_empty() {
         return Err(sheet.error(0, "no bands"));
     }
-    (card.currency, card.effective) = sheet.currency_and_date(
+    (card.currency, card.effective, card.notes) = sheet.finish(
         currency,
         title.effective,
         default_effective,
         "no effective date in the title and none given",
+        notes,
     )?;
-    notes.extend(sheet.body_notes());
-    card.notes = notes;
     Ok(card)
 }
 
@@ -363,7 +362,7 @@ fn band_kind(cell: &str, discount: Option<Decimal>) -> Result<BandKind, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
 
     /// RC-4 / V-8: Meta's tiers layout — title with currency and date, quoted multi-line header,
     /// thousands separators (quoted commas and spaces), continuation rows (blank and repeated

@@ -114,7 +114,7 @@ fn title_currency(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::test_support::*;
+    use crate::card::tests::*;
     use crate::card::RateCard;
 
     /// RC-3: title variants and the date/currency read from them.

@@ -1,8 +1,11 @@
-//! Helpers and sample files shared by the card modules' tests.
+//! What the card modules' tests share: `d` and `m` for short literals, sample files in Meta's
+//! layouts, and the tests of the sample cards shipped in `data/rates/` (`shipped`).
 
 use super::{CardError, RateCard};
 use crate::market::Market;
 use rust_decimal::Decimal;
+
+mod shipped;
 
 pub(super) fn d(s: &str) -> Decimal {
     Decimal::from_str_exact(s).unwrap()

@@ -1,8 +1,8 @@
 //! Tests of the sample cards shipped in `data/rates/`: every file parses and carries the spec's
 //! figures (RC-5, §10.4).
 
-use super::test_support::{d, m};
-use super::{BandKind, RateBook, RateCard, RateColumn, TierCard, TierCategory};
+use super::{d, m};
+use crate::card::{BandKind, RateBook, RateCard, RateColumn, TierCard, TierCategory};
 use crate::market::Market;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
@@ -10,39 +10,39 @@ use rust_decimal::Decimal;
 const SHIPPED_RATES: [(&str, &str); 8] = [
     (
         "usd-2022-02-01.csv",
-        include_str!("../../../../data/rates/usd-2022-02-01.csv"),
+        include_str!("../../../../../data/rates/usd-2022-02-01.csv"),
     ),
     (
         "usd-2023-06-01.csv",
-        include_str!("../../../../data/rates/usd-2023-06-01.csv"),
+        include_str!("../../../../../data/rates/usd-2023-06-01.csv"),
     ),
     (
         "usd-2024-07-01-india-indonesia-excerpt.csv",
-        include_str!("../../../../data/rates/usd-2024-07-01-india-indonesia-excerpt.csv"),
+        include_str!("../../../../../data/rates/usd-2024-07-01-india-indonesia-excerpt.csv"),
     ),
     (
         "inr-2025-07-01.csv",
-        include_str!("../../../../data/rates/inr-2025-07-01.csv"),
+        include_str!("../../../../../data/rates/inr-2025-07-01.csv"),
     ),
     (
         "inr-2026-01-01.csv",
-        include_str!("../../../../data/rates/inr-2026-01-01.csv"),
+        include_str!("../../../../../data/rates/inr-2026-01-01.csv"),
     ),
     (
         "inr-2026-10-01.csv",
-        include_str!("../../../../data/rates/inr-2026-10-01.csv"),
+        include_str!("../../../../../data/rates/inr-2026-10-01.csv"),
     ),
     (
         "eur-2026-07-01.csv",
-        include_str!("../../../../data/rates/eur-2026-07-01.csv"),
+        include_str!("../../../../../data/rates/eur-2026-07-01.csv"),
     ),
     (
         "aed-2026-10-01-excerpt.csv",
-        include_str!("../../../../data/rates/aed-2026-10-01-excerpt.csv"),
+        include_str!("../../../../../data/rates/aed-2026-10-01-excerpt.csv"),
     ),
 ];
 const SHIPPED_TIERS: &str =
-    include_str!("../../../../data/rates/eur-tiers-2026-07-01-illustrative.csv");
+    include_str!("../../../../../data/rates/eur-tiers-2026-07-01-illustrative.csv");
 
 fn shipped() -> Vec<RateCard> {
     SHIPPED_RATES
