@@ -95,7 +95,7 @@ impl Layout {
     }
 }
 
-/// The market rows: one a market, its currency cell agreeing with the file's, then its rates.
+/// The market rows, one per market: its currency cell agreeing with the file's, then its rates.
 fn read_markets(
     sheet: &Sheet,
     layout: &Layout,

@@ -137,7 +137,8 @@ impl TierCard {
 }
 
 /// Sorts one market × category's bands and checks that they start at 1 (0 is read as 1), are
-/// contiguous (`next.from == prev.to + 1`) and that only the last is open-ended.
+/// contiguous (`next.from == prev.to + 1`) and that only the last is open-ended. Each band comes
+/// with its line, and an error with the line to blame.
 pub(super) fn validate_bands(
     mut pairs: Vec<(Band, usize)>,
     market: Market,
@@ -147,11 +148,9 @@ pub(super) fn validate_bands(
     let what = format!("{category} bands for {market}");
     let mut out: Vec<Band> = Vec::with_capacity(pairs.len());
     let mut prev_line = 0;
-    for (i, (mut band, line)) in pairs.into_iter().enumerate() {
-        if i == 0 {
-            if band.from == 0 {
-                band.from = 1;
-            }
+    for (mut band, line) in pairs {
+        if out.is_empty() {
+            band.from = band.from.max(1);
             if band.from != 1 {
                 return Err((line, format!("{what} start at {}, not 1", band.from)));
             }
@@ -165,33 +164,44 @@ pub(super) fn validate_bands(
             }
         }
         if let Some(prev) = out.last() {
-            match prev.to {
-                None => {
-                    return Err((
-                        prev_line,
-                        format!(
-                            "{what}: only the last band may be open-ended (from {})",
-                            prev.from
-                        ),
-                    ))
-                }
-                Some(t) if band.from != t + 1 => {
-                    return Err((
-                        line,
-                        format!(
-                            "{what} are not contiguous: band starts at {}, expected {}",
-                            band.from,
-                            t + 1
-                        ),
-                    ))
-                }
-                Some(_) => {}
-            }
+            check_follows(prev, prev_line, &band, line, &what)?;
         }
         prev_line = line;
         out.push(band);
     }
     Ok(out)
+}
+
+/// Checks that `band` (on `line`) continues `prev` (on `prev_line`): `prev` has an end and `band`
+/// starts right after it. `what` names the market × category.
+fn check_follows(
+    prev: &Band,
+    prev_line: usize,
+    band: &Band,
+    line: usize,
+    what: &str,
+) -> Result<(), (usize, String)> {
+    let Some(to) = prev.to else {
+        return Err((
+            prev_line,
+            format!(
+                "{what}: only the last band may be open-ended (from {})",
+                prev.from
+            ),
+        ));
+    };
+    // In u128: a band may end at u64::MAX.
+    let expected = u128::from(to) + 1;
+    if u128::from(band.from) != expected {
+        return Err((
+            line,
+            format!(
+                "{what} are not contiguous: band starts at {}, expected {expected}",
+                band.from
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -296,6 +306,37 @@ mod tests {
                 .from,
             11
         );
+    }
+
+    /// A band may end at the largest count; one after it cannot follow it, and saying so does
+    /// not overflow.
+    #[test]
+    fn band_ending_at_u64_max() {
+        let band = |from, to| Band {
+            from,
+            to,
+            kind: BandKind::List,
+            rate: d("0.01"),
+            discount: None,
+        };
+        let mut tc = TierCard::new("EUR", LocalDate::ymd(2026, 7, 1), "synthetic");
+        let peru = m("Peru");
+        tc.set_bands(peru, TierCategory::Utility, vec![band(1, Some(u64::MAX))])
+            .unwrap();
+        assert_eq!(
+            tc.band_for(peru, TierCategory::Utility, u64::MAX)
+                .unwrap()
+                .from,
+            1
+        );
+        let e = tc
+            .set_bands(
+                peru,
+                TierCategory::Utility,
+                vec![band(1, Some(u64::MAX)), band(5, None)],
+            )
+            .unwrap_err();
+        assert!(e.message.contains("expected 18446744073709551616"), "{e}");
     }
 
     /// Tier rates scale exactly; tier cards are versioned like rate cards (RC-5).

@@ -115,7 +115,7 @@ const GROUP_COLUMNS: [(&str, &[&str]); 5] = [
 const GROUP_WIDTH: usize = GROUP_COLUMNS.len();
 
 /// The column groups of the header: `From, To, Rate type, Rate, vs. List rate` from column 2, one
-/// a category.
+/// per category.
 struct Groups {
     /// The first column of each group and the category it prices.
     starts: Vec<(usize, TierCategory)>,
