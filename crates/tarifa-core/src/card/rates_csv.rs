@@ -13,6 +13,8 @@ use super::title::{parse_title, Title};
 use crate::market::Market;
 use crate::time::LocalDate;
 
+/// Reads a rates CSV; `default_effective` is used when the title has no date (RC-5). Behind
+/// [`RateCard::parse_csv`] and [`RateCard::parse_csv_with_effective`].
 pub(super) fn parse_rates(
     text: &str,
     source: &str,

@@ -17,6 +17,8 @@ use crate::market::Market;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
 
+/// Reads a volume-tiers CSV; `default_effective` is used when the title has no date (RC-5).
+/// Behind [`TierCard::parse_csv`].
 pub(super) fn parse_tiers(
     text: &str,
     source: &str,
