@@ -210,6 +210,17 @@ mod tests {
     use crate::card::tests::*;
     use crate::card::RateBook;
 
+    /// A list band at 0.01.
+    fn band(from: u64, to: Option<u64>) -> Band {
+        Band {
+            from,
+            to,
+            kind: BandKind::List,
+            rate: d("0.01"),
+            discount: None,
+        }
+    }
+
     /// V-3: the band of the n-th charged message, at the boundaries.
     #[test]
     fn v3_band_for_boundaries() {
@@ -280,13 +291,6 @@ mod tests {
 
         // set_bands applies the same checks.
         let mut tc = TierCard::new("EUR", LocalDate::ymd(2026, 7, 1), "synthetic");
-        let band = |from, to| Band {
-            from,
-            to,
-            kind: BandKind::List,
-            rate: d("0.01"),
-            discount: None,
-        };
         assert!(tc
             .set_bands(
                 m("Peru"),
@@ -312,13 +316,6 @@ mod tests {
     /// not overflow.
     #[test]
     fn band_ending_at_u64_max() {
-        let band = |from, to| Band {
-            from,
-            to,
-            kind: BandKind::List,
-            rate: d("0.01"),
-            discount: None,
-        };
         let mut tc = TierCard::new("EUR", LocalDate::ymd(2026, 7, 1), "synthetic");
         let peru = m("Peru");
         tc.set_bands(peru, TierCategory::Utility, vec![band(1, Some(u64::MAX))])
