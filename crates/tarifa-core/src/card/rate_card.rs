@@ -3,8 +3,6 @@
 //! [`super::rates_csv`]'s job; writing it back and scaling it for resale are here.
 
 use super::column::RateColumn;
-use super::error::CardError;
-use super::rates_csv::parse_rates;
 use crate::market::Market;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
@@ -53,21 +51,6 @@ impl RateCard {
         }
         self.columns[column.index()] = true;
         self.rates[m][column.index()] = rate;
-    }
-
-    /// Parses a rates CSV in Meta's layout (RC-3). The effective date must be in the title row.
-    pub fn parse_csv(text: &str, source: &str) -> Result<RateCard, CardError> {
-        RateCard::parse_csv_with_effective(text, source, None)
-    }
-
-    /// As [`RateCard::parse_csv`], with a fallback effective date for files whose title has none
-    /// (RC-5: the date may come from the download page instead). The title's date wins.
-    pub fn parse_csv_with_effective(
-        text: &str,
-        source: &str,
-        effective: Option<LocalDate>,
-    ) -> Result<RateCard, CardError> {
-        parse_rates(text, source, effective)
     }
 
     /// The rate of `column` for `market`; `None` when the card has `n/a` there, lacks the column

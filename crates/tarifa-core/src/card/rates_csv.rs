@@ -13,6 +13,23 @@ use super::title::{parse_title, Title};
 use crate::market::Market;
 use crate::time::LocalDate;
 
+impl RateCard {
+    /// Parses a rates CSV in Meta's layout (RC-3). The effective date must be in the title row.
+    pub fn parse_csv(text: &str, source: &str) -> Result<RateCard, CardError> {
+        RateCard::parse_csv_with_effective(text, source, None)
+    }
+
+    /// As [`RateCard::parse_csv`], with a fallback effective date for files whose title has none
+    /// (RC-5: the date may come from the download page instead). The title's date wins.
+    pub fn parse_csv_with_effective(
+        text: &str,
+        source: &str,
+        effective: Option<LocalDate>,
+    ) -> Result<RateCard, CardError> {
+        parse_rates(text, source, effective)
+    }
+}
+
 /// Reads a rates CSV; `default_effective` is used when the title has no date (RC-5). Behind
 /// [`RateCard::parse_csv`] and [`RateCard::parse_csv_with_effective`].
 pub(super) fn parse_rates(

@@ -5,7 +5,6 @@
 
 use super::column::TierCategory;
 use super::error::CardError;
-use super::tiers_csv::parse_tiers;
 use crate::market::Market;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
@@ -84,16 +83,6 @@ impl TierCard {
         }
         self.bands[m][category.index()] = bands;
         Ok(())
-    }
-
-    /// Parses a volume-tiers CSV in Meta's layout (RC-4). The effective date comes from the title
-    /// row if it has one, else from `effective`, else it is an error.
-    pub fn parse_csv(
-        text: &str,
-        source: &str,
-        effective: Option<LocalDate>,
-    ) -> Result<TierCard, CardError> {
-        parse_tiers(text, source, effective)
     }
 
     /// The bands of one market × category, sorted by `from`; empty if the card has none.

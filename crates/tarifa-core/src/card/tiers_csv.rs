@@ -17,6 +17,18 @@ use crate::market::Market;
 use crate::time::LocalDate;
 use rust_decimal::Decimal;
 
+impl TierCard {
+    /// Parses a volume-tiers CSV in Meta's layout (RC-4). The effective date comes from the title
+    /// row if it has one, else from `effective`, else it is an error.
+    pub fn parse_csv(
+        text: &str,
+        source: &str,
+        effective: Option<LocalDate>,
+    ) -> Result<TierCard, CardError> {
+        parse_tiers(text, source, effective)
+    }
+}
+
 /// Reads a volume-tiers CSV; `default_effective` is used when the title has no date (RC-5).
 /// Behind [`TierCard::parse_csv`].
 pub(super) fn parse_tiers(
