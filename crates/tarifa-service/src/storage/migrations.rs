@@ -1,175 +1,177 @@
 //! The schema, as numbered migrations per dialect: each version runs in one transaction and is
 //! recorded in `tarifa_migrations`, so a database of any earlier release is brought up to date at
 //! start.
+//!
+//! Each migration is a file of SQL, `migrations/<dialect>/NNNN_<name>.sql`, compiled in with
+//! `include_str!`; the comments at the top of each file say why it exists. `NNNN` is its version,
+//! the number recorded in `tarifa_migrations`. Each dialect numbers its own migrations, and the
+//! numbers are those that earlier releases recorded (they kept the statements in Rust lists), so
+//! the two sequences differ from 3 on:
+//!
+//! | version | SQLite                                            | PostgreSQL                    |
+//! |---------|---------------------------------------------------|-------------------------------|
+//! | 1       | the base tables                                   | the base tables               |
+//! | 2       | sales recovery                                    | sales recovery                |
+//! | 3       | no index of `events.message`                      | identifiers compare bytewise  |
+//! | 4       | FTS5 look-up indexes (and a step in Rust)         | no index of `events.message`  |
+//! | 5       | indexes of `at`                                   | indexes of `at`               |
+//! | 6       |                                                   | hashed look-up indexes        |
+//!
+//! A released file is never renumbered nor changed (a database that recorded its version would
+//! not run it again): a change of the schema is a new file with the next version of its dialect.
+//!
+//! A file is split into statements by one rule, without parsing SQL: a statement ends at a line
+//! whose last character (trailing blanks aside) is `;`, and is sent without that `;`. Blank lines
+//! and lines starting with `--` between statements are left out (a `--` line inside a statement
+//! is sent with it, as the comment it is). So no line inside a statement may end with `;` (a
+//! string literal or a trigger's body over several lines would be cut there), and text after the
+//! last statement's `;` is an error. The statements of a file run in order, in the migration's
+//! transaction.
 
 use super::lookups::{event_document, lookup_token};
 use super::{Dialect, Store};
-use anyhow::{Context, Result};
-use sqlx::{AssertSqlSafe, Row};
+use anyhow::{bail, Context, Result};
+use sqlx::AssertSqlSafe;
 
-const SQLITE: &[&str] = &[
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, \
-     business TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, \
-     received_at BIGINT NOT NULL, line TEXT NOT NULL)",
-    "CREATE INDEX events_business_at ON events (business, at)",
-    "CREATE INDEX events_message ON events (message)",
-    "CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at BIGINT NOT NULL, \
-     source TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL)",
-    "CREATE TABLE ledger_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, at BIGINT NOT NULL, op TEXT NOT NULL)",
-    "CREATE TABLE charges (message TEXT PRIMARY KEY, business TEXT NOT NULL, at BIGINT NOT NULL, \
-     pricing_type TEXT NOT NULL, category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, \
-     currency TEXT NOT NULL, captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
-    "CREATE INDEX charges_business_at ON charges (business, at)",
-    "CREATE TABLE optouts (business TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, \
-     PRIMARY KEY (business, user_id))",
-    "CREATE TABLE alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, business TEXT NOT NULL, url TEXT NOT NULL, \
-     payload TEXT NOT NULL, attempts BIGINT NOT NULL, next_at BIGINT NOT NULL, state TEXT NOT NULL, \
-     last_error TEXT NOT NULL)",
-];
+/// A migration: the version it is recorded as and its file (under `migrations/`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Migration {
+    pub version: i64,
+    pub file: &'static str,
+    pub sql: &'static str,
+}
 
-const POSTGRES: &[&str] = &[
-    "CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE, \
-     business TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, \
-     received_at BIGINT NOT NULL, line TEXT NOT NULL)",
-    "CREATE INDEX events_business_at ON events (business, at)",
-    "CREATE INDEX events_message ON events (message)",
-    "CREATE TABLE dead_letters (seq BIGSERIAL PRIMARY KEY, received_at BIGINT NOT NULL, \
-     source TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL)",
-    "CREATE TABLE ledger_ops (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, op TEXT NOT NULL)",
-    "CREATE TABLE charges (message TEXT PRIMARY KEY, business TEXT NOT NULL, at BIGINT NOT NULL, \
-     pricing_type TEXT NOT NULL, category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, \
-     currency TEXT NOT NULL, captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
-    "CREATE INDEX charges_business_at ON charges (business, at)",
-    "CREATE TABLE optouts (business TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, \
-     PRIMARY KEY (business, user_id))",
-    "CREATE TABLE alerts (seq BIGSERIAL PRIMARY KEY, business TEXT NOT NULL, url TEXT NOT NULL, \
-     payload TEXT NOT NULL, attempts BIGINT NOT NULL, next_at BIGINT NOT NULL, state TEXT NOT NULL, \
-     last_error TEXT NOT NULL)",
-];
+/// The [`Migration`] of a file under `migrations/`, recorded as `version`.
+macro_rules! migration {
+    ($version:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            file: $file,
+            sql: include_str!(concat!("migrations/", $file)),
+        }
+    };
+}
 
-/// PostgreSQL: identifiers (keys, message ids, business ids) compare byte by byte. With the
-/// database's collation (often `en_US.UTF-8` or, before PostgreSQL 17, a libc `C.UTF-8`), every
-/// comparison in these random-key indexes goes through the locale's `strcoll`. SQLite compares
-/// bytes already (`BINARY`).
-const POSTGRES_BYTEWISE_KEYS: &[&str] = &[
-    "ALTER TABLE events ALTER COLUMN key TYPE TEXT COLLATE \"C\", \
-     ALTER COLUMN business TYPE TEXT COLLATE \"C\", ALTER COLUMN message TYPE TEXT COLLATE \"C\"",
-    "ALTER TABLE charges ALTER COLUMN message TYPE TEXT COLLATE \"C\", \
-     ALTER COLUMN business TYPE TEXT COLLATE \"C\"",
-];
+/// Both: events, dead letters, the ledger's log, charges, opt-outs, alerts.
+const SQLITE_BASE: Migration = migration!(1, "sqlite/0001_base.sql");
+const POSTGRES_BASE: Migration = migration!(1, "postgres/0001_base.sql");
 
-/// Both backends: a message's events were found through the unique index of keys instead (on
-/// PostgreSQL until [`POSTGRES_HASHED_LOOKUPS`]); every event was inserted into this index too,
-/// at a random place.
-const DROP_EVENTS_MESSAGE_INDEX: &[&str] = &["DROP INDEX IF EXISTS events_message"];
+/// Both: the tables of sales recovery (see [`super::recovery`]).
+const SQLITE_RECOVERY: Migration = migration!(2, "sqlite/0002_recovery.sql");
+const POSTGRES_RECOVERY: Migration = migration!(2, "postgres/0002_recovery.sql");
 
-/// SQLite: events and charges are found by key and by message through full-text indexes
-/// (FTS5, contentless) instead of b-tree indexes, and `events.key` and `charges.message` lose
-/// their `UNIQUE` (both tables are rebuilt; `seq` keeps every row's number).
-///
-/// Why: SQLite's write-ahead log holds whole pages, and keys such as Meta's wamids are random, so
-/// each event put its key on a 4 KiB page of its own, and each charge its message on another:
-/// about 8 KiB written to the log per delivered message, and again by the checkpoint. An FTS5
-/// index is a log-structured merge tree kept in SQLite's own tables: a commit writes its new
-/// entries as one small sorted segment, and segments are merged in the background of later
-/// commits, so an entry costs tens of bytes, not a page.
-///
-/// Each row has one document whose rowid is the row's `seq`, of tokens (see [`lookup_token`])
-/// for its key (events) and its message id (events with a message, and charges): 64-bit hashes
-/// in hexadecimal, so any id is exactly one short token of the `ascii` tokenizer, whatever its
-/// characters, case or length. Look-ups verify the row's own column, so a match (or a rare hash
-/// collision) stands for the exact id only. The rows stored before this migration get their
-/// documents from [`Store::index_stored_rows`] (SQL has no such hash).
-///
-/// Idempotency stays exact without `UNIQUE`: the writer is the one that stores events, and it
-/// stores a key only after proving it new (its filter of stored keys, a look-up of the maybes,
-/// and the keys of the groups in flight: `writer::run`), as it must anyway, since a duplicate
-/// must not reach the book either. A charge is written once per message by the book (a settled
-/// message is never priced again, and its ledger transfers have ids of their own). PostgreSQL's
-/// log holds row changes, so it kept both unique indexes, until they outgrew its buffers (see
-/// [`POSTGRES_HASHED_LOOKUPS`]).
-const SQLITE_LOOKUP_INDEXES: &[&str] = &[
-    "CREATE TABLE events_v4 (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, business TEXT NOT NULL, \
-     kind TEXT NOT NULL, message TEXT NOT NULL, at BIGINT NOT NULL, received_at BIGINT NOT NULL, \
-     line TEXT NOT NULL)",
-    "INSERT INTO events_v4 (seq, key, business, kind, message, at, received_at, line) \
-     SELECT seq, key, business, kind, message, at, received_at, line FROM events ORDER BY seq",
-    "DROP TABLE events",
-    "ALTER TABLE events_v4 RENAME TO events",
-    "CREATE INDEX events_business_at ON events (business, at)",
-    "CREATE VIRTUAL TABLE event_lookup USING fts5 (tokens, content = '', columnsize = 0, \
-     detail = none, tokenize = 'ascii')",
-    "CREATE TABLE charges_v4 (seq INTEGER PRIMARY KEY, message TEXT NOT NULL, \
-     business TEXT NOT NULL, at BIGINT NOT NULL, pricing_type TEXT NOT NULL, \
-     category TEXT NOT NULL, rule TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL, \
-     captured TEXT NOT NULL, uncollected TEXT NOT NULL, counters TEXT NOT NULL)",
-    "INSERT INTO charges_v4 (message, business, at, pricing_type, category, rule, amount, \
-     currency, captured, uncollected, counters) \
-     SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, \
-     uncollected, counters FROM charges ORDER BY rowid",
-    "DROP TABLE charges",
-    "ALTER TABLE charges_v4 RENAME TO charges",
-    "CREATE INDEX charges_business_at ON charges (business, at)",
-    "CREATE VIRTUAL TABLE charge_lookup USING fts5 (tokens, content = '', columnsize = 0, \
-     detail = none, tokenize = 'ascii')",
-];
+/// PostgreSQL: keys, message ids and business ids compare byte by byte (`COLLATE "C"`).
+const POSTGRES_BYTEWISE_KEYS: Migration = migration!(3, "postgres/0003_bytewise_keys.sql");
 
-/// Both backends: the start reads the events and charges of the last weeks (`at >= …`, see
-/// `load_book`) through an index of their own instead of a scan of everything ever stored.
-/// Live events and charges are timed about now, so their entries go to the index's right edge.
-const AT_INDEXES: &[&str] = &[
-    "CREATE INDEX events_at ON events (at)",
-    "CREATE INDEX charges_at ON charges (at)",
-];
+/// Both: no index of `events.message` (a message's events are found through other indexes).
+const SQLITE_DROP_EVENTS_MESSAGE_INDEX: Migration =
+    migration!(3, "sqlite/0003_drop_events_message_index.sql");
+const POSTGRES_DROP_EVENTS_MESSAGE_INDEX: Migration =
+    migration!(4, "postgres/0004_drop_events_message_index.sql");
 
-/// PostgreSQL: events are found through one b-tree index of [`pg_event_lookup`] (the message's
-/// hash for records and statuses, so a message's events share one entry), and charges through
-/// one of their message's hash, instead of unique indexes of the ids; `events.key` and
-/// `charges.message` lose their unique constraints, as on SQLite, and for the same reason
-/// idempotency stays exact (see [`SQLITE_LOOKUP_INDEXES`]). Look-ups compare the row's own id
-/// after the hash, so a rare collision matches nothing it should not.
-///
-/// Why: ids such as Meta's wamids are random, so each event put its key, and each charge its
-/// message, at a random place of an index of 60 to 100 byte texts, compared byte by byte and
-/// checked twice for `ON CONFLICT`. Past about 20 s of a 20,000 events/s load those indexes
-/// outgrew PostgreSQL's default `shared_buffers` (128 MB), and the committing backend wrote out
-/// 7,000 to 18,000 dirty buffers a second to make room (`BENCHMARKS.md`, session 10). An entry
-/// of a hash takes 20 bytes, and `hashtextextended` is PostgreSQL's own (that of hash
-/// partitioning), so rows stored before this migration are indexed by it too.
-const POSTGRES_HASHED_LOOKUPS: &[&str] = &[
-    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_key_key",
-    concat!(
-        "CREATE INDEX events_lookup ON events (",
-        pg_event_lookup!(""),
-        ")"
-    ),
-    "ALTER TABLE charges DROP CONSTRAINT IF EXISTS charges_pkey",
-    "CREATE INDEX charges_lookup ON charges (hashtextextended(message, 0))",
-];
+/// SQLite: events and charges are found through FTS5 indexes of hashed ids, and lose their
+/// unique indexes; [`Store::index_stored_rows`] indexes the rows stored before it.
+pub(super) const SQLITE_LOOKUP_INDEXES: Migration = migration!(4, "sqlite/0004_lookup_indexes.sql");
 
-/// The SQLite migration that adds [`SQLITE_LOOKUP_INDEXES`].
-pub(super) const SQLITE_LOOKUP_VERSION: i64 = 4;
+/// The SQLite migration after whose statements [`Store::index_stored_rows`] runs.
+pub(super) const SQLITE_LOOKUP_VERSION: i64 = SQLITE_LOOKUP_INDEXES.version;
 
-/// Each migration is one version: all its statements run in one transaction.
-pub(super) fn migrations(dialect: Dialect) -> Vec<(i64, &'static [&'static str])> {
+/// Both: the start reads recent events and charges through indexes of `at`.
+const SQLITE_AT_INDEXES: Migration = migration!(5, "sqlite/0005_at_indexes.sql");
+const POSTGRES_AT_INDEXES: Migration = migration!(5, "postgres/0005_at_indexes.sql");
+
+/// PostgreSQL: events and charges are found through b-tree indexes of 64-bit hashes of their
+/// ids (the events' of `pg_event_lookup!("")`), and lose their unique constraints.
+pub(super) const POSTGRES_HASHED_LOOKUPS: Migration =
+    migration!(6, "postgres/0006_hashed_lookups.sql");
+
+/// The migrations of a dialect, in the order they run.
+pub(super) fn migrations(dialect: Dialect) -> &'static [Migration] {
     match dialect {
-        Dialect::Sqlite => vec![
-            (1, SQLITE),
-            (2, super::recovery::SQLITE),
-            (3, DROP_EVENTS_MESSAGE_INDEX),
-            (SQLITE_LOOKUP_VERSION, SQLITE_LOOKUP_INDEXES),
-            (5, AT_INDEXES),
+        Dialect::Sqlite => &[
+            SQLITE_BASE,
+            SQLITE_RECOVERY,
+            SQLITE_DROP_EVENTS_MESSAGE_INDEX,
+            SQLITE_LOOKUP_INDEXES,
+            SQLITE_AT_INDEXES,
         ],
-        Dialect::Postgres => vec![
-            (1, POSTGRES),
-            (2, super::recovery::POSTGRES),
-            (3, POSTGRES_BYTEWISE_KEYS),
-            (4, DROP_EVENTS_MESSAGE_INDEX),
-            (5, AT_INDEXES),
-            (6, POSTGRES_HASHED_LOOKUPS),
+        Dialect::Postgres => &[
+            POSTGRES_BASE,
+            POSTGRES_RECOVERY,
+            POSTGRES_BYTEWISE_KEYS,
+            POSTGRES_DROP_EVENTS_MESSAGE_INDEX,
+            POSTGRES_AT_INDEXES,
+            POSTGRES_HASHED_LOOKUPS,
         ],
     }
 }
+
+impl Migration {
+    /// The file's statements, by the rule of the module's docs.
+    pub(super) fn statements(&self) -> Result<Vec<&'static str>> {
+        split_statements(self.sql).with_context(|| format!("migration file {}", self.file))
+    }
+}
+
+/// `sql`'s statements: each ends at a line that ends with `;` (see the module's docs).
+fn split_statements(sql: &'static str) -> Result<Vec<&'static str>> {
+    let mut statements = Vec::new();
+    let (mut start, mut offset) = (None, 0);
+    for line in sql.split_inclusive('\n') {
+        let (here, text) = (offset, line.trim());
+        offset += line.len();
+        let comment = text.starts_with("--");
+        if start.is_none() && (text.is_empty() || comment) {
+            continue;
+        }
+        let begin = *start.get_or_insert(here);
+        if !comment && text.ends_with(';') {
+            let statement = sql[begin..offset].trim();
+            statements.push(statement[..statement.len() - 1].trim_end());
+            start = None;
+        }
+    }
+    if let Some(begin) = start {
+        bail!(
+            "no line ending with ';' ends the statement {:?}",
+            &sql[begin..]
+        );
+    }
+    Ok(statements)
+}
+
+/// The page of stored rows (`seq`, the key of an event or `''` for a charge, the message id)
+/// after a `seq`, of at most a number of rows.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    seq: i64,
+    key: String,
+    message: String,
+}
+
+/// The look-up document of a row of [`StoredRow`]: its key and its message id.
+type Document = fn(&str, &str) -> String;
+
+/// A charge's document: its message's token.
+fn charge_document(_key: &str, message: &str) -> String {
+    lookup_token('m', message)
+}
+
+/// SQLite, per table of [`SQLITE_LOOKUP_INDEXES`]: the statement that reads a page of its
+/// [`StoredRow`]s (after `?1`, at most `?2`), the one that adds documents to its look-up index
+/// (a JSON array of `[seq, document]`), and its rows' documents.
+const STORED_ROWS: [(&str, &str, Document); 2] = [
+    (
+        "SELECT seq, key, message FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        "INSERT INTO event_lookup (rowid, tokens) SELECT value->>0, value->>1 FROM json_each(?)",
+        event_document,
+    ),
+    (
+        "SELECT seq, '' AS key, message FROM charges WHERE seq > ? ORDER BY seq LIMIT ?",
+        "INSERT INTO charge_lookup (rowid, tokens) SELECT value->>0, value->>1 FROM json_each(?)",
+        charge_document,
+    ),
+];
 
 impl Store {
     pub(super) async fn migrate(&self) -> Result<()> {
@@ -178,33 +180,35 @@ impl Store {
         )
         .execute(&self.pool)
         .await?;
-        for (version, statements) in migrations(self.dialect) {
+        let applied = self.sql("SELECT version FROM tarifa_migrations WHERE version = ?");
+        let record = self.sql("INSERT INTO tarifa_migrations (version, applied_at) VALUES (?, ?)");
+        for migration in migrations(self.dialect) {
+            let version = migration.version;
+            let statements = migration.statements()?;
             let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(AssertSqlSafe(format!(
-                "SELECT version FROM tarifa_migrations WHERE version = {version}"
-            )))
-            .fetch_optional(&mut *tx)
-            .await?;
+            let done: Option<i64> = sqlx::query_scalar(AssertSqlSafe(applied.as_str()))
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
             if done.is_some() {
                 continue;
             }
             for s in statements {
-                sqlx::raw_sql(AssertSqlSafe(*s))
+                sqlx::raw_sql(AssertSqlSafe(s))
                     .execute(&mut *tx)
                     .await
-                    .with_context(|| format!("migration {version}: {s}"))?;
+                    .with_context(|| format!("migration {version} ({}): {s}", migration.file))?;
             }
             if self.dialect == Dialect::Sqlite && version == SQLITE_LOOKUP_VERSION {
                 Self::index_stored_rows(&mut tx)
                     .await
                     .with_context(|| format!("migration {version}: look-up documents"))?;
             }
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO tarifa_migrations (version, applied_at) VALUES ({version}, {})",
-                crate::clock::now()
-            )))
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(AssertSqlSafe(record.as_str()))
+                .bind(version)
+                .bind(crate::clock::now())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -214,44 +218,104 @@ impl Store {
     /// (see [`SQLITE_LOOKUP_INDEXES`]), a page of rows at a time, in the migration's transaction.
     async fn index_stored_rows(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
         const PAGE: i64 = 10_000;
-        /// A charge's document: its message's token.
-        fn charge_document(_key: &str, message: &str) -> String {
-            lookup_token('m', message)
-        }
-        type Document = fn(&str, &str) -> String;
-        let tables: [(&str, &str, &str, Document); 2] = [
-            ("events", "key", "event_lookup", event_document),
-            ("charges", "''", "charge_lookup", charge_document),
-        ];
-        for (table, key, index, document) in tables {
+        for (select, insert, document) in STORED_ROWS {
             let mut after = 0_i64;
             loop {
-                let rows = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT seq, {key}, message FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?"
-                )))
-                .bind(after)
-                .bind(PAGE)
-                .fetch_all(&mut **tx)
-                .await?;
-                let mut documents = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let (seq, key, message): (i64, String, String) =
-                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                    after = seq;
-                    documents.push((seq, document(&key, &message)));
-                }
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {index} (rowid, tokens) \
-                     SELECT value->>0, value->>1 FROM json_each(?)"
-                )))
-                .bind(serde_json::to_string(&documents)?)
-                .execute(&mut **tx)
-                .await?;
+                let rows: Vec<StoredRow> = sqlx::query_as(select)
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                let documents: Vec<(i64, String)> = rows
+                    .iter()
+                    .map(|r| (r.seq, document(&r.key, &r.message)))
+                    .collect();
+                after = rows.last().map_or(after, |r| r.seq);
+                sqlx::query(insert)
+                    .bind(serde_json::to_string(&documents)?)
+                    .execute(&mut **tx)
+                    .await?;
                 if (rows.len() as i64) < PAGE {
                     break;
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_those_of_earlier_releases_and_their_files_numbers() {
+        // What databases of earlier releases recorded: never renumbered.
+        for (dialect, versions) in [
+            (Dialect::Sqlite, vec![1, 2, 3, 4, 5]),
+            (Dialect::Postgres, vec![1, 2, 3, 4, 5, 6]),
+        ] {
+            let list = migrations(dialect);
+            assert_eq!(list.iter().map(|m| m.version).collect::<Vec<_>>(), versions);
+            for m in list {
+                let name = m.file.rsplit('/').next().unwrap();
+                assert_eq!(name[..4].parse::<i64>().unwrap(), m.version, "{}", m.file);
+                assert_eq!(&name[4..5], "_", "{}", m.file);
+                let prefix = match dialect {
+                    Dialect::Sqlite => "sqlite/",
+                    Dialect::Postgres => "postgres/",
+                };
+                assert!(m.file.starts_with(prefix), "{}", m.file);
+            }
+        }
+        assert_eq!(SQLITE_LOOKUP_VERSION, 4);
+    }
+
+    #[test]
+    fn every_file_splits_into_statements() {
+        for m in migrations(Dialect::Sqlite)
+            .iter()
+            .chain(migrations(Dialect::Postgres))
+        {
+            let statements = m.statements().unwrap();
+            assert!(!statements.is_empty(), "{}", m.file);
+            for s in statements {
+                assert!(!s.is_empty() && !s.starts_with("--"), "{}: {s:?}", m.file);
+                assert!(!s.ends_with(';'), "{}: {s:?}", m.file);
+            }
+        }
+    }
+
+    #[test]
+    fn statements_end_at_lines_ending_with_a_semicolon() {
+        let sql = "-- a comment; with a semicolon;\n\nCREATE TABLE a (x TEXT,\n  y TEXT);  \n\
+                   -- between\nINSERT INTO a VALUES ('1;2', '3');\nDROP TABLE b;";
+        assert_eq!(
+            split_statements(sql).unwrap(),
+            [
+                "CREATE TABLE a (x TEXT,\n  y TEXT)",
+                "INSERT INTO a VALUES ('1;2', '3')",
+                "DROP TABLE b"
+            ]
+        );
+        assert!(split_statements("DROP TABLE a;\nDROP TABLE b").is_err());
+        assert_eq!(
+            split_statements("DROP TABLE a; -- not the end\nDROP TABLE b;").unwrap(),
+            ["DROP TABLE a; -- not the end\nDROP TABLE b"]
+        );
+    }
+
+    /// The index of events' hashes is of the very expression the look-ups compare with, or
+    /// PostgreSQL would not use it for them.
+    #[test]
+    fn the_hashed_lookup_index_is_of_the_lookups_expression() {
+        let statements = POSTGRES_HASHED_LOOKUPS.statements().unwrap();
+        let index = concat!(
+            "CREATE INDEX events_lookup ON events (",
+            pg_event_lookup!(""),
+            ")"
+        );
+        assert!(statements.contains(&index), "{statements:#?}");
+        assert!(super::super::lookups::POSTGRES_EXISTING_KEYS.contains(pg_event_lookup!("e.")));
     }
 }

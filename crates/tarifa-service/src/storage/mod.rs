@@ -420,11 +420,12 @@ mod tests {
             let mut script = String::from(
                 "CREATE TABLE tarifa_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);",
             );
-            for (version, statements) in migrations(Dialect::Postgres) {
+            for migration in migrations(Dialect::Postgres) {
+                let version = migration.version;
                 if version >= 6 {
                     break;
                 }
-                for s in statements {
+                for s in migration.statements().unwrap() {
                     script.push_str(s);
                     script.push(';');
                 }
@@ -574,12 +575,13 @@ mod tests {
         sqlx::any::install_default_drivers();
         {
             let pool = connect(&url, 1, None).await.unwrap();
-            for (version, statements) in migrations(Dialect::Sqlite) {
+            for migration in migrations(Dialect::Sqlite) {
+                let version = migration.version;
                 if version >= SQLITE_LOOKUP_VERSION {
                     break;
                 }
-                for s in statements {
-                    sqlx::raw_sql(AssertSqlSafe(*s))
+                for s in migration.statements().unwrap() {
+                    sqlx::raw_sql(AssertSqlSafe(s))
                         .execute(&pool)
                         .await
                         .unwrap();

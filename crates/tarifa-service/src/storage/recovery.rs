@@ -1,4 +1,5 @@
-//! The recovery tables and their queries (migration 2 of [`crate::storage`]).
+//! The recovery tables and their queries (migration 2 of [`crate::storage`]:
+//! `migrations/*/0002_recovery.sql`).
 //!
 //! `recoveries` is both the queue and the record: one row per recovery episode (a customer's bot
 //! conversation or cart, until it is sent or skipped), with the reason for every skip. At most one
@@ -12,33 +13,6 @@ use crate::storage::{Dialect, Store};
 use anyhow::Result;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-
-const COMMON: &str = "
-CREATE TABLE recovery_settings (business TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at BIGINT NOT NULL);
-CREATE TABLE coupons (business TEXT NOT NULL, id TEXT NOT NULL, rules TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (business, id));
-CREATE TABLE coupon_codes (code TEXT NOT NULL, business TEXT NOT NULL, coupon TEXT NOT NULL, user_id TEXT NOT NULL, \
- recovery TEXT NOT NULL, sent_at BIGINT NOT NULL, single_use BIGINT NOT NULL, redeemed_at BIGINT, order_id TEXT, PRIMARY KEY (code, recovery));
-CREATE INDEX coupon_codes_user ON coupon_codes (business, user_id);
-CREATE TABLE carts (business TEXT NOT NULL, cart_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT NOT NULL, items TEXT NOT NULL, \
- total TEXT NOT NULL, currency TEXT NOT NULL, link TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (business, cart_id));
-CREATE TABLE orders (business TEXT NOT NULL, order_id TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, total TEXT NOT NULL, \
- currency TEXT NOT NULL, coupon TEXT, recovery TEXT, cart_id TEXT, PRIMARY KEY (business, order_id));
-CREATE INDEX orders_user ON orders (business, user_id, at);
-CREATE INDEX orders_at ON orders (business, at);
-CREATE TABLE recoveries (id TEXT PRIMARY KEY, business TEXT NOT NULL, user_id TEXT NOT NULL, trigger_kind TEXT NOT NULL, \
- cart_id TEXT, started_at BIGINT NOT NULL, last_at BIGINT NOT NULL, due_at BIGINT NOT NULL, state TEXT NOT NULL, \
- reason TEXT NOT NULL, owner TEXT, lease_until BIGINT, channel TEXT, message_id TEXT, coupon_code TEXT, \
- coupon_expires_at BIGINT, text TEXT, cost TEXT, currency TEXT, sent_at BIGINT, updated_at BIGINT NOT NULL);
-CREATE UNIQUE INDEX recoveries_open ON recoveries (business, user_id) WHERE state IN ('scheduled', 'claimed');
-CREATE INDEX recoveries_due ON recoveries (state, due_at);
-CREATE INDEX recoveries_user ON recoveries (business, user_id, sent_at);
-CREATE INDEX recoveries_started ON recoveries (business, started_at);
-CREATE TABLE recovery_stops (business TEXT NOT NULL, user_id TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (business, user_id));
-CREATE TABLE recovery_cursor (name TEXT PRIMARY KEY, seq BIGINT NOT NULL);
-INSERT INTO recovery_cursor (name, seq) VALUES ('inbound', 0)";
-
-pub const SQLITE: &[&str] = &[COMMON];
-pub const POSTGRES: &[&str] = &[COMMON];
 
 /// A recovery episode.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -142,24 +116,12 @@ pub struct RecoveryStore {
 }
 
 impl RecoveryStore {
-    /// `sql` with `?` placeholders, numbered for PostgreSQL; `GREATEST` is SQLite's `max`.
+    /// `sql` with `?` placeholders in the store's dialect (see [`Store::sql`]); `GREATEST` is
+    /// SQLite's `max`.
     fn sql(&self, sql: &str) -> String {
         match self.store.dialect {
             Dialect::Sqlite => sql.replace("GREATEST(", "max("),
-            Dialect::Postgres => {
-                let mut out = String::with_capacity(sql.len() + 16);
-                let mut n = 0;
-                for c in sql.chars() {
-                    if c == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
-                        out.push(c);
-                    }
-                }
-                out
-            }
+            Dialect::Postgres => self.store.sql(sql),
         }
     }
 
