@@ -193,84 +193,176 @@ impl Grouping {
 /// database, and then both groups get the error, as for a single failed group (so a client that
 /// was refused never reads the effects of its refused command afterwards).
 pub async fn run(
-    mut rx: mpsc::Receiver<Command>,
+    rx: mpsc::Receiver<Command>,
     book: Arc<RwLock<Book>>,
     store: Store,
     grouping: Grouping,
     metrics: Arc<Metrics>,
     reload: Loader,
-    mut seen: SeenKeys,
+    seen: SeenKeys,
 ) {
-    // Until the loader has read every key stored before the start, the filter is incomplete and
-    // every key is looked up in the database.
-    let mut seen_complete = false;
-    let Grouping { max_group, linger } = grouping;
-    let mut batch: Vec<Command> = Vec::with_capacity(max_group);
-    let mut open = Open::new();
-    let mut in_flight: Option<InFlight> = None;
-    let mut closed = false;
-    // Commands in the last group committed: more than one means commands are arriving together,
-    // and a group that waits a little gathers more of them.
-    let mut last_group = 0;
-    loop {
-        let due = || {
-            let age = open.started.map(|s| s.elapsed()).unwrap_or_default();
-            closed || grouping.due(open.commands, age, last_group)
-        };
-        if in_flight.is_none() && open.commands > 0 && due() {
-            last_group = open.commands;
-            in_flight = Some(start_commit(
-                &store,
-                &metrics,
-                std::mem::replace(&mut open, Open::new()),
-            ));
-        }
-        let first = match in_flight.as_mut() {
-            None if closed => break,
-            None if open.commands > 0 => {
-                // Lingering (not due yet): more commands, or the end of the wait.
-                let deadline = open.started.unwrap_or_else(std::time::Instant::now) + linger;
-                tokio::select! {
-                    c = rx.recv() => c,
-                    _ = tokio::time::sleep_until(deadline.into()) => continue,
+    Writer {
+        rx,
+        book,
+        store,
+        grouping,
+        metrics,
+        reload,
+        seen,
+        seen_complete: false,
+        open: Open::new(),
+        in_flight: None,
+        closed: false,
+        last_group: 0,
+    }
+    .run()
+    .await
+}
+
+/// The writer's state between commands.
+struct Writer {
+    rx: mpsc::Receiver<Command>,
+    book: Arc<RwLock<Book>>,
+    store: Store,
+    grouping: Grouping,
+    metrics: Arc<Metrics>,
+    reload: Loader,
+    seen: SeenKeys,
+    /// Until the loader has read every key stored before the start, the filter is incomplete
+    /// and every key is looked up in the database.
+    seen_complete: bool,
+    open: Open,
+    in_flight: Option<InFlight>,
+    /// Every sender is gone: commit what is open and stop.
+    closed: bool,
+    /// Commands in the last group committed: more than one means commands are arriving
+    /// together, and a group that waits a little gathers more of them.
+    last_group: usize,
+}
+
+/// What the database said about a batch before it is applied.
+struct LookedUp {
+    /// Keys of the batch's events that are stored already (retries).
+    existing: HashSet<String>,
+    /// The business of messages only the database knows (statuses without one).
+    owners: Vec<(String, String)>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch: Vec<Command> = Vec::with_capacity(self.grouping.max_group);
+        loop {
+            self.commit_if_due();
+            if self.in_flight.is_none() && self.closed {
+                break;
+            }
+            let Some(first) = self.next_command().await else {
+                continue;
+            };
+            batch.push(first);
+            while self.open.commands + batch.len() < self.grouping.max_group {
+                match self.rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
                 }
             }
-            None => rx.recv().await,
+            self.take(&mut batch).await;
+        }
+    }
+
+    /// Starts the open group's commit when none is in flight and the group is due.
+    fn commit_if_due(&mut self) {
+        let age = self.open.started.map(|s| s.elapsed()).unwrap_or_default();
+        let due = self.closed || self.grouping.due(self.open.commands, age, self.last_group);
+        if self.in_flight.is_none() && self.open.commands > 0 && due {
+            self.last_group = self.open.commands;
+            let open = std::mem::replace(&mut self.open, Open::new());
+            self.in_flight = Some(start_commit(&self.store, &self.metrics, open));
+        }
+    }
+
+    /// The next command, or `None` when something else happened first (the commit in flight
+    /// returned, the open group's wait ended, or the queue closed).
+    async fn next_command(&mut self) -> Option<Command> {
+        let command = match self.in_flight.as_mut() {
+            None if self.open.commands > 0 => {
+                // Lingering (not due yet): more commands, or the end of the wait.
+                let started = self.open.started.unwrap_or_else(std::time::Instant::now);
+                let deadline = started + self.grouping.linger;
+                tokio::select! {
+                    c = self.rx.recv() => c,
+                    _ = tokio::time::sleep_until(deadline.into()) => return None,
+                }
+            }
+            None => self.rx.recv().await,
             Some(f) => {
-                let room = open.commands < max_group && !closed;
+                let room = self.open.commands < self.grouping.max_group && !self.closed;
                 tokio::select! {
                     biased;
                     done = &mut f.commit => {
-                        let f = in_flight.take().expect("a group is in flight");
-                        if let Err((message, mut failed)) = finish(f, joined(done), &metrics) {
-                            failed.append(&mut std::mem::replace(&mut open, Open::new()).pending);
-                            rebuild(&book, &reload, &message, failed).await;
-                        }
-                        continue;
+                        self.committed(joined(done)).await;
+                        return None;
                     }
-                    c = rx.recv(), if room => c,
+                    c = self.rx.recv(), if room => c,
                 }
             }
         };
-        let Some(first) = first else {
-            closed = true;
-            continue;
-        };
-        batch.push(first);
-        while open.commands + batch.len() < max_group {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
+        if command.is_none() {
+            self.closed = true;
         }
+        command
+    }
+
+    /// The commit in flight returned: its commands are answered, or, if it failed, the book is
+    /// rebuilt and both it and the open group (applied on top of it) are refused.
+    async fn committed(&mut self, done: Result<(), String>) {
+        let f = self.in_flight.take().expect("a group is in flight");
+        if let Err((message, mut failed)) = finish(f, done, &self.metrics) {
+            let open = std::mem::replace(&mut self.open, Open::new());
+            failed.extend(open.pending);
+            rebuild(&self.book, &self.reload, &message, failed).await;
+        }
+    }
+
+    /// Whether an event of this key is stored already or waits in a group not committed yet.
+    fn stored_before(&self, key: &str) -> bool {
+        self.open.keys.contains(key)
+            || self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.keys.contains(key))
+    }
+
+    /// Applies a batch of commands into the open group; if the database cannot answer what the
+    /// batch needs from it, the whole batch is refused and nothing of it applied.
+    async fn take(&mut self, batch: &mut Vec<Command>) {
         let applying = std::time::Instant::now();
-        open.started.get_or_insert(applying);
-        open.commands += batch.len();
-        let stored_before = |key: &str| {
-            open.keys.contains(key) || in_flight.as_ref().is_some_and(|f| f.keys.contains(key))
+        self.open.started.get_or_insert(applying);
+        let looked_up = match self.look_up(batch).await {
+            Ok(l) => l,
+            Err(e) => {
+                fail_group(batch, &format!("storage: {e:#}"));
+                return;
+            }
         };
-        // Which events are stored already (a retry from Meta or from the business): only keys
-        // that the filter of stored keys may contain are looked up.
+        self.open.commands += batch.len();
+        let now = crate::clock::now();
+        let book = self.book.clone();
+        let mut book = book.write().unwrap_or_else(|p| p.into_inner());
+        for command in batch.drain(..) {
+            let pending = self.apply(command, &mut book, &looked_up, now);
+            self.open.pending.push(pending);
+        }
+        drop(book);
+        self.metrics
+            .seen_keys
+            .store(self.seen.len() as u64, Relaxed);
+        self.metrics.apply_seconds.observe(applying.elapsed());
+    }
+
+    /// The keys of the batch stored already (only keys the filter of stored keys may contain
+    /// are asked about), and the owners of messages only the database knows.
+    async fn look_up(&self, batch: &[Command]) -> anyhow::Result<LookedUp> {
         let keys: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|c| match c {
@@ -278,179 +370,173 @@ pub async fn run(
                 Command::RecordReserved { row, .. } => vec![row.lookup()],
                 _ => Vec::new(),
             })
-            .filter(|(k, _)| !stored_before(k) && (!seen_complete || seen.may_contain(k)))
+            .filter(|(k, _)| {
+                !self.stored_before(k) && (!self.seen_complete || self.seen.may_contain(k))
+            })
             .collect();
-        let existing = if keys.is_empty() {
-            HashSet::new()
-        } else {
-            metrics.key_lookups.fetch_add(1, Relaxed);
-            metrics
+        let mut existing = HashSet::new();
+        if !keys.is_empty() {
+            self.metrics.key_lookups.fetch_add(1, Relaxed);
+            self.metrics
                 .key_lookup_keys
                 .fetch_add(keys.len() as u64, Relaxed);
-            match store.existing_keys(&keys).await {
-                Ok(e) => e,
-                Err(e) => {
-                    open.commands -= batch.len();
-                    fail_group(&mut batch, &format!("storage: {e:#}"));
-                    continue;
-                }
-            }
-        };
-        // Statuses whose message (and so business) only the database knows.
-        let unknown: Vec<String> = {
-            let b = book.read().unwrap_or_else(|p| p.into_inner());
-            batch
-                .iter()
-                .flat_map(|c| match c {
-                    Command::Ingest { rows, .. } => rows
-                        .iter()
-                        .filter(|r| r.business.is_empty() && b.business_of(&r.message).is_none())
-                        .map(|r| r.message.clone())
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .collect()
-        };
-        let owners = if unknown.is_empty() {
-            Vec::new()
-        } else {
+            existing = self.store.existing_keys(&keys).await?;
+        }
+        let unknown = self.messages_without_business(batch);
+        let mut owners = Vec::new();
+        if !unknown.is_empty() {
             let refs: Vec<&str> = unknown.iter().map(String::as_str).collect();
-            store.businesses_of(&refs).await.unwrap_or_default()
-        };
-        drop(keys);
+            owners = self.store.businesses_of(&refs).await?;
+        }
+        Ok(LookedUp { existing, owners })
+    }
 
-        let now = crate::clock::now();
-        let mut b = book.write().unwrap_or_else(|p| p.into_inner());
-        let w = &mut open.w;
-        for command in batch.drain(..) {
-            open.pending.push(match command {
-                Command::Ingest { rows, reply } => {
-                    let mut outcomes = Vec::with_capacity(rows.len());
-                    for mut row in rows {
-                        let key = row.key.as_str();
-                        let duplicate = existing.contains(key)
-                            || open.keys.contains(key)
-                            || in_flight.as_ref().is_some_and(|f| f.keys.contains(key));
-                        if duplicate {
-                            outcomes.push(Outcome::Duplicate);
-                            continue;
-                        }
-                        let key = row.key.as_str().to_string();
-                        if row.business.is_empty() {
-                            row.business = b
-                                .business_of(&row.message)
-                                .map(str::to_string)
-                                .or_else(|| {
-                                    owners
-                                        .iter()
-                                        .find(|(m, _)| *m == row.message)
-                                        .map(|(_, b)| b.clone())
-                                })
-                                .unwrap_or_default();
-                        }
-                        let outcome = b.apply_event(row, now, w);
-                        if outcome == Outcome::Stored {
-                            seen.insert(key.as_str());
-                            open.keys.insert(key.as_str().to_string());
-                        }
-                        outcomes.push(outcome);
-                    }
-                    Pending::Ingest(reply, outcomes)
-                }
-                Command::DeadLetter {
+    /// Statuses of the batch whose message (and so business) only the database knows.
+    fn messages_without_business(&self, batch: &[Command]) -> Vec<String> {
+        let book = self.book.read().unwrap_or_else(|p| p.into_inner());
+        batch
+            .iter()
+            .flat_map(|c| match c {
+                Command::Ingest { rows, .. } => rows
+                    .iter()
+                    .filter(|r| r.business.is_empty() && book.business_of(&r.message).is_none())
+                    .map(|r| r.message.clone())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Applies one command to the book into the open group; returns what its answer waits for.
+    fn apply(&mut self, command: Command, b: &mut Book, looked_up: &LookedUp, now: i64) -> Pending {
+        let w = &mut self.open.w;
+        match command {
+            Command::Ingest { rows, reply } => {
+                let outcomes = rows
+                    .into_iter()
+                    .map(|row| self.ingest(row, b, looked_up, now, None))
+                    .collect();
+                Pending::Ingest(reply, outcomes)
+            }
+            Command::DeadLetter {
+                source,
+                reason,
+                body,
+                reply,
+            } => {
+                w.dead_letters.push(DeadLetter {
+                    received_at: now,
                     source,
                     reason,
                     body,
-                    reply,
-                } => {
-                    w.dead_letters.push(DeadLetter {
-                        received_at: now,
-                        source,
-                        reason,
-                        body,
-                    });
-                    Pending::DeadLetter(reply)
-                }
-                Command::TopUp {
-                    business,
-                    id,
-                    amount,
-                    reply,
-                } => {
-                    let answer = b
-                        .top_up(&business, &id, amount, now, w)
-                        .map(|a| TopUpAnswer {
-                            status: match a.status {
-                                tarifa_core::ledger::Status::Created => "created",
-                                tarifa_core::ledger::Status::Exists => "exists",
-                            },
-                            transfer: a.transfer.id.0,
-                        });
-                    Pending::TopUp(reply, answer)
-                }
-                Command::Expire => {
-                    b.expire(now, w);
-                    b.trim_some(now, crate::domain::book::FORGET_PER_TICK);
-                    Pending::Nothing
-                }
-                Command::Reserve {
-                    planned,
-                    at,
-                    reservation,
-                    timeout_secs,
-                    reply,
-                } => {
-                    let answer = b.reserve(&planned, &reservation, at, now, timeout_secs, w);
-                    Pending::Reserve(reply, Box::new(answer))
-                }
-                Command::RecordReserved {
-                    reservation,
-                    row,
-                    reply,
-                } => {
-                    let duplicate = existing.contains(row.key.as_str())
-                        || open.keys.contains(row.key.as_str())
-                        || in_flight
-                            .as_ref()
-                            .is_some_and(|f| f.keys.contains(row.key.as_str()));
-                    let outcome = if duplicate {
-                        Outcome::Duplicate
-                    } else {
-                        let key = row.key.clone();
-                        let outcome = b.record_reserved(&reservation, row, now, w);
-                        if outcome == Outcome::Stored {
-                            seen.insert(key.as_str());
-                            open.keys.insert(key.as_str().to_string());
-                        }
-                        outcome
-                    };
-                    Pending::Recorded(reply, outcome)
-                }
-                Command::CancelReservation {
-                    business,
-                    reservation,
-                    reply,
-                } => {
-                    b.cancel_reservation(&business, &reservation, now, w);
-                    Pending::Cancelled(reply)
-                }
-                Command::KnownKeys(keys) => {
-                    keys.iter().for_each(|k| seen.insert(k));
-                    Pending::Nothing
-                }
-                Command::KnownKeysComplete => {
-                    seen_complete = true;
-                    // The count first: whoever reads "complete" reads the full count too.
-                    metrics.seen_keys.store(seen.len() as u64, Relaxed);
-                    metrics.seen_keys_complete.store(1, Release);
-                    Pending::Nothing
-                }
-            });
+                });
+                Pending::DeadLetter(reply)
+            }
+            Command::TopUp {
+                business,
+                id,
+                amount,
+                reply,
+            } => Pending::TopUp(reply, top_up(b, &business, &id, amount, now, w)),
+            Command::Expire => {
+                b.expire(now, w);
+                b.trim_some(now, crate::domain::book::FORGET_PER_TICK);
+                Pending::Nothing
+            }
+            Command::Reserve {
+                planned,
+                at,
+                reservation,
+                timeout_secs,
+                reply,
+            } => {
+                let answer = b.reserve(&planned, &reservation, at, now, timeout_secs, w);
+                Pending::Reserve(reply, Box::new(answer))
+            }
+            Command::RecordReserved {
+                reservation,
+                row,
+                reply,
+            } => {
+                let outcome = self.ingest(row, b, looked_up, now, Some(&reservation));
+                Pending::Recorded(reply, outcome)
+            }
+            Command::CancelReservation {
+                business,
+                reservation,
+                reply,
+            } => {
+                b.cancel_reservation(&business, &reservation, now, w);
+                Pending::Cancelled(reply)
+            }
+            Command::KnownKeys(keys) => {
+                keys.iter().for_each(|k| self.seen.insert(k));
+                Pending::Nothing
+            }
+            Command::KnownKeysComplete => {
+                self.seen_complete = true;
+                // The count first: whoever reads "complete" reads the full count too.
+                let metrics = &self.metrics;
+                metrics.seen_keys.store(self.seen.len() as u64, Relaxed);
+                metrics.seen_keys_complete.store(1, Release);
+                Pending::Nothing
+            }
         }
-        drop(b);
-        metrics.seen_keys.store(seen.len() as u64, Relaxed);
-        metrics.apply_seconds.observe(applying.elapsed());
     }
+
+    /// Applies one new event (the record of a reserved message when `reservation` is given),
+    /// unless it is a duplicate; a status without a business gets its message's.
+    fn ingest(
+        &mut self,
+        mut row: NewEvent,
+        b: &mut Book,
+        looked_up: &LookedUp,
+        now: i64,
+        reservation: Option<&str>,
+    ) -> Outcome {
+        let key = row.key.as_str().to_string();
+        if looked_up.existing.contains(&key) || self.stored_before(&key) {
+            return Outcome::Duplicate;
+        }
+        if row.business.is_empty() {
+            row.business = b
+                .business_of(&row.message)
+                .map(str::to_string)
+                .or_else(|| {
+                    let owner = looked_up.owners.iter().find(|(m, _)| *m == row.message);
+                    owner.map(|(_, business)| business.clone())
+                })
+                .unwrap_or_default();
+        }
+        let w = &mut self.open.w;
+        let outcome = match reservation {
+            Some(reservation) => b.record_reserved(reservation, row, now, w),
+            None => b.apply_event(row, now, w),
+        };
+        if outcome == Outcome::Stored {
+            self.seen.insert(&key);
+            self.open.keys.insert(key);
+        }
+        outcome
+    }
+}
+
+/// A top-up, as the answer the API gives.
+fn top_up(
+    b: &mut Book,
+    business: &str,
+    id: &str,
+    amount: Decimal,
+    now: i64,
+    w: &mut Effects,
+) -> Result<TopUpAnswer, String> {
+    b.top_up(business, id, amount, now, w).map(|a| TopUpAnswer {
+        status: match a.status {
+            tarifa_core::ledger::Status::Created => "created",
+            tarifa_core::ledger::Status::Exists => "exists",
+        },
+        transfer: a.transfer.id.0,
+    })
 }
 
 /// A commit task's result (a panic in it is a failed commit).
