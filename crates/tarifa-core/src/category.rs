@@ -97,7 +97,7 @@ impl BilledCategory {
     }
 
     /// Parses Meta's `pricing.category` / `origin.type` (both spellings of
-    /// authentication-international, spec §11 #12).
+    /// authentication-international: Meta writes it both ways).
     pub fn parse(text: &str) -> Option<BilledCategory> {
         Some(match text.to_ascii_lowercase().as_str() {
             "template" | "notification" => BilledCategory::Template,

@@ -1,7 +1,7 @@
 //! Businesses and rule switches: the configuration a rating run needs besides rate cards.
 //!
-//! Deserialized from the `--config` TOML by the binary; here it is plain data. Every point the spec
-//! marks uncertain (⚠) is a field of [`Rules`] with a documented default, so an operator can match
+//! Deserialized from the `--config` TOML by the binary; here it is plain data. Every point where Meta's
+//! documents leave room for doubt is a field of [`Rules`] with a documented default, so an operator can match
 //! what Meta's invoices show.
 
 use crate::market::{Country, MarketOptions};
@@ -53,7 +53,8 @@ pub enum ConversationStart {
     Sent,
 }
 
-/// Whose conversations are counted together (spec §11 #14).
+/// Whose conversations are counted together: per WABA and business number (Meta's documents
+/// describe both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationScope {
@@ -65,7 +66,7 @@ pub enum ConversationScope {
     Business,
 }
 
-/// When "inside the customer service window" is judged (D-6, spec §11 #8).
+/// When "inside the customer service window" is judged (D-6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowJudgedAt {
@@ -76,7 +77,8 @@ pub enum WindowJudgedAt {
     Send,
 }
 
-/// Rule switches for the points the spec marks uncertain. Defaults follow the spec's positions.
+/// Rule switches for the points Meta's documents leave open. Defaults follow what Meta's
+/// invoices and worked examples show (see `docs/RATING.md`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
@@ -95,7 +97,7 @@ pub struct Rules {
     pub free_service_messages_per_number: u32,
     /// B-2/C-2 vs W-5: what starts a conversation window.
     pub conversation_start: ConversationStart,
-    /// Spec §11 #14.
+    /// See [`ConversationScope`].
     pub conversation_scope: ConversationScope,
     /// D-6.
     pub window_judged_at: WindowJudgedAt,
@@ -141,7 +143,7 @@ pub struct PriceListConfig {
     pub rate_card: Vec<CardFile>,
     #[serde(default)]
     pub tier_card: Vec<CardFile>,
-    /// Minimum wallet balance required to use free service (seed 002: 5 USD at Pancake); used by
+    /// Minimum wallet balance required to use free service (e.g. 5 USD at Pancake); used by
     /// the wallet, kept here so one file describes the price list.
     pub min_balance_for_free_service: Option<Decimal>,
 }

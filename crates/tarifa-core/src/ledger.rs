@@ -352,8 +352,8 @@ pub struct Balance {
     pub available: Amount,
 }
 
-/// Whether a wallet may use the free service tier under a minimum-balance rule (seed 002:
-/// Pancake requires 5 USD): its available balance (holds deducted) is at least `min_balance`.
+/// Whether a wallet may use the free service tier under a minimum-balance rule (a BSP such
+/// as Pancake requires 5 USD): its available balance (holds deducted) is at least `min_balance`.
 /// No rule (`None`, the default of `price_list.min_balance_for_free_service`) always allows it.
 pub fn may_use_free_service(wallet: &Balance, min_balance: Option<Amount>) -> bool {
     min_balance.is_none_or(|min| wallet.available >= min)
@@ -2072,7 +2072,7 @@ mod tests {
         assert!(!crossed(&mut ledger, &post("t", "funding", "credit", "1")));
     }
 
-    // Free-service gate (seed 002)
+    // Free-service gate (minimum balance)
 
     #[test]
     fn free_service_requires_the_minimum_balance() {

@@ -1,8 +1,8 @@
 //! tarifa-core: the pure heart of tarifa.
 //!
 //! Everything here is deterministic and does no I/O: it takes text or values and returns values.
-//! The rating rules follow `shared/spec/whatsapp-pricing.md`; rule ids (`B-3`, `C-10`, `D-15` …)
-//! appear in the docs and tests of the code that implements them.
+//! Rule ids (`B-3`, `C-10`, `D-15` …) are catalogued in `docs/RULES.md`; they appear on every
+//! charge and in the docs and tests of the code that implements them.
 
 pub mod bill;
 pub mod card;

@@ -1,4 +1,4 @@
-//! Sales recovery ("Recuperador de Vendas", seed 004): the rules that decide whether, when and how
+//! Sales recovery ("Recuperador de Vendas"): the rules that decide whether, when and how
 //! a recovery message goes to a customer who talked to the store's bot or left a cart without
 //! buying, how a recovery coupon is judged at redemption, and how results are attributed.
 //!
@@ -95,7 +95,7 @@ pub struct RecoveryConfig {
     pub enabled: bool,
     /// The business phone number (Meta's phone number id) that sends recovery messages.
     pub phone: String,
-    /// Minutes after the last interaction (5 to 60, seed 004).
+    /// Minutes after the last interaction (5 to 60).
     pub delay_minutes: u32,
     /// What starts a recovery (default: both).
     #[serde(default = "both_triggers")]
@@ -557,8 +557,8 @@ pub fn end_of_quiet(q: Quiet, now: Instant, calendar: &Calendar) -> Option<Insta
     Some(calendar.at_wall_clock(end_date, q.to).max(now + 1))
 }
 
-/// A coupon's settings now (the store may change them after codes went out; seed 004: "the new
-/// settings are the ones that apply").
+/// A coupon's settings now (the store may change them after codes went out; the new
+/// settings are the ones that apply).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CouponRules {

@@ -29,8 +29,9 @@ use tarifa_core::ledger::{
 use tarifa_core::time::{Instant, Month, DAY};
 
 /// Most items (messages and histories) the writer's tick forgets at once: about 25 ms of
-/// freeing (forgetting 20,000 messages and their events took 20–26 ms, `BENCHMARKS.md`,
-/// session 9), more than a load of 20,000 events/s has leave the window each second.
+/// freeing (forgetting 20,000 messages and their events took 20–26 ms,
+/// `docs/benchmarks-history.md`), more than a load of 20,000 events/s has leave the window each
+/// second.
 pub const FORGET_PER_TICK: usize = 20_000;
 
 /// Meta's error for a user who stopped marketing messages.

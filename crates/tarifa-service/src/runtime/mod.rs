@@ -260,7 +260,7 @@ async fn tick(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The recovery scheduler: a pass every `check_interval_minutes` (seed 004: 5), so a recovery
+/// The recovery scheduler: a pass every `check_interval_minutes` (5 by default), so a recovery
 /// leaves between its due time and one interval later.
 async fn run_recovery(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let period =

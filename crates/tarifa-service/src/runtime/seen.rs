@@ -9,7 +9,7 @@
 //! The rate of false positives is what costs: a group of 70 events (20,000 events a second) with
 //! one maybe among them waits for a look-up. At 10 bits a key (0.8 % false positives) half of the
 //! groups did once the filter was full, and PostgreSQL's look-ups doubled the writer's time
-//! (`BENCHMARKS.md`, session 10). So each layer has 20 bits a key and more (about 2.5 bytes a
+//! (`docs/benchmarks-history.md`). So each layer has 20 bits a key and more (about 2.5 bytes a
 //! key), and is *blocked*: a key's bits all lie in one 64-byte block, one cache line, so a key
 //! costs one memory access however many bits it sets.
 //!

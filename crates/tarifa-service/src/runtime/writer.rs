@@ -1,7 +1,7 @@
 //! The single writer: every change to the book goes through one task that takes commands from a
 //! queue, applies a whole group of them in memory, stores the group in one transaction (group
 //! commit) and only then answers. One commit per group, not per event, is what makes durable
-//! acknowledgement fast (see `shared/docs/ENGINEERING.md` §2); one writer is what makes the
+//! acknowledgement fast (a commit costs a fixed fsync however many events it holds); one writer is what makes the
 //! ledger's checks (no wallet below its floor) hold without database locks.
 //!
 //! If a commit fails, nobody in the group gets a positive answer and the book is rebuilt from the
