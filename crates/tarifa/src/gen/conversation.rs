@@ -53,8 +53,14 @@ impl Session {
     }
 
     pub fn in_entry_point_window(&self, t: Secs) -> bool {
+        self.entry_point_start(t).is_some()
+    }
+
+    /// The start of the entry point window `t` falls in, if any.
+    pub fn entry_point_start(&self, t: Secs) -> Option<Secs> {
         self.entry_point_window
-            .is_some_and(|(start, end)| t >= start && t < end)
+            .filter(|&(start, end)| t >= start && t < end)
+            .map(|(start, _)| start)
     }
 
     /// The business's first reply to an ad: the entry point window opens if the reply is within
@@ -85,10 +91,7 @@ impl Session {
         free_form: bool,
         delivered: bool,
     ) -> (PriceTag, Secs) {
-        if let Some((start, _)) = self
-            .entry_point_window
-            .filter(|_| self.in_entry_point_window(t))
-        {
+        if let Some(start) = self.entry_point_start(t) {
             return (
                 PriceTag::conversation(BilledCategory::ReferralConversion, false),
                 start,

@@ -46,7 +46,7 @@ impl Generator<'_> {
                 s.conversation(self.w, t, price.category, tmpl == FREE_FORM, delivered)
             }
             PricingModel::Pmp if situation.in_entry_point_window => {
-                (price, s.entry_point_window.map_or(t, |(start, _)| start))
+                (price, s.entry_point_start(t).unwrap_or(t))
             }
             _ => (price, t),
         };
