@@ -105,33 +105,12 @@ pub fn run(args: &LoadArgs) -> Result<()> {
 
 async fn drive(args: &LoadArgs) -> Result<()> {
     let target = Target::parse(&args.url)?;
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
     let total = (args.rate * args.duration).round().max(1.0) as u64;
-    let params = Params {
-        kind: args.kind,
-        secret: args.secret.clone(),
-        auth: format!("Bearer {}", args.token),
-        business: args.business.clone(),
-        events_per_webhook: args.events_per_webhook,
-        recipients: args.recipients,
-        rate: args.rate,
-        nonce: since_epoch.as_nanos() as u64,
-        unix_start: since_epoch.as_secs() as i64,
-    };
+    let params = Params::new(args);
     // Every request is built (and signed) before the clock starts, so the generator's own CPU
     // during the run is a write and a read per request.
     let requests = Arc::new(Requests::build(&target, &params, total));
-    // Every connection is open before the clock starts: the run measures requests, not
-    // connection set-up (a connection that fails here is retried by its worker, on the clock).
-    let connecting: Vec<_> = (0..args.connections.min(total as usize))
-        .map(|_| tokio::spawn(connect(target.address.clone())))
-        .collect();
-    let mut connections = Vec::with_capacity(connecting.len());
-    for c in connecting {
-        connections.push(c.await.ok().and_then(Result::ok));
-    }
+    let connections = open_connections(&target, args.connections.min(total as usize)).await;
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
         total,
@@ -153,29 +132,44 @@ async fn drive(args: &LoadArgs) -> Result<()> {
     let mut all = Tally::default();
     for w in workers {
         match w.await {
-            Ok(t) => {
-                all.ok += t.ok;
-                all.latencies_us.extend(t.latencies_us);
-                for (k, v) in t.by_status {
-                    *all.by_status.entry(k).or_default() += v;
-                }
-            }
+            Ok(t) => all.add(t),
             Err(e) => *all.by_status.entry(format!("worker: {e}")).or_default() += 1,
         }
     }
     // From the first scheduled request to the last answer.
     let elapsed = wall.elapsed().saturating_sub(Duration::from_millis(50));
     let seconds = args.timeline.then(|| timeline(&all, args.rate));
-    report(
-        &all,
-        total,
-        elapsed,
-        &params,
-        args.rate,
-        args.json,
-        seconds.as_deref(),
-    );
+    let summary = Summary::new(&all, total, elapsed, &params, args.rate);
+    if args.json {
+        summary.print_json(seconds.as_deref());
+    } else {
+        summary.print_table(seconds.as_deref());
+    }
     Ok(())
+}
+
+/// Every connection is opened before the clock starts: the run measures requests, not
+/// connection set-up (a connection that fails here is retried by its worker, on the clock).
+async fn open_connections(target: &Target, count: usize) -> Vec<Option<TcpStream>> {
+    let connecting: Vec<_> = (0..count)
+        .map(|_| tokio::spawn(connect(target.address.clone())))
+        .collect();
+    let mut connections = Vec::with_capacity(connecting.len());
+    for c in connecting {
+        connections.push(c.await.ok().and_then(Result::ok));
+    }
+    connections
+}
+
+impl Tally {
+    /// Adds what another worker saw.
+    fn add(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.latencies_us.extend(other.latencies_us);
+        for (k, v) in other.by_status {
+            *self.by_status.entry(k).or_default() += v;
+        }
+    }
 }
 
 /// Where the requests go: `http://host:port[/prefix]` (plain HTTP/1.1; no TLS).
@@ -273,6 +267,25 @@ struct Params {
     unix_start: i64,
 }
 
+impl Params {
+    fn new(args: &LoadArgs) -> Params {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Params {
+            kind: args.kind,
+            secret: args.secret.clone(),
+            auth: format!("Bearer {}", args.token),
+            business: args.business.clone(),
+            events_per_webhook: args.events_per_webhook,
+            recipients: args.recipients,
+            rate: args.rate,
+            nonce: since_epoch.as_nanos() as u64,
+            unix_start: since_epoch.as_secs() as i64,
+        }
+    }
+}
+
 fn percentile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -281,80 +294,122 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted[rank - 1] as f64 / 1000.0
 }
 
-fn report(
-    t: &Tally,
-    total: u64,
-    elapsed: Duration,
-    p: &Params,
+/// The figures of a run.
+struct Summary<'a> {
+    kind: &'static str,
+    /// `--rate`.
     target: f64,
-    json: bool,
-    seconds: Option<&[Second]>,
-) {
-    let mut lat: Vec<u64> = t.latencies_us.iter().map(|&(_, l)| l).collect();
-    lat.sort_unstable();
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    let sent = lat.len() as u64;
-    let errors: u64 = t.by_status.values().sum();
-    let per = match p.kind {
-        Kind::Webhook => p.events_per_webhook as u64,
-        Kind::Quote => 1,
-    };
-    let achieved = sent as f64 / secs;
-    let events = (t.ok * per) as f64 / secs;
-    let [p50, p90, p99, p999] = [0.5, 0.9, 0.99, 0.999].map(|q| percentile(&lat, q));
-    let max = lat.last().copied().unwrap_or(0) as f64 / 1000.0;
-    let kind = match p.kind {
-        Kind::Webhook => "webhook",
-        Kind::Quote => "quote",
-    };
-    if json {
+    planned: u64,
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    by_status: &'a BTreeMap<String, u64>,
+    secs: f64,
+    achieved: f64,
+    /// Events per request.
+    per: u64,
+    /// Events acknowledged per second.
+    events: f64,
+    /// p50, p90, p99, p99.9 and maximum latency (ms).
+    latency_ms: [f64; 5],
+}
+
+impl<'a> Summary<'a> {
+    fn new(t: &'a Tally, planned: u64, elapsed: Duration, p: &Params, target: f64) -> Summary<'a> {
+        let mut lat: Vec<u64> = t.latencies_us.iter().map(|&(_, l)| l).collect();
+        lat.sort_unstable();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let sent = lat.len() as u64;
+        let (kind, per) = match p.kind {
+            Kind::Webhook => ("webhook", p.events_per_webhook as u64),
+            Kind::Quote => ("quote", 1),
+        };
+        let [p50, p90, p99, p999] = [0.5, 0.9, 0.99, 0.999].map(|q| percentile(&lat, q));
+        let max = lat.last().copied().unwrap_or(0) as f64 / 1000.0;
+        Summary {
+            kind,
+            target,
+            planned,
+            sent,
+            ok: t.ok,
+            errors: t.by_status.values().sum(),
+            by_status: &t.by_status,
+            secs,
+            achieved: sent as f64 / secs,
+            per,
+            events: (t.ok * per) as f64 / secs,
+            latency_ms: [p50, p90, p99, p999, max],
+        }
+    }
+
+    fn print_json(&self, seconds: Option<&[Second]>) {
+        let [p50, p90, p99, p999, max] = self.latency_ms;
         let mut v = serde_json::json!({
-            "kind": kind,
-            "target_rate": target,
-            "planned": total,
-            "sent": sent,
-            "ok": t.ok,
-            "errors": errors,
-            "errors_by_status": t.by_status,
-            "seconds": secs,
-            "achieved_rate": achieved,
-            "events_per_request": per,
-            "events_acknowledged_per_s": events,
+            "kind": self.kind,
+            "target_rate": self.target,
+            "planned": self.planned,
+            "sent": self.sent,
+            "ok": self.ok,
+            "errors": self.errors,
+            "errors_by_status": self.by_status,
+            "seconds": self.secs,
+            "achieved_rate": self.achieved,
+            "events_per_request": self.per,
+            "events_acknowledged_per_s": self.events,
             "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "p99.9": p999, "max": max},
         });
         if let Some(seconds) = seconds {
             v["timeline"] = serde_json::json!(seconds);
         }
         println!("{v}");
-        return;
     }
-    println!("kind                     {kind}");
-    println!("target rate              {target:.0} req/s");
-    println!("requests sent            {sent} (planned {total})");
-    println!("ok (2xx)                 {}", t.ok);
-    println!("errors                   {errors}");
-    for (k, v) in &t.by_status {
-        println!("  {k:<22} {v}");
-    }
-    println!("seconds                  {secs:.2}");
-    println!("achieved rate            {achieved:.0} req/s");
-    if p.kind == Kind::Webhook {
-        println!("events acknowledged/s    {events:.0} ({per} per webhook)");
-    }
-    println!("latency from schedule (ms)");
-    println!("  p50   {p50:>10.2}");
-    println!("  p90   {p90:>10.2}");
-    println!("  p99   {p99:>10.2}");
-    println!("  p99.9 {p999:>10.2}");
-    println!("  max   {max:>10.2}");
-    if let Some(seconds) = seconds {
-        println!("second  requests     p50 ms     p99 ms     max ms");
-        for s in seconds {
-            println!(
-                "{:>6}  {:>8}  {:>9.2}  {:>9.2}  {:>9.2}",
-                s.second, s.requests, s.p50_ms, s.p99_ms, s.max_ms
-            );
+
+    fn print_table(&self, seconds: Option<&[Second]>) {
+        let Summary {
+            kind,
+            target,
+            planned,
+            sent,
+            errors,
+            secs,
+            achieved,
+            per,
+            events,
+            ..
+        } = *self;
+        println!("kind                     {kind}");
+        println!("target rate              {target:.0} req/s");
+        println!("requests sent            {sent} (planned {planned})");
+        println!("ok (2xx)                 {}", self.ok);
+        println!("errors                   {errors}");
+        for (k, v) in self.by_status {
+            println!("  {k:<22} {v}");
         }
+        println!("seconds                  {secs:.2}");
+        println!("achieved rate            {achieved:.0} req/s");
+        if kind == "webhook" {
+            println!("events acknowledged/s    {events:.0} ({per} per webhook)");
+        }
+        let [p50, p90, p99, p999, max] = self.latency_ms;
+        println!("latency from schedule (ms)");
+        println!("  p50   {p50:>10.2}");
+        println!("  p90   {p90:>10.2}");
+        println!("  p99   {p99:>10.2}");
+        println!("  p99.9 {p999:>10.2}");
+        println!("  max   {max:>10.2}");
+        if let Some(seconds) = seconds {
+            print_timeline(seconds);
+        }
+    }
+}
+
+fn print_timeline(seconds: &[Second]) {
+    println!("second  requests     p50 ms     p99 ms     max ms");
+    for s in seconds {
+        println!(
+            "{:>6}  {:>8}  {:>9.2}  {:>9.2}  {:>9.2}",
+            s.second, s.requests, s.p50_ms, s.p99_ms, s.max_ms
+        );
     }
 }
 

@@ -165,23 +165,15 @@ pub fn json(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
     let bill = r.bill;
     out.write_all(b"{\"messages\":[")?;
     if !r.summary {
-        for (i, v) in bill.messages().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &message_json(bill, &v))?;
-        }
+        json_items(out, bill.messages(), |out, v| {
+            serde_json::to_writer(out, &message_json(bill, v))
+        })?;
     }
     out.write_all(b"\n],\"conversations\":[")?;
     if !r.summary {
-        for (i, c) in bill.conversation_views().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &conversation_json(&c))?;
-        }
+        json_items(out, bill.conversation_views(), |out, c| {
+            serde_json::to_writer(out, &conversation_json(c))
+        })?;
     }
     out.write_all(b"\n],\"totals\":")?;
     serde_json::to_writer_pretty(&mut *out, &bill.totals())?;
@@ -204,6 +196,22 @@ pub fn json(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
     });
     serde_json::to_writer_pretty(&mut *out, &input)?;
     out.write_all(b"}\n")
+}
+
+/// The items of a JSON array, one a line, each written by `write`.
+fn json_items<W: Write, T>(
+    out: &mut W,
+    items: impl Iterator<Item = T>,
+    write: impl Fn(&mut W, &T) -> serde_json::Result<()>,
+) -> io::Result<()> {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(b"\n")?;
+        write(&mut *out, &item)?;
+    }
+    Ok(())
 }
 
 fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
@@ -230,159 +238,177 @@ fn opt_time(t: Option<Instant>) -> String {
 
 /// CSV of one table.
 pub fn csv(r: &Report<'_>, table: Table, out: &mut impl Write) -> io::Result<()> {
-    let bill = r.bill;
     match table {
-        Table::Messages => {
-            csv_row(
-                out,
-                &[
-                    "id",
-                    "business",
-                    "phone",
-                    "user",
-                    "group",
-                    "market",
-                    "country",
-                    "sent_at",
-                    "delivered_at",
-                    "charged",
-                    "amount",
-                    "currency",
-                    "category",
-                    "pricing_type",
-                    "pricing_model",
-                    "rule",
-                    "rate",
-                    "tier_band",
-                    "conversation",
-                    "why",
-                ],
-            )?;
-            for v in bill.messages() {
-                let l = v.line;
-                csv_row(
-                    out,
-                    &[
-                        v.id,
-                        v.business,
-                        v.phone,
-                        v.user,
-                        v.group.unwrap_or(""),
-                        l.market.map_or("", |m| m.name()),
-                        &country_text(&v),
-                        &format_instant(v.sent_at),
-                        &opt_time(v.delivered_at),
-                        if l.charged() { "true" } else { "false" },
-                        &amount(l.amount),
-                        v.currency,
-                        l.category.as_str(),
-                        l.pricing_type.as_str(),
-                        l.model.as_str(),
-                        l.rule,
-                        &l.rate.map(amount).unwrap_or_default(),
-                        &if l.band > 0 {
-                            l.band.to_string()
-                        } else {
-                            String::new()
-                        },
-                        v.conversation.as_deref().unwrap_or(""),
-                        &bill.explain(l),
-                    ],
-                )?;
-            }
-        }
-        Table::Conversations => {
-            csv_row(
-                out,
-                &[
-                    "id",
-                    "business",
-                    "phone",
-                    "user",
-                    "category",
-                    "pricing_model",
-                    "opened_by",
-                    "opened_at",
-                    "expires_at",
-                    "charged",
-                    "amount",
-                ],
-            )?;
-            for c in bill.conversation_views() {
-                csv_row(
-                    out,
-                    &[
-                        &c.id,
-                        c.business,
-                        c.phone,
-                        c.user,
-                        c.category.as_str(),
-                        c.model.as_str(),
-                        c.opened_by,
-                        &format_instant(c.opened_at),
-                        &format_instant(c.expires_at),
-                        if c.charged { "true" } else { "false" },
-                        &amount(c.amount),
-                    ],
-                )?;
-            }
-        }
-        Table::Totals => {
-            csv_row(
-                out,
-                &[
-                    "business",
-                    "currency",
-                    "amount",
-                    "messages",
-                    "charged_messages",
-                    "unrated_messages",
-                    "conversations_opened",
-                ],
-            )?;
-            for t in bill.totals() {
-                csv_row(
-                    out,
-                    &[
-                        &t.business,
-                        &t.currency,
-                        &amount(t.amount),
-                        &t.messages.to_string(),
-                        &t.charged_messages.to_string(),
-                        &t.unrated_messages.to_string(),
-                        &t.conversations_opened.to_string(),
-                    ],
-                )?;
-            }
-        }
-        Table::Breakdown => {
-            csv_row(
-                out,
-                &[
-                    "business",
-                    "currency",
-                    "market",
-                    "category",
-                    "amount",
-                    "messages",
-                    "charged_messages",
-                ],
-            )?;
-            for b in bill.breakdown() {
-                csv_row(
-                    out,
-                    &[
-                        &b.business,
-                        &b.currency,
-                        &b.market,
-                        &b.category,
-                        &amount(b.amount),
-                        &b.messages.to_string(),
-                        &b.charged_messages.to_string(),
-                    ],
-                )?;
-            }
-        }
+        Table::Messages => csv_messages(r.bill, out),
+        Table::Conversations => csv_conversations(r.bill, out),
+        Table::Totals => csv_totals(r.bill, out),
+        Table::Breakdown => csv_breakdown(r.bill, out),
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn csv_messages(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    csv_row(
+        out,
+        &[
+            "id",
+            "business",
+            "phone",
+            "user",
+            "group",
+            "market",
+            "country",
+            "sent_at",
+            "delivered_at",
+            "charged",
+            "amount",
+            "currency",
+            "category",
+            "pricing_type",
+            "pricing_model",
+            "rule",
+            "rate",
+            "tier_band",
+            "conversation",
+            "why",
+        ],
+    )?;
+    for v in bill.messages() {
+        let l = v.line;
+        csv_row(
+            out,
+            &[
+                v.id,
+                v.business,
+                v.phone,
+                v.user,
+                v.group.unwrap_or(""),
+                l.market.map_or("", |m| m.name()),
+                &country_text(&v),
+                &format_instant(v.sent_at),
+                &opt_time(v.delivered_at),
+                bool_text(l.charged()),
+                &amount(l.amount),
+                v.currency,
+                l.category.as_str(),
+                l.pricing_type.as_str(),
+                l.model.as_str(),
+                l.rule,
+                &l.rate.map(amount).unwrap_or_default(),
+                &if l.band > 0 {
+                    l.band.to_string()
+                } else {
+                    String::new()
+                },
+                v.conversation.as_deref().unwrap_or(""),
+                &bill.explain(l),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_conversations(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    csv_row(
+        out,
+        &[
+            "id",
+            "business",
+            "phone",
+            "user",
+            "category",
+            "pricing_model",
+            "opened_by",
+            "opened_at",
+            "expires_at",
+            "charged",
+            "amount",
+        ],
+    )?;
+    for c in bill.conversation_views() {
+        csv_row(
+            out,
+            &[
+                &c.id,
+                c.business,
+                c.phone,
+                c.user,
+                c.category.as_str(),
+                c.model.as_str(),
+                c.opened_by,
+                &format_instant(c.opened_at),
+                &format_instant(c.expires_at),
+                bool_text(c.charged),
+                &amount(c.amount),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_totals(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    csv_row(
+        out,
+        &[
+            "business",
+            "currency",
+            "amount",
+            "messages",
+            "charged_messages",
+            "unrated_messages",
+            "conversations_opened",
+        ],
+    )?;
+    for t in bill.totals() {
+        csv_row(
+            out,
+            &[
+                &t.business,
+                &t.currency,
+                &amount(t.amount),
+                &t.messages.to_string(),
+                &t.charged_messages.to_string(),
+                &t.unrated_messages.to_string(),
+                &t.conversations_opened.to_string(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    csv_row(
+        out,
+        &[
+            "business",
+            "currency",
+            "market",
+            "category",
+            "amount",
+            "messages",
+            "charged_messages",
+        ],
+    )?;
+    for b in bill.breakdown() {
+        csv_row(
+            out,
+            &[
+                &b.business,
+                &b.currency,
+                &b.market,
+                &b.category,
+                &amount(b.amount),
+                &b.messages.to_string(),
+                &b.charged_messages.to_string(),
+            ],
+        )?;
     }
     Ok(())
 }
@@ -415,57 +441,83 @@ impl Columns {
 pub fn table(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
     let bill = r.bill;
     if !r.summary {
-        let cols = Columns(&[24, 10, 15, 22, 28, 22, -12, 4]);
-        writeln!(out, "MESSAGES")?;
-        cols.row(
-            out,
-            &[
-                "id", "business", "user", "market", "category", "pricing", "amount", "cur", "why",
-            ],
-        )?;
-        for v in bill.messages() {
-            let l = v.line;
-            cols.row(
-                out,
-                &[
-                    v.id,
-                    v.business,
-                    v.user,
-                    l.market.map_or("-", |m| m.name()),
-                    l.category.as_str(),
-                    l.pricing_type.as_str(),
-                    &amount(l.amount),
-                    v.currency,
-                    &bill.explain(l),
-                ],
-            )?;
-        }
-        writeln!(out)?;
-        let cols = Columns(&[30, 10, 15, 20, 5, 20, 20, -10]);
-        writeln!(out, "CONVERSATIONS AND ENTRY-POINT WINDOWS")?;
-        cols.row(
-            out,
-            &[
-                "id", "business", "user", "category", "model", "opened", "expires", "amount",
-            ],
-        )?;
-        for c in bill.conversation_views() {
-            cols.row(
-                out,
-                &[
-                    &c.id,
-                    c.business,
-                    c.user,
-                    c.category.as_str(),
-                    c.model.as_str(),
-                    &format_instant(c.opened_at),
-                    &format_instant(c.expires_at),
-                    &amount(c.amount),
-                ],
-            )?;
-        }
-        writeln!(out)?;
+        table_messages(bill, out)?;
+        table_conversations(bill, out)?;
     }
+    table_breakdown(bill, out)?;
+    table_totals(bill, out)?;
+    let s = &bill.stats;
+    writeln!(
+        out,
+        "\ninput: {} events ({} inbound, {} outbound, {} statuses), {} duplicate, {} orphan statuses, {} invalid lines",
+        s.events,
+        s.inbound,
+        s.outbound,
+        s.statuses,
+        s.duplicate_inbound + s.duplicate_outbound,
+        s.orphan_statuses,
+        r.invalid_count
+    )?;
+    Ok(())
+}
+
+fn table_messages(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    let cols = Columns(&[24, 10, 15, 22, 28, 22, -12, 4]);
+    writeln!(out, "MESSAGES")?;
+    cols.row(
+        out,
+        &[
+            "id", "business", "user", "market", "category", "pricing", "amount", "cur", "why",
+        ],
+    )?;
+    for v in bill.messages() {
+        let l = v.line;
+        cols.row(
+            out,
+            &[
+                v.id,
+                v.business,
+                v.user,
+                l.market.map_or("-", |m| m.name()),
+                l.category.as_str(),
+                l.pricing_type.as_str(),
+                &amount(l.amount),
+                v.currency,
+                &bill.explain(l),
+            ],
+        )?;
+    }
+    writeln!(out)
+}
+
+fn table_conversations(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
+    let cols = Columns(&[30, 10, 15, 20, 5, 20, 20, -10]);
+    writeln!(out, "CONVERSATIONS AND ENTRY-POINT WINDOWS")?;
+    cols.row(
+        out,
+        &[
+            "id", "business", "user", "category", "model", "opened", "expires", "amount",
+        ],
+    )?;
+    for c in bill.conversation_views() {
+        cols.row(
+            out,
+            &[
+                &c.id,
+                c.business,
+                c.user,
+                c.category.as_str(),
+                c.model.as_str(),
+                &format_instant(c.opened_at),
+                &format_instant(c.expires_at),
+                &amount(c.amount),
+            ],
+        )?;
+    }
+    writeln!(out)
+}
+
+fn table_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
     let cols = Columns(&[10, 4, 32, 28, -9, -8, -14]);
     writeln!(out, "BY MARKET AND CATEGORY")?;
     cols.row(
@@ -488,7 +540,10 @@ pub fn table(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
             ],
         )?;
     }
-    writeln!(out)?;
+    writeln!(out)
+}
+
+fn table_totals(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
     let cols = Columns(&[10, 4, -9, -8, -8, -13, -14]);
     writeln!(out, "TOTALS")?;
     cols.row(
@@ -517,17 +572,5 @@ pub fn table(r: &Report<'_>, out: &mut impl Write) -> io::Result<()> {
             ],
         )?;
     }
-    let s = &bill.stats;
-    writeln!(
-        out,
-        "\ninput: {} events ({} inbound, {} outbound, {} statuses), {} duplicate, {} orphan statuses, {} invalid lines",
-        s.events,
-        s.inbound,
-        s.outbound,
-        s.statuses,
-        s.duplicate_inbound + s.duplicate_outbound,
-        s.orphan_statuses,
-        r.invalid_count
-    )?;
     Ok(())
 }

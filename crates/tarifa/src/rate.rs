@@ -5,7 +5,7 @@ use crate::output::{self, Format, Table};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tarifa_core::engine::{Prices, Rater};
 use tarifa_core::input::parse_line;
 
@@ -88,20 +88,57 @@ pub fn run(args: &RateArgs) -> Result<()> {
     let setup = tarifa_service::setup::load(&args.config, prices)?;
     timer.lap("setup");
     let mut rater = Rater::new(setup);
-    // Lines are about 100–250 bytes; reserving for the smaller size errs on the generous side.
-    let bytes: u64 = args
-        .files
+    if !args.parse_only {
+        rater.reserve(expected_lines(&args.files));
+    }
+    let mut input = Input::default();
+    for file in &args.files {
+        input.read_file(args, file, &mut rater)?;
+    }
+    if args.parse_only {
+        eprintln!(
+            "parsed {} lines, {} invalid",
+            input.lines_read, input.invalid_count
+        );
+        return Ok(());
+    }
+    timer.lap("read");
+    let bill = rater.finish_with_progress(&mut |step| timer.lap(step));
+    let report = output::Report {
+        bill: &bill,
+        invalid: &input.invalid,
+        invalid_count: input.invalid_count,
+        summary: args.summary,
+    };
+    print_bill(args, &report)?;
+    timer.lap("output");
+    input.report_invalid();
+    Ok(())
+}
+
+/// About how many lines `files` hold: lines are about 100–250 bytes, and reserving for the
+/// smaller size errs on the generous side.
+fn expected_lines(files: &[PathBuf]) -> usize {
+    let bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
-    if !args.parse_only {
-        rater.reserve((bytes / 100) as usize);
-    }
-    let mut invalid = Vec::new();
-    let mut invalid_count = 0u64;
-    let mut lines_read = 0u64;
-    for file in &args.files {
+    (bytes / 100) as usize
+}
+
+/// What the input files held, apart from the events the rater took.
+#[derive(Default)]
+struct Input {
+    /// The first [`KEEP_INVALID`] invalid lines.
+    invalid: Vec<Invalid>,
+    invalid_count: u64,
+    lines_read: u64,
+}
+
+impl Input {
+    /// Parses (or rates) every non-blank line of `file`.
+    fn read_file(&mut self, args: &RateArgs, file: &Path, rater: &mut Rater) -> Result<()> {
         let name = file.display().to_string();
         let reader: Box<dyn Read> = if name == "-" {
             Box::new(std::io::stdin().lock())
@@ -119,7 +156,7 @@ pub fn run(args: &RateArgs) -> Result<()> {
             if line.is_empty() {
                 continue;
             }
-            lines_read += 1;
+            self.lines_read += 1;
             let result = if args.parse_only {
                 parse_line(line, &mut |_| {})
             } else {
@@ -129,46 +166,50 @@ pub fn run(args: &RateArgs) -> Result<()> {
                 if !args.skip_invalid {
                     bail!("{name}:{number}: {e}\n(use --skip-invalid to rate the valid lines and report the rest)");
                 }
-                invalid_count += 1;
-                if invalid.len() < KEEP_INVALID {
-                    invalid.push(Invalid {
-                        file: name.clone(),
-                        line: number,
-                        message: e.to_string(),
-                    });
-                }
+                self.note_invalid(&name, number, e.to_string());
             }
         }
+        Ok(())
     }
-    if args.parse_only {
-        eprintln!("parsed {lines_read} lines, {invalid_count} invalid");
-        return Ok(());
+
+    fn note_invalid(&mut self, file: &str, line: u64, message: String) {
+        self.invalid_count += 1;
+        if self.invalid.len() < KEEP_INVALID {
+            self.invalid.push(Invalid {
+                file: file.to_string(),
+                line,
+                message,
+            });
+        }
     }
-    timer.lap("read");
-    let bill = rater.finish_with_progress(&mut |step| timer.lap(step));
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let report = output::Report {
-        bill: &bill,
-        invalid: &invalid,
-        invalid_count,
-        summary: args.summary,
-    };
-    match args.format {
-        Format::Table => output::table(&report, &mut out)?,
-        Format::Json => output::json(&report, &mut out)?,
-        Format::Csv => output::csv(&report, args.table, &mut out)?,
-    }
-    out.flush()?;
-    timer.lap("output");
-    if invalid_count > 0 {
-        eprintln!("{invalid_count} invalid line(s) skipped:");
-        for i in &invalid {
+
+    /// The skipped lines, on standard error.
+    fn report_invalid(&self) {
+        if self.invalid_count == 0 {
+            return;
+        }
+        eprintln!("{} invalid line(s) skipped:", self.invalid_count);
+        for i in &self.invalid {
             eprintln!("  {}:{}: {}", i.file, i.line, i.message);
         }
-        if invalid_count as usize > invalid.len() {
-            eprintln!("  … and {} more", invalid_count as usize - invalid.len());
+        if self.invalid_count as usize > self.invalid.len() {
+            eprintln!(
+                "  … and {} more",
+                self.invalid_count as usize - self.invalid.len()
+            );
         }
     }
+}
+
+/// The bill on standard output, in `--format`.
+fn print_bill(args: &RateArgs, report: &output::Report<'_>) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match args.format {
+        Format::Table => output::table(report, &mut out)?,
+        Format::Json => output::json(report, &mut out)?,
+        Format::Csv => output::csv(report, args.table, &mut out)?,
+    }
+    out.flush()?;
     Ok(())
 }
