@@ -1,6 +1,5 @@
 //! Printing a bill: a human table, one JSON document, or CSV.
 
-use crate::rate::Invalid;
 use clap::ValueEnum;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -21,6 +20,13 @@ pub enum Table {
     Conversations,
     Totals,
     Breakdown,
+}
+
+/// An input line that could not be used.
+pub struct Invalid {
+    pub file: String,
+    pub line: u64,
+    pub message: String,
 }
 
 pub struct Report<'a> {

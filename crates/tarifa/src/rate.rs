@@ -1,7 +1,7 @@
 //! `tarifa rate`: read JSON Lines, rate, print the bill.
 
 use crate::lines::LineReader;
-use crate::output::{self, Format, Table};
+use crate::output::{self, Format, Invalid, Table};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
@@ -67,13 +67,6 @@ impl Timer {
 pub enum PricesArg {
     Meta,
     Resale,
-}
-
-/// An input line that could not be used.
-pub struct Invalid {
-    pub file: String,
-    pub line: u64,
-    pub message: String,
 }
 
 /// How many invalid lines to keep the text of.

@@ -2,7 +2,6 @@
 //! which countries have the rate from when, and so from when an authentication template of a
 //! business to a country is billed as authentication-international.
 
-use super::businesses::Business;
 use super::clock::LogClock;
 use super::numbering::PLANS;
 use tarifa_core::market::Country;
@@ -66,23 +65,31 @@ pub(super) const NEVER: i64 = i64::MAX;
 /// Per business and plan of [`PLANS`]: from when (seconds after the log's start) an
 /// authentication template to that plan's country is billed as authentication-international
 /// (AI-1), or [`NEVER`].
-pub(super) fn billed_from(businesses: &[Business], clock: &LogClock) -> Vec<Vec<i64>> {
+/// Each business is given as its variant and its home country.
+pub(super) fn billed_from<'a>(
+    businesses: impl Iterator<Item = (Option<&'a AuthIntlVariant>, Option<Country>)>,
+    clock: &LogClock,
+) -> Vec<Vec<i64>> {
     businesses
-        .iter()
-        .map(|b| {
+        .map(|(variant, home)| {
             PLANS
                 .iter()
-                .map(|p| first_day(b, p.country).map_or(NEVER, |d| clock.since_base(d)))
+                .map(|p| first_day(variant, home, p.country).map_or(NEVER, |d| clock.since_base(d)))
                 .collect()
         })
         .collect()
 }
 
-/// The first day business `b` is billed authentication-international to `country`.
-fn first_day(b: &Business, country: Country) -> Option<LocalDate> {
-    let variant = b.auth_intl?;
+/// The first day a business of `variant` at `home` is billed authentication-international to
+/// `country`.
+fn first_day(
+    variant: Option<&AuthIntlVariant>,
+    home: Option<Country>,
+    country: Country,
+) -> Option<LocalDate> {
+    let variant = variant?;
     let (_, rated_from) = RATED_COUNTRIES.iter().find(|(c, _)| *c == country)?;
-    if b.profile.primary == Some(country) {
+    if home == Some(country) {
         return None; // AI-3: domestic rate at home.
     }
     let eligible_from = variant

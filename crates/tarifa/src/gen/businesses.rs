@@ -2,8 +2,8 @@
 //! home countries, authentication-international eligibility and business phone numbers.
 
 use super::auth_international::{variant_of, AuthIntlVariant};
+use super::heads;
 use super::random::Rng;
-use super::{render, webhook};
 use tarifa_core::market::Country;
 
 /// Where a business is: its time zone and home country (`None`: a global business).
@@ -101,8 +101,8 @@ fn phone(n: u32, k: u32, waba: &str) -> Phone {
     let display = format!("1555{:07}", u64::from(n) * 10 + u64::from(k));
     Phone {
         business: n - 1,
-        norm: render::phone_head(waba, &phone_id),
-        hook: webhook::phone_head(waba, &phone_id, &display),
+        norm: heads::normalized(waba, &phone_id),
+        hook: heads::webhook(waba, &phone_id, &display),
     }
 }
 

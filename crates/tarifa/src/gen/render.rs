@@ -3,9 +3,9 @@
 //! as webhooks go to [`super::webhook`].
 
 use super::catalog::TEMPLATES;
-use super::digits::{pair, put_base32, put_pair, put_u64};
+use super::digits::{pair, put_pair, put_u64};
 use super::event::{Ev, Kind, F_HOOK, F_POST, F_REFERRAL};
-use super::random::mix64;
+use super::message_id::put_message_id;
 use super::users::Device;
 use super::webhook;
 use super::world::World;
@@ -17,18 +17,6 @@ pub(super) struct Render {
     day: i64,
     date: [u8; 11],
     has_day: bool,
-}
-
-/// The head of a phone's normalized lines, between the time and the user:
-/// `","business":"waba-1","phone":"pn-1-1","user":"`.
-pub(super) fn phone_head(waba: &str, phone_id: &str) -> Vec<u8> {
-    format!("\",\"business\":\"{waba}\",\"phone\":\"{phone_id}\",\"user\":\"").into_bytes()
-}
-
-/// A message id: `wamid.` and a scrambled message number.
-pub(super) fn put_message_id(w: &World, out: &mut Vec<u8>, msg: u64) {
-    out.extend_from_slice(b"wamid.HBgM");
-    put_base32(out, mix64(msg ^ w.keys.id), 13);
 }
 
 impl Render {

@@ -6,23 +6,14 @@ use super::catalog::{HEADLINES, NAMES, TEXTS};
 use super::clock::DAY;
 use super::digits::{put_base32, put_hex, put_u64};
 use super::event::{Ev, Kind, F_POST, F_PRICING, F_REFERRAL};
+use super::message_id::put_message_id;
 use super::random::mix64;
-use super::render::put_message_id;
 use super::world::World;
 use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel};
 use tarifa_core::time::{Instant, MINUTE};
 
 /// What closes every body, after the `value`'s own fields.
 const TAIL: &[u8] = b"},\"field\":\"messages\"}]}]}\n";
-
-/// The head of a phone's webhook bodies, up to the `value`'s own fields:
-/// `{"object":…,"entry":[{"id":"waba-1","changes":[{"value":{…,"metadata":{…}},`.
-pub(super) fn phone_head(waba: &str, phone_id: &str, display: &str) -> Vec<u8> {
-    format!(
-        "{{\"object\":\"whatsapp_business_account\",\"entry\":[{{\"id\":\"{waba}\",\"changes\":[{{\"value\":{{\"messaging_product\":\"whatsapp\",\"metadata\":{{\"display_phone_number\":\"{display}\",\"phone_number_id\":\"{phone_id}\"}},"
-    )
-    .into_bytes()
-}
 
 /// An inbound text message.
 pub(super) fn inbound(w: &World, ev: &Ev, out: &mut Vec<u8>) {

@@ -65,7 +65,10 @@ impl World {
         } = businesses(args.businesses, &checked.currencies, &mut rng);
         let users = Users::draw(args.users, &businesses, &phone_ranges, &mut rng);
         Ok(World {
-            auth_intl_from: billed_from(&businesses, &clock),
+            auth_intl_from: billed_from(
+                businesses.iter().map(|b| (b.auth_intl, b.profile.primary)),
+                &clock,
+            ),
             warp: Warp::new(checked.first_day, checked.days as usize),
             clock,
             businesses,
