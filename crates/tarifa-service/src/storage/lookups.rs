@@ -4,7 +4,7 @@
 
 use super::{Dialect, Store};
 use anyhow::{Context, Result};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
 
 /// The look-up token of an id: `prefix` (`k`: an event's key, `m`: a message id) and the
@@ -24,7 +24,8 @@ pub(super) fn event_document(key: &str, message: &str) -> String {
 }
 
 /// The full-text query that matches the documents of any of `ids` under `prefix` (`k`: keys,
-/// `m`: messages) in an [`SQLITE_LOOKUP_INDEXES`] table: `kHASH OR kHASH …`.
+/// `m`: messages) in a table of SQLite's look-up indexes (`migrations/sqlite/0004_lookup_indexes.sql`):
+/// `kHASH OR kHASH …`.
 pub(crate) fn lookup_query(prefix: char, ids: &[&str]) -> String {
     let tokens: Vec<String> = ids.iter().map(|id| lookup_token(prefix, id)).collect();
     tokens.join(" OR ")
@@ -38,8 +39,8 @@ pub(super) const SQLITE_EXISTING_KEYS: &str = "SELECT key FROM events WHERE seq 
 
 /// SQLite: the events that know the business of messages of a JSON list (`?2`), through the
 /// documents of their tokens (`?1`), oldest first, each with whether it is the outbound record.
-pub(super) const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = 'out:' || message \
-     FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
+pub(super) const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, \
+     key = 'out:' || message AS outbound FROM events WHERE seq IN (SELECT rowid FROM event_lookup WHERE event_lookup MATCH ?) \
      AND message IN (SELECT value FROM json_each(?)) AND business <> '' ORDER BY seq";
 
 /// PostgreSQL: which events of a JSON list of `[key, message]` pairs (`$1`) are stored, through
@@ -51,12 +52,48 @@ pub(super) const SQLITE_BUSINESSES_OF: &str = "SELECT message, business, key = '
 /// (200 ms at a million events). A `LIMIT 1` inside would invite the same: a scan expected to
 /// stop early. Counting the few events of a hash has no such plan.
 pub(super) const POSTGRES_EXISTING_KEYS: &str = concat!(
-    "SELECT q.pair->>0 FROM json_array_elements($1::json) AS q(pair) \
+    "SELECT q.pair->>0 AS key FROM json_array_elements($1::json) AS q(pair) \
      WHERE (SELECT count(*) FROM events e WHERE ",
     pg_event_lookup!("e."),
     " = hashtextextended(CASE WHEN q.pair->>1 = '' THEN q.pair->>0 ELSE q.pair->>1 END, 0) \
      AND e.key = q.pair->>0) > 0"
 );
+
+/// PostgreSQL: the statement of [`Store::businesses_of`] (the JSON list of ids is its one
+/// parameter): per id, the events of its hash's entry in `events_lookup`, the outbound record's
+/// business first, else the first status's that knows it. A correlated subquery keeps it on the
+/// index, one search per id (see [`POSTGRES_EXISTING_KEYS`]); its order cannot be read from any
+/// index, so no scan can stop early.
+pub(super) const POSTGRES_BUSINESSES_OF: &str = concat!(
+    "SELECT m.value AS message, (SELECT business FROM events WHERE ",
+    pg_event_lookup!(""),
+    " = hashtextextended(m.value, 0) AND message = m.value \
+     AND business <> '' ORDER BY key = 'out:' || m.value DESC, seq LIMIT 1) AS business \
+     FROM (SELECT json_array_elements_text($1::json) AS value) AS m"
+);
+
+/// A stored event's key and sequence number.
+#[derive(sqlx::FromRow)]
+struct StoredKey {
+    seq: i64,
+    key: String,
+}
+
+/// A message and the business of one of its events ([`SQLITE_BUSINESSES_OF`]); `outbound`
+/// is not 0 for its outbound record.
+#[derive(sqlx::FromRow)]
+struct SqliteOwner {
+    message: String,
+    business: String,
+    outbound: i64,
+}
+
+/// A message and the business that [`POSTGRES_BUSINESSES_OF`] found for it, if any.
+#[derive(sqlx::FromRow)]
+struct PostgresOwner {
+    message: String,
+    business: Option<String>,
+}
 
 /// Ids per full-text query of a look-up (the `OR` of their tokens).
 pub(crate) const LOOKUP_CHUNK: usize = 500;
@@ -66,32 +103,24 @@ impl Store {
     /// sequence order, with the last one's number (read along the primary key, so a page costs
     /// the same however many came before it).
     pub async fn keys_after(&self, after: i64, page: i64) -> Result<(Vec<String>, i64)> {
-        let sql = format!(
-            "SELECT seq, key FROM events WHERE seq > {} ORDER BY seq LIMIT {}",
-            self.param(1),
-            self.param(2)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let sql = self.sql("SELECT seq, key FROM events WHERE seq > ? ORDER BY seq LIMIT ?");
+        let rows: Vec<StoredKey> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(after)
             .bind(page)
             .fetch_all(&self.lookups)
             .await?;
-        let mut last = after;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in &rows {
-            last = row.try_get(0)?;
-            keys.push(row.try_get::<String, _>(1)?);
-        }
-        Ok((keys, last))
+        let last = rows.last().map_or(after, |r| r.seq);
+        Ok((rows.into_iter().map(|r| r.key).collect(), last))
     }
 
     /// The highest event sequence number: at least the number of stored events, read from the
     /// primary key at once (a `COUNT(*)` would scan).
     pub async fn last_event_seq(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&self.lookups)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+                .fetch_one(&self.lookups)
+                .await?,
+        )
     }
 
     /// Which of `events` (each its key and its message id, empty when it has none) are stored
@@ -103,17 +132,15 @@ impl Store {
                 // The documents of the keys' tokens, then the rows' own keys.
                 Dialect::Sqlite => {
                     let keys: Vec<&str> = chunk.iter().map(|(key, _)| *key).collect();
-                    sqlx::query(SQLITE_EXISTING_KEYS)
+                    sqlx::query_scalar(SQLITE_EXISTING_KEYS)
                         .bind(lookup_query('k', &keys))
                         .bind(Self::json_list(&keys))
                 }
                 // The entries of the events' hashes, then the rows' own keys.
-                Dialect::Postgres => sqlx::query(POSTGRES_EXISTING_KEYS)
+                Dialect::Postgres => sqlx::query_scalar(POSTGRES_EXISTING_KEYS)
                     .bind(serde_json::to_string(chunk).context("serializing keys")?),
             };
-            for row in query.fetch_all(&self.lookups).await? {
-                found.insert(row.try_get::<String, _>(0)?);
-            }
+            found.extend(query.fetch_all(&self.lookups).await?);
         }
         Ok(found)
     }
@@ -129,36 +156,31 @@ impl Store {
             match self.dialect {
                 Dialect::Sqlite => owners.extend(self.sqlite_businesses_of(chunk).await?),
                 Dialect::Postgres => {
-                    let rows = sqlx::query(AssertSqlSafe(self.businesses_of_sql()))
+                    let rows: Vec<PostgresOwner> = sqlx::query_as(POSTGRES_BUSINESSES_OF)
                         .bind(Self::json_list(chunk))
                         .fetch_all(&self.lookups)
                         .await?;
-                    for row in &rows {
-                        if let Some(business) = row.try_get::<Option<String>, _>(1)? {
-                            owners.push((row.try_get(0)?, business));
-                        }
-                    }
+                    owners.extend(
+                        rows.into_iter()
+                            .filter_map(|r| Some((r.message, r.business?))),
+                    );
                 }
             }
         }
         Ok(owners)
     }
 
-    /// SQLite: the events of the messages' tokens (see [`SQLITE_LOOKUP_INDEXES`]), then, per
+    /// SQLite: the events of the messages' tokens (see [`lookup_query`]), then, per
     /// message, the business of its outbound record or else of its first status that knows it.
     async fn sqlite_businesses_of(&self, messages: &[&str]) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(SQLITE_BUSINESSES_OF)
+        let rows: Vec<SqliteOwner> = sqlx::query_as(SQLITE_BUSINESSES_OF)
             .bind(lookup_query('m', messages))
             .bind(Self::json_list(messages))
             .fetch_all(&self.lookups)
             .await?;
         let mut owners: std::collections::BTreeMap<String, (String, bool)> = Default::default();
-        for row in &rows {
-            let (message, business, outbound): (String, String, bool) = (
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get::<i64, _>(2)? != 0,
-            );
+        for row in rows {
+            let (message, business, outbound) = (row.message, row.business, row.outbound != 0);
             let owner = owners
                 .entry(message)
                 .or_insert((business.clone(), outbound));
@@ -167,21 +189,5 @@ impl Store {
             }
         }
         Ok(owners.into_iter().map(|(m, (b, _))| (m, b)).collect())
-    }
-
-    /// PostgreSQL: the statement of [`Store::businesses_of`] (the JSON list of ids is its one
-    /// parameter): per id, the events of its hash's entry in `events_lookup`, the outbound
-    /// record's business first, else the first status's that knows it. A correlated subquery
-    /// keeps it on the index, one search per id (see [`POSTGRES_EXISTING_KEYS`]); its order
-    /// cannot be read from any index, so no scan can stop early.
-    pub(super) fn businesses_of_sql(&self) -> String {
-        format!(
-            "SELECT m.value, (SELECT business FROM events \
-               WHERE {} = hashtextextended(m.value, 0) AND message = m.value \
-               AND business <> '' ORDER BY key = 'out:' || m.value DESC, seq LIMIT 1) \
-             FROM ({}) AS m",
-            pg_event_lookup!(""),
-            self.json_rows(1)
-        )
     }
 }

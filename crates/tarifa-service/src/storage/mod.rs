@@ -122,8 +122,8 @@ enum Committer {
     Postgres(sqlx::PgPool),
 }
 
-/// An outgoing webhook waiting for delivery.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An outgoing webhook waiting for delivery (its columns read by name).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AlertRow {
     pub seq: i64,
     pub business: String,
@@ -217,19 +217,11 @@ impl Store {
         Ok(())
     }
 
-    /// A JSON array of `items`, bound as one parameter and read back as rows by
-    /// [`Store::json_rows`]: one statement text whatever the number of items, so it stays
-    /// prepared.
+    /// A JSON array of `items`, bound as one parameter and read back as rows (by `json_each`
+    /// on SQLite, `json_array_elements_text` on PostgreSQL): one statement text whatever the
+    /// number of items, so it stays prepared.
     pub(super) fn json_list(items: &[&str]) -> String {
         serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
-    }
-
-    /// `SELECT` of the text values of the JSON array parameter `n`.
-    pub(super) fn json_rows(&self, n: usize) -> String {
-        match self.dialect {
-            Dialect::Sqlite => "SELECT value FROM json_each(?)".into(),
-            Dialect::Postgres => format!("SELECT json_array_elements_text(${n}::json) AS value"),
-        }
     }
 
     pub(super) fn param(&self, n: usize) -> String {
@@ -332,7 +324,9 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::lookups::{POSTGRES_EXISTING_KEYS, SQLITE_BUSINESSES_OF, SQLITE_EXISTING_KEYS};
+    use super::lookups::{
+        POSTGRES_BUSINESSES_OF, POSTGRES_EXISTING_KEYS, SQLITE_BUSINESSES_OF, SQLITE_EXISTING_KEYS,
+    };
     use super::migrations::{migrations, SQLITE_LOOKUP_VERSION};
     use super::*;
     use sqlx::AssertSqlSafe;
@@ -535,7 +529,7 @@ mod tests {
                     "events_lookup",
                 ),
                 (
-                    store.businesses_of_sql(),
+                    POSTGRES_BUSINESSES_OF.to_string(),
                     r#"["wamid.Cd"]"#,
                     "events_lookup",
                 ),

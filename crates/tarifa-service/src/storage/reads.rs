@@ -7,6 +7,38 @@ use anyhow::{Context, Result};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+/// An event's sequence number, business and line.
+#[derive(sqlx::FromRow)]
+pub(super) struct EventLine {
+    pub seq: i64,
+    pub business: String,
+    pub line: String,
+}
+
+/// A stored opt-out: a business and a user.
+#[derive(sqlx::FromRow)]
+struct OptOutRow {
+    business: String,
+    user_id: String,
+}
+
+/// What [`Store::counts`] counts.
+#[derive(sqlx::FromRow)]
+struct Counts {
+    events: i64,
+    dead_letters: i64,
+    ledger_ops: i64,
+    charges: i64,
+}
+
+/// An alert's state, attempts and payload.
+#[derive(sqlx::FromRow)]
+struct AlertState {
+    state: String,
+    attempts: i64,
+    payload: String,
+}
+
 /// A stored charge, its columns read by name and its values through the codec; an unreadable
 /// value is an error naming the charge's message.
 fn charge_row(r: &AnyRow) -> Result<Charge> {
@@ -76,17 +108,13 @@ impl Store {
 
     /// The statement of [`Store::events_since`] (read through the index `events_at`).
     pub(super) fn events_since_sql(&self) -> String {
-        format!(
-            "SELECT seq, business, line FROM events WHERE at >= {}",
-            self.param(1)
-        )
+        self.sql("SELECT seq, business, line FROM events WHERE at >= ?")
     }
 
     /// The statement of [`Store::charges_since`] (read through the index `charges_at`).
     pub(super) fn charges_since_sql(&self) -> String {
-        format!(
-            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE at >= {}",
-            self.param(1)
+        self.sql(
+            "SELECT message, business, at, pricing_type, category, rule, amount, currency, captured, uncollected, counters FROM charges WHERE at >= ?",
         )
     }
 
@@ -94,33 +122,24 @@ impl Store {
     pub async fn events_since(&self, since: i64) -> Result<Vec<(String, String)>> {
         // Sorted here, not by `ORDER BY seq`: with it, SQLite would rather scan the whole table
         // in `seq` order than read the index of `at` and sort.
-        let rows = sqlx::query(AssertSqlSafe(self.events_since_sql()))
+        let mut events: Vec<EventLine> = sqlx::query_as(AssertSqlSafe(self.events_since_sql()))
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
-        let mut events = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<Vec<(i64, String, String)>>>()?;
-        events.sort_unstable_by_key(|e| e.0);
-        Ok(events.into_iter().map(|(_, b, l)| (b, l)).collect())
+        events.sort_unstable_by_key(|e| e.seq);
+        Ok(events.into_iter().map(|e| (e.business, e.line)).collect())
     }
 
     /// The event lines of a business with `from <= at < to`, in arrival order.
     pub async fn business_events(&self, business: &str, from: i64, to: i64) -> Result<Vec<String>> {
-        let sql = format!(
-            "SELECT line FROM events WHERE business = {} AND at >= {} AND at < {} ORDER BY seq",
-            self.param(1),
-            self.param(2),
-            self.param(3)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let sql = self
+            .sql("SELECT line FROM events WHERE business = ? AND at >= ? AND at < ? ORDER BY seq");
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .bind(from)
             .bind(to)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            .await?)
     }
 
     /// Charges priced at or after `since`.
@@ -155,54 +174,36 @@ impl Store {
     }
 
     pub async fn optouts(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT business, user_id FROM optouts")
+        let rows: Vec<OptOutRow> = sqlx::query_as("SELECT business, user_id FROM optouts")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        Ok(rows.into_iter().map(|o| (o.business, o.user_id)).collect())
     }
 
     /// Counts, for tests and `/metrics`: (events, dead letters, ledger operations, charges).
     pub async fn counts(&self) -> Result<(i64, i64, i64, i64)> {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM dead_letters), \
-             (SELECT COUNT(*) FROM ledger_ops), (SELECT COUNT(*) FROM charges)",
+        let c: Counts = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM events) AS events, \
+             (SELECT COUNT(*) FROM dead_letters) AS dead_letters, \
+             (SELECT COUNT(*) FROM ledger_ops) AS ledger_ops, \
+             (SELECT COUNT(*) FROM charges) AS charges",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-        ))
+        Ok((c.events, c.dead_letters, c.ledger_ops, c.charges))
     }
 
     /// Alerts due for a delivery attempt.
     pub async fn due_alerts(&self, now: i64, limit: i64) -> Result<Vec<AlertRow>> {
-        let sql = format!(
-            "SELECT seq, business, url, payload, attempts, next_at FROM alerts WHERE state = 'pending' AND next_at <= {} ORDER BY seq LIMIT {}",
-            self.param(1),
-            self.param(2)
+        let sql = self.sql(
+            "SELECT seq, business, url, payload, attempts, next_at FROM alerts \
+             WHERE state = 'pending' AND next_at <= ? ORDER BY seq LIMIT ?",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(now)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    seq: r.try_get(0)?,
-                    business: r.try_get(1)?,
-                    url: r.try_get(2)?,
-                    payload: r.try_get(3)?,
-                    attempts: r.try_get(4)?,
-                    next_at: r.try_get(5)?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// Records a delivery attempt of an alert: `state` is `pending` (retry at `next_at`),
@@ -215,13 +216,8 @@ impl Store {
         next_at: i64,
         error: &str,
     ) -> Result<()> {
-        let sql = format!(
-            "UPDATE alerts SET state = {}, attempts = {}, next_at = {}, last_error = {} WHERE seq = {}",
-            self.param(1),
-            self.param(2),
-            self.param(3),
-            self.param(4),
-            self.param(5)
+        let sql = self.sql(
+            "UPDATE alerts SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE seq = ?",
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(state)
@@ -236,16 +232,15 @@ impl Store {
 
     /// Alerts of a business: (state, attempts, payload).
     pub async fn alerts_of(&self, business: &str) -> Result<Vec<(String, i64, String)>> {
-        let sql = format!(
-            "SELECT state, attempts, payload FROM alerts WHERE business = {} ORDER BY seq",
-            self.param(1)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let sql =
+            self.sql("SELECT state, attempts, payload FROM alerts WHERE business = ? ORDER BY seq");
+        let rows: Vec<AlertState> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|a| (a.state, a.attempts, a.payload))
+            .collect())
     }
 }

@@ -9,17 +9,20 @@
 //! `sending` in a committed transaction *before* the message leaves: a row found in `sending` with
 //! an expired lease is never sent again (at most once).
 
+use crate::storage::reads::EventLine;
 use crate::storage::{Dialect, Store};
 use anyhow::Result;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-/// A recovery episode.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// A recovery episode (a row of `recoveries`, its columns read by name).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct RecoveryRow {
     pub id: String,
     pub business: String,
+    #[sqlx(rename = "user_id")]
     pub user: String,
+    #[sqlx(rename = "trigger_kind")]
     pub trigger: String,
     pub cart_id: Option<String>,
     pub started_at: i64,
@@ -40,38 +43,47 @@ pub struct RecoveryRow {
     pub sent_at: Option<i64>,
 }
 
-const ROW: &str =
-    "id, business, user_id, trigger_kind, cart_id, started_at, last_at, due_at, state, reason, \
- channel, message_id, coupon_code, coupon_expires_at, text, cost, currency, sent_at";
+/// The columns of a [`RecoveryRow`], for `concat!`.
+macro_rules! recovery_columns {
+    () => {
+        "id, business, user_id, trigger_kind, cart_id, started_at, last_at, due_at, state, \
+         reason, channel, message_id, coupon_code, coupon_expires_at, text, cost, currency, sent_at"
+    };
+}
 
-fn recovery(r: &AnyRow) -> Result<RecoveryRow> {
-    Ok(RecoveryRow {
-        id: r.try_get(0)?,
-        business: r.try_get(1)?,
-        user: r.try_get(2)?,
-        trigger: r.try_get(3)?,
-        cart_id: r.try_get(4)?,
-        started_at: r.try_get(5)?,
-        last_at: r.try_get(6)?,
-        due_at: r.try_get(7)?,
-        state: r.try_get(8)?,
-        reason: r.try_get(9)?,
-        channel: r.try_get(10)?,
-        message_id: r.try_get(11)?,
-        coupon_code: r.try_get(12)?,
-        coupon_expires_at: r.try_get(13)?,
-        text: r.try_get(14)?,
-        cost: r.try_get(15)?,
-        currency: r.try_get(16)?,
-        sent_at: r.try_get(17)?,
-    })
+/// The statement of [`RecoveryStore::claim`], `$lock` after its subquery's `LIMIT`.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE recoveries SET state = 'claimed', owner = ?, lease_until = ?, updated_at = ? \
+             WHERE id IN (SELECT id FROM recoveries WHERE state = 'scheduled' AND due_at <= ? \
+             ORDER BY due_at, id LIMIT ?",
+            $lock,
+            ") RETURNING ",
+            recovery_columns!()
+        )
+    };
+}
+
+/// The statement of [`RecoveryStore::list`], `$filter` after its period.
+macro_rules! list_sql {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            recovery_columns!(),
+            " FROM recoveries WHERE business = ? AND started_at >= ? AND started_at < ?",
+            $filter,
+            " ORDER BY started_at, id LIMIT ?"
+        )
+    };
 }
 
 /// A cart reported by the store.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct CartRow {
     pub business: String,
     pub cart_id: String,
+    #[sqlx(rename = "user_id")]
     pub user: String,
     pub name: String,
     /// JSON array of `{name, quantity, price}`.
@@ -83,10 +95,11 @@ pub struct CartRow {
 }
 
 /// An order reported by the store.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct OrderRow {
     pub business: String,
     pub order_id: String,
+    #[sqlx(rename = "user_id")]
     pub user: String,
     pub at: i64,
     pub total: String,
@@ -107,6 +120,45 @@ pub struct CodeRow {
     pub sent_at: i64,
     pub single_use: bool,
     pub redeemed_at: Option<i64>,
+}
+
+/// By name, as a derive would, but `single_use` is stored as an integer (0 or 1), which the
+/// `Any` driver does not decode as a `bool`.
+impl<'r> sqlx::FromRow<'r, AnyRow> for CodeRow {
+    fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(CodeRow {
+            code: r.try_get("code")?,
+            business: r.try_get("business")?,
+            coupon: r.try_get("coupon")?,
+            user: r.try_get("user_id")?,
+            recovery: r.try_get("recovery")?,
+            sent_at: r.try_get("sent_at")?,
+            single_use: r.try_get::<i64, _>("single_use")? != 0,
+            redeemed_at: r.try_get("redeemed_at")?,
+        })
+    }
+}
+
+/// A business's recovery settings (JSON).
+#[derive(sqlx::FromRow)]
+struct Settings {
+    business: String,
+    config: String,
+}
+
+/// Whether a customer sent a STOP keyword (`stops`) and opted out of marketing (`optouts`):
+/// counts of their rows.
+#[derive(sqlx::FromRow)]
+struct OptOutCounts {
+    stops: i64,
+    optouts: i64,
+}
+
+/// What the wallet charged for a message.
+#[derive(sqlx::FromRow)]
+struct Charged {
+    message: String,
+    amount: String,
 }
 
 /// The recovery queries over the service's store.
@@ -133,20 +185,17 @@ impl RecoveryStore {
 
     pub async fn settings(&self, business: &str) -> Result<Option<String>> {
         let sql = self.sql("SELECT config FROM recovery_settings WHERE business = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .await?)
     }
 
     pub async fn all_settings(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT business, config FROM recovery_settings")
+        let rows: Vec<Settings> = sqlx::query_as("SELECT business, config FROM recovery_settings")
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        Ok(rows.into_iter().map(|r| (r.business, r.config)).collect())
     }
 
     pub async fn put_settings(&self, business: &str, config: &str, now: i64) -> Result<()> {
@@ -174,12 +223,11 @@ impl RecoveryStore {
 
     pub async fn coupon(&self, business: &str, id: &str) -> Result<Option<String>> {
         let sql = self.sql("SELECT rules FROM coupons WHERE business = ? AND id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .bind(id)
             .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .await?)
     }
 
     pub async fn put_coupon(&self, business: &str, id: &str, rules: &str, now: i64) -> Result<()> {
@@ -203,24 +251,10 @@ impl RecoveryStore {
             "SELECT code, business, coupon, user_id, recovery, sent_at, single_use, redeemed_at \
              FROM coupon_codes WHERE code = ? ORDER BY sent_at DESC",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(code)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CodeRow {
-                    code: r.try_get(0)?,
-                    business: r.try_get(1)?,
-                    coupon: r.try_get(2)?,
-                    user: r.try_get(3)?,
-                    recovery: r.try_get(4)?,
-                    sent_at: r.try_get(5)?,
-                    single_use: r.try_get::<i64, _>(6)? != 0,
-                    redeemed_at: r.try_get(7)?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// Marks a code used; `false` when a single-use code was used meanwhile (a concurrent
@@ -249,14 +283,13 @@ impl RecoveryStore {
     /// When the customer last used a recovery coupon.
     pub async fn last_coupon_use(&self, business: &str, user: &str) -> Result<Option<i64>> {
         let sql = self.sql(
-            "SELECT MAX(redeemed_at) FROM coupon_codes WHERE business = ? AND user_id = ? AND redeemed_at IS NOT NULL",
+            "SELECT MAX(redeemed_at) AS redeemed_at FROM coupon_codes WHERE business = ? AND user_id = ? AND redeemed_at IS NOT NULL",
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .bind(user)
             .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get(0)?)
+            .await?)
     }
 
     // ---- carts and orders --------------------------------------------------------------------
@@ -288,25 +321,11 @@ impl RecoveryStore {
             "SELECT business, cart_id, user_id, name, items, total, currency, link, updated_at \
              FROM carts WHERE business = ? AND cart_id = ?",
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .bind(cart_id)
             .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| {
-            Ok(CartRow {
-                business: r.try_get(0)?,
-                cart_id: r.try_get(1)?,
-                user: r.try_get(2)?,
-                name: r.try_get(3)?,
-                items: r.try_get(4)?,
-                total: r.try_get(5)?,
-                currency: r.try_get(6)?,
-                link: r.try_get(7)?,
-                updated_at: r.try_get(8)?,
-            })
-        })
-        .transpose()
+            .await?)
     }
 
     /// Stores an order; `false` if that order id was stored already (a retry).
@@ -331,15 +350,16 @@ impl RecoveryStore {
     }
 
     pub async fn bought_since(&self, business: &str, user: &str, since: i64) -> Result<bool> {
-        let sql =
-            self.sql("SELECT COUNT(*) FROM orders WHERE business = ? AND user_id = ? AND at >= ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let sql = self.sql(
+            "SELECT COUNT(*) AS orders FROM orders WHERE business = ? AND user_id = ? AND at >= ?",
+        );
+        let orders: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .bind(user)
             .bind(since)
             .fetch_one(self.pool())
             .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
+        Ok(orders > 0)
     }
 
     /// Orders of `business` in `[from, to)`.
@@ -348,27 +368,12 @@ impl RecoveryStore {
             "SELECT business, order_id, user_id, at, total, currency, coupon, recovery, cart_id \
              FROM orders WHERE business = ? AND at >= ? AND at < ? ORDER BY at, order_id",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .bind(from)
             .bind(to)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OrderRow {
-                    business: r.try_get(0)?,
-                    order_id: r.try_get(1)?,
-                    user: r.try_get(2)?,
-                    at: r.try_get(3)?,
-                    total: r.try_get(4)?,
-                    currency: r.try_get(5)?,
-                    coupon: r.try_get(6)?,
-                    recovery: r.try_get(7)?,
-                    cart_id: r.try_get(8)?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     // ---- opt-outs ----------------------------------------------------------------------------
@@ -389,17 +394,17 @@ impl RecoveryStore {
     /// (STOP keyword, Meta's marketing opt-out 131050) for a customer.
     pub async fn opt_outs(&self, business: &str, user: &str) -> Result<(bool, bool)> {
         let sql = self.sql(
-            "SELECT (SELECT COUNT(*) FROM recovery_stops WHERE business = ? AND user_id = ?), \
-             (SELECT COUNT(*) FROM optouts WHERE business = ? AND user_id = ?)",
+            "SELECT (SELECT COUNT(*) FROM recovery_stops WHERE business = ? AND user_id = ?) AS stops, \
+             (SELECT COUNT(*) FROM optouts WHERE business = ? AND user_id = ?) AS optouts",
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let counts: OptOutCounts = sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .bind(user)
             .bind(business)
             .bind(user)
             .fetch_one(self.pool())
             .await?;
-        Ok((row.try_get::<i64, _>(0)? > 0, row.try_get::<i64, _>(1)? > 0))
+        Ok((counts.stops > 0, counts.optouts > 0))
     }
 
     // ---- triggers ----------------------------------------------------------------------------
@@ -472,21 +477,23 @@ impl RecoveryStore {
         let sql = self.sql(
             "SELECT seq, business, line FROM events WHERE seq > ? AND kind = 'inbound' ORDER BY seq LIMIT ?",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows: Vec<EventLine> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(seq)
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|e| (e.seq, e.business, e.line))
+            .collect())
     }
 
     pub async fn cursor(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT seq FROM recovery_cursor WHERE name = 'inbound'")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM recovery_cursor WHERE name = 'inbound'")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Moves the cursor forward only (two schedulers may both read a batch; triggers are
@@ -535,16 +542,11 @@ impl RecoveryStore {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<RecoveryRow>> {
-        let lock = match self.store.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let sql = self.sql(&format!(
-            "UPDATE recoveries SET state = 'claimed', owner = ?, lease_until = ?, updated_at = ? \
-             WHERE id IN (SELECT id FROM recoveries WHERE state = 'scheduled' AND due_at <= ? \
-             ORDER BY due_at, id LIMIT ?{lock}) RETURNING {ROW}"
-        ));
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let sql = self.sql(match self.store.dialect {
+            Dialect::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+            Dialect::Sqlite => claim_sql!(""),
+        });
+        let mut out: Vec<RecoveryRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner)
             .bind(lease_until)
             .bind(now)
@@ -552,7 +554,6 @@ impl RecoveryStore {
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        let mut out: Vec<RecoveryRow> = rows.iter().map(recovery).collect::<Result<_>>()?;
         out.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
         Ok(out)
     }
@@ -665,12 +666,11 @@ impl RecoveryStore {
         let sql = self.sql(
             "SELECT sent_at FROM recoveries WHERE business = ? AND user_id = ? AND state = 'sent' AND sent_at IS NOT NULL",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
             .bind(user)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            .await?)
     }
 
     /// Recoveries of `business` started in `[from, to)`, optionally in one state.
@@ -682,24 +682,18 @@ impl RecoveryStore {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RecoveryRow>> {
-        let filter = if state.is_some() {
-            " AND state = ?"
-        } else {
-            ""
-        };
-        let sql = self.sql(&format!(
-            "SELECT {ROW} FROM recoveries WHERE business = ? AND started_at >= ? AND started_at < ?{filter} \
-             ORDER BY started_at, id LIMIT ?"
-        ));
-        let mut q = sqlx::query(AssertSqlSafe(sql))
+        let sql = self.sql(match state {
+            Some(_) => list_sql!(" AND state = ?"),
+            None => list_sql!(""),
+        });
+        let mut q = sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .bind(from)
             .bind(to);
         if let Some(s) = state {
             q = q.bind(s);
         }
-        let rows = q.bind(limit).fetch_all(self.pool()).await?;
-        rows.iter().map(recovery).collect()
+        Ok(q.bind(limit).fetch_all(self.pool()).await?)
     }
 
     /// Recoveries of `business` sent in `[from, to)`.
@@ -709,34 +703,38 @@ impl RecoveryStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<RecoveryRow>> {
-        let sql = self.sql(&format!(
-            "SELECT {ROW} FROM recoveries WHERE business = ? AND state = 'sent' AND sent_at >= ? AND sent_at < ? \
-             ORDER BY sent_at, id"
+        let sql = self.sql(concat!(
+            "SELECT ",
+            recovery_columns!(),
+            " FROM recoveries WHERE business = ? AND state = 'sent' AND sent_at >= ? \
+             AND sent_at < ? ORDER BY sent_at, id"
         ));
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(business)
             .bind(from)
             .bind(to)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(recovery).collect()
+            .await?)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<RecoveryRow>> {
-        let sql = self.sql(&format!("SELECT {ROW} FROM recoveries WHERE id = ?"));
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let sql = self.sql(concat!(
+            "SELECT ",
+            recovery_columns!(),
+            " FROM recoveries WHERE id = ?"
+        ));
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(recovery).transpose()
+            .await?)
     }
 
     /// PostgreSQL: the statement of [`RecoveryStore::charged`] for `n` message ids, through the
-    /// entries of their hashes in `charges_lookup` (see `store::POSTGRES_HASHED_LOOKUPS`), one
-    /// correlated subquery per id (see `store::POSTGRES_EXISTING_KEYS` for why not a join).
+    /// entries of their hashes in `charges_lookup` (see `migrations/postgres/0006_hashed_lookups.sql`), one
+    /// correlated subquery per id (see `lookups::POSTGRES_EXISTING_KEYS` for why not a join).
     pub(crate) fn postgres_charged_sql(&self, n: usize) -> String {
         self.sql(&format!(
-            "SELECT v, amount FROM (SELECT v, (SELECT max(c.amount) FROM charges c \
+            "SELECT v AS message, amount FROM (SELECT v, (SELECT max(c.amount) FROM charges c \
                WHERE hashtextextended(c.message, 0) = hashtextextended(l.v, 0) \
                AND c.message = l.v) AS amount \
              FROM (SELECT DISTINCT v FROM (VALUES {}) AS l(v)) AS l) AS found \
@@ -751,23 +749,22 @@ impl RecoveryStore {
         for chunk in messages.chunks(crate::storage::LOOKUP_CHUNK) {
             let list = vec!["?"; chunk.len()].join(", ");
             let mut q = match self.store.dialect {
-                // Through the charges' look-up index (see `store::SQLITE_LOOKUP_INDEXES`).
-                Dialect::Sqlite => sqlx::query(AssertSqlSafe(format!(
+                // Through the charges' look-up index (see `migrations/sqlite/0004_lookup_indexes.sql`).
+                Dialect::Sqlite => sqlx::query_as(AssertSqlSafe(format!(
                     "SELECT message, amount FROM charges WHERE seq IN \
                      (SELECT rowid FROM charge_lookup WHERE charge_lookup MATCH ?) \
                      AND message IN ({list})"
                 )))
                 .bind(crate::storage::lookup_query('m', chunk)),
                 Dialect::Postgres => {
-                    sqlx::query(AssertSqlSafe(self.postgres_charged_sql(chunk.len())))
+                    sqlx::query_as(AssertSqlSafe(self.postgres_charged_sql(chunk.len())))
                 }
             };
             for m in chunk {
                 q = q.bind(*m);
             }
-            for r in q.fetch_all(self.pool()).await? {
-                out.push((r.try_get(0)?, r.try_get(1)?));
-            }
+            let rows: Vec<Charged> = q.fetch_all(self.pool()).await?;
+            out.extend(rows.into_iter().map(|c| (c.message, c.amount)));
         }
         Ok(out)
     }
