@@ -10,7 +10,7 @@
 -- message, at a random place of an index of 60 to 100 byte texts, compared byte by byte and
 -- checked twice for `ON CONFLICT`. Past about 20 s of a 20,000 events/s load those indexes
 -- outgrew PostgreSQL's default `shared_buffers` (128 MB), and the committing backend wrote out
--- 7,000 to 18,000 dirty buffers a second to make room (`BENCHMARKS.md`, session 10). An entry
+-- 7,000 to 18,000 dirty buffers a second to make room (`docs/benchmarks-history.md`). An entry
 -- of a hash takes 20 bytes, and `hashtextextended` is PostgreSQL's own (that of hash
 -- partitioning), so rows stored before this migration are indexed by it too.
 --
