@@ -22,7 +22,7 @@ use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
 use tarifa_core::collections::{GrowingMap, Schedule};
 use tarifa_core::engine::{id_tail, lookback, may_concern, message_tail, CounterKey, Rater, Setup};
-use tarifa_core::input::{parse_line, DeliveryStatus, Event, Status};
+use tarifa_core::input::{parse_line, DeliveryStatus, Event, Outbound, Status};
 use tarifa_core::ledger::{
     AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, WalletPolicy,
 };
@@ -575,7 +575,7 @@ impl Book {
     fn hold(
         &mut self,
         row: &NewEvent,
-        o: &tarifa_core::input::Outbound<'_>,
+        o: &Outbound<'_>,
         now: Instant,
         w: &mut Effects,
     ) -> Result<(), Outcome> {
@@ -849,17 +849,24 @@ impl Book {
         };
         let key = (p.business.clone(), p.user.clone());
         let id = "tarifa.quote";
-        let mut outbound = serde_json::json!({
-            "type": "outbound", "id": id, "at": at, "business": p.business,
-            "phone": p.phone, "user": p.user,
-        });
-        if let (Some(t), Some(c)) = (&p.template, category) {
-            outbound["template"] = serde_json::json!({"name": t.name, "category": c.as_str()});
+        for (field, value) in [("phone", &p.phone), ("user", &p.user)] {
+            if value.is_empty() {
+                return Err(format!("field `{field}` is empty"));
+            }
         }
-        let outbound = outbound.to_string();
-        let mut extra = Vec::new();
-        let _ = parse_line(outbound.as_bytes(), &mut |e| extra.push(e));
-        extra.push(delivered(id, at));
+        let outbound = Event::Outbound(Outbound {
+            id: Cow::Borrowed(id),
+            at,
+            business: Cow::Borrowed(&p.business),
+            phone: Cow::Borrowed(&p.phone),
+            user: Cow::Borrowed(&p.user),
+            template: (p.template.as_ref())
+                .zip(category)
+                .map(|(t, c)| (Cow::Borrowed(t.name.as_str()), c)),
+            agent_tokens: None,
+            group: None,
+        });
+        let extra = [outbound, delivered(id, at)];
         let extra: Vec<&Event<'_>> = extra.iter().collect();
         let priced = self
             .rate(&key, &extra, id)
