@@ -8,7 +8,7 @@
 //! back to serde. Every field of [`RawLine`] must be either filled here or a reason to give up:
 //! a key skipped here as unknown would be silently lost.
 
-use crate::input::{
+use crate::raw::{
     GroupRef, RawAgent, RawLine, RawLineConversation, RawPricing, RawTemplate, Scalar,
     TemplateField,
 };
@@ -429,44 +429,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<RawLine<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_stop, scan, STOPS};
-    use crate::input::{normalized, RawLine};
-
-    /// A normalized status with every optional field is read by the scanner (not handed to
-    /// serde) and gives the event serde gives: no field is skipped as unknown.
-    #[test]
-    fn status_with_every_field_scans_like_serde() {
-        let line = br#"{"type":"status","id":"m1","at":1754298005,"status":"failed","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":false,"pricing_model":"PMP","category":"marketing","type":"regular"},"conversation":{"id":"c1","origin":"marketing"},"errors":[131050,130472]}"#;
-        let fast = scan(line).expect("the scanner reads it");
-        let slow: RawLine<'_> = serde_json::from_slice(line).expect("valid JSON");
-        let (fast, slow) = (normalized(fast), normalized(slow));
-        assert_eq!(fast, slow);
-        let text = format!("{fast:?}");
-        for needle in [
-            "waba-1",
-            "pn-1",
-            "Pmp",
-            "c1",
-            "131050",
-            "130472",
-            "billable: Some(false)",
-        ] {
-            assert!(text.contains(needle), "{needle} missing from {text}");
-        }
-        // Shapes serde rejects or reads differently are left to serde.
-        for bad in [
-            r#"{"errors":[-1]}"#,
-            r#"{"errors":[4294967296]}"#,
-            r#"{"errors":[1.0]}"#,
-            r#"{"at":-0}"#,
-            r#"{"pricing":{"billable":1}}"#,
-            r#"{"pricing":{"type":"a","type":"b"}}"#,
-            r#"{"conversation":{"origin":{"type":"marketing"}}}"#,
-            r#"{"event":"PARTNER_ADDED"}"#,
-        ] {
-            assert!(scan(bad.as_bytes()).is_none(), "{bad}");
-        }
-    }
+    use super::{find_stop, STOPS};
 
     /// The word-at-a-time search finds exactly what a byte loop finds, wherever the stop is.
     #[test]

@@ -20,9 +20,12 @@
 //! `pricing_model`) are `None` in webhooks but errors in normalized lines, tarifa's own format.
 
 use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
+use crate::raw::{
+    GroupRef, RawAgent, RawAuthIntl, RawEntry, RawExceptionCountry, RawGroup, RawLine,
+    RawLineConversation, RawPricing, RawTemplate, RawVolumeTier, Scalar, TemplateField,
+};
 use crate::time::{parse_instant, Instant};
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -95,6 +98,32 @@ pub struct MetaPricing {
     pub pricing_type: Option<MetaPricingType>,
 }
 
+impl<'a> Outbound<'a> {
+    /// A one-to-one message the business plans to send (to quote or hold its price): a template
+    /// `(name, category)`, or a free-form message with `None`. The event [`parse_line`] reads from
+    /// `{"type": "outbound", "id", "at", "business", "phone", "user", "template": {"name",
+    /// "category"}}`, without writing the line.
+    pub fn planned(
+        id: &'a str,
+        at: Instant,
+        business: &'a str,
+        phone: &'a str,
+        user: &'a str,
+        template: Option<(&'a str, TemplateCategory)>,
+    ) -> Outbound<'a> {
+        Outbound {
+            id: Cow::Borrowed(id),
+            at,
+            business: Cow::Borrowed(business),
+            phone: Cow::Borrowed(phone),
+            user: Cow::Borrowed(user),
+            template: template.map(|(name, category)| (Cow::Borrowed(name), category)),
+            agent_tokens: None,
+            group: None,
+        }
+    }
+}
+
 /// A status of an outbound message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status<'a> {
@@ -114,6 +143,25 @@ pub struct Status<'a> {
     /// Meta's `errors[].code` (e.g. 131049, 131050: the user stopped marketing messages), kept
     /// so that the service can tell why a message failed; the rating only needs `Failed`.
     pub error_codes: Vec<u32>,
+}
+
+impl<'a> Status<'a> {
+    /// Message `id` delivered at `at`, and nothing more (no recipient, business or pricing): what
+    /// a service adds to price a message as if delivered.
+    pub fn delivered(id: &'a str, at: Instant) -> Status<'a> {
+        Status {
+            id: Cow::Borrowed(id),
+            at,
+            status: DeliveryStatus::Delivered,
+            recipient: None,
+            business: None,
+            phone: None,
+            pricing: None,
+            conversation_id: None,
+            conversation_origin: None,
+            error_codes: Vec::new(),
+        }
+    }
 }
 
 /// Meta re-categorised a template from `at` on (1-5, webhook `template_category_update`).
@@ -213,273 +261,6 @@ fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
         event_id: id.map(str::to_string),
         message: message.into(),
     }
-}
-
-/// A JSON string or number (Meta writes timestamps as strings, users may write numbers).
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum Scalar<'a> {
-    #[serde(borrow)]
-    Str(Cow<'a, str>),
-    Int(i64),
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawTemplate<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) name: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawAgent {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tokens: Option<u64>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawGroup<'a> {
-    #[serde(borrow)]
-    pub(crate) id: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) members: Vec<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum GroupRef<'a> {
-    #[serde(borrow)]
-    Id(Cow<'a, str>),
-    #[serde(borrow)]
-    Full(RawGroup<'a>),
-}
-
-/// Every field any line kind may carry; which are required depends on the kind. [`to_json_line`]
-/// writes it too, so reader and writer cannot disagree on a name.
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawLine<'a> {
-    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) at: Option<Scalar<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) business: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) user: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "write_true")]
-    pub(crate) referral: Option<IgnoredAny>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) platform: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) text: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) template: Option<TemplateField<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) status: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) recipient: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) agent: Option<RawAgent>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) group: Option<GroupRef<'a>>,
-    // status: what Meta's status webhook said.
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing: Option<RawPricing<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) conversation: Option<RawLineConversation<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) errors: Option<Vec<u32>>,
-    // account_update: the webhook's `event` and its object, as Meta writes them.
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) event: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) volume_tier_info: Option<RawVolumeTier<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
-    #[serde(borrow, skip_serializing)]
-    pub(crate) object: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing)]
-    pub(crate) entry: Option<Vec<RawEntry<'a>>>,
-}
-
-/// `template` is an object on outbound events and a name on `template_category` events.
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum TemplateField<'a> {
-    #[serde(borrow)]
-    Name(Cow<'a, str>),
-    #[serde(borrow)]
-    Object(RawTemplate<'a>),
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RawEntry<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    time: Option<i64>,
-    #[serde(borrow, default)]
-    changes: Vec<RawChange<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawChange<'a> {
-    #[serde(borrow)]
-    field: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    value: Option<RawValue<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawValue<'a> {
-    #[serde(borrow)]
-    metadata: Option<RawMetadata<'a>>,
-    #[serde(borrow, default)]
-    messages: Vec<RawMessage<'a>>,
-    #[serde(borrow, default)]
-    statuses: Vec<RawStatus<'a>>,
-    // template_category_update
-    #[serde(borrow)]
-    message_template_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    new_category: Option<Cow<'a, str>>,
-    // account_update
-    #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    volume_tier_info: Option<RawVolumeTier<'a>>,
-    #[serde(borrow)]
-    auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawVolumeTier<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pricing_category: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    tier: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    effective_month: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    region: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawAuthIntl<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    start_time: Option<Scalar<'a>>,
-    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
-    exception_countries: Vec<RawExceptionCountry<'a>>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct RawExceptionCountry<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    country_code: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    start_time: Option<Scalar<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawMetadata<'a> {
-    #[serde(borrow)]
-    phone_number_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawMessage<'a> {
-    #[serde(borrow)]
-    from: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: Option<Scalar<'a>>,
-    referral: Option<IgnoredAny>,
-    #[serde(borrow)]
-    group_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    text: Option<RawTextBody<'a>>,
-    #[serde(borrow)]
-    button: Option<RawButton<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawTextBody<'a> {
-    #[serde(borrow)]
-    body: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawButton<'a> {
-    #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawStatus<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: Option<Scalar<'a>>,
-    #[serde(borrow)]
-    recipient_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pricing: Option<RawPricing<'a>>,
-    #[serde(borrow)]
-    conversation: Option<RawConversation<'a>>,
-    #[serde(borrow, default)]
-    errors: Vec<RawError<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawConversation<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    origin: Option<RawOrigin<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawOrigin<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawError<'a> {
-    #[serde(borrow)]
-    code: Option<Scalar<'a>>,
-}
-
-/// Meta's `pricing` object; a normalized status line carries it under the same names.
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawPricing<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) billable: Option<bool>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing_model: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing_type: Option<Cow<'a, str>>,
-}
-
-/// `conversation` of a normalized status: `{"id", "origin": "<category>"}` (flatter than Meta's
-/// `origin: {type}`).
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawLineConversation<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) origin: Option<Cow<'a, str>>,
 }
 
 fn instant(
@@ -993,11 +774,6 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
 // Writing normalized lines
 // ---------------------------------------------------------------------------------------------
 
-/// `referral` is written `true` (any value but `null` means a referral).
-fn write_true<S: Serializer>(_: &Option<IgnoredAny>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(true)
-}
-
 fn lent(text: &str) -> Cow<'_, str> {
     Cow::Borrowed(text)
 }
@@ -1224,5 +1000,86 @@ impl Event<'_> {
             }),
             Event::Ignored => Event::Ignored,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+    use crate::fast_json::scan;
+    use crate::raw::RawLine;
+
+    /// A normalized status with every optional field is read by the scanner (not handed to
+    /// serde) and gives the event serde gives: no field is skipped as unknown.
+    #[test]
+    fn status_with_every_field_scans_like_serde() {
+        let line = br#"{"type":"status","id":"m1","at":1754298005,"status":"failed","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":false,"pricing_model":"PMP","category":"marketing","type":"regular"},"conversation":{"id":"c1","origin":"marketing"},"errors":[131050,130472]}"#;
+        let fast = scan(line).expect("the scanner reads it");
+        let slow: RawLine<'_> = serde_json::from_slice(line).expect("valid JSON");
+        let (fast, slow) = (normalized(fast), normalized(slow));
+        assert_eq!(fast, slow);
+        let text = format!("{fast:?}");
+        for needle in [
+            "waba-1",
+            "pn-1",
+            "Pmp",
+            "c1",
+            "131050",
+            "130472",
+            "billable: Some(false)",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        // Shapes serde rejects or reads differently are left to serde.
+        for bad in [
+            r#"{"errors":[-1]}"#,
+            r#"{"errors":[4294967296]}"#,
+            r#"{"errors":[1.0]}"#,
+            r#"{"at":-0}"#,
+            r#"{"pricing":{"billable":1}}"#,
+            r#"{"pricing":{"type":"a","type":"b"}}"#,
+            r#"{"conversation":{"origin":{"type":"marketing"}}}"#,
+            r#"{"event":"PARTNER_ADDED"}"#,
+        ] {
+            assert!(scan(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    /// `Outbound::planned` and `Status::delivered` are the events the equivalent lines parse to.
+    #[test]
+    fn planned_events_are_what_their_lines_parse_to() {
+        use super::{parse_line, DeliveryStatus, Event, Outbound, Status, TemplateCategory};
+        let parse = |line: &str| {
+            let mut events = Vec::new();
+            parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).unwrap();
+            events
+        };
+        let planned = Outbound::planned(
+            "q1",
+            1_754_298_000,
+            "waba-1",
+            "pn-1",
+            "16505551234",
+            Some(("promo", TemplateCategory::Utility)),
+        );
+        assert_eq!(
+            parse(
+                r#"{"type":"outbound","id":"q1","at":1754298000,"business":"waba-1","phone":"pn-1","user":"16505551234","template":{"name":"promo","category":"utility"}}"#
+            ),
+            vec![Event::Outbound(planned)]
+        );
+        let free = Outbound::planned("q2", 1_754_298_000, "waba-1", "pn-1", "16505551234", None);
+        assert_eq!(
+            parse(
+                r#"{"type":"outbound","id":"q2","at":1754298000,"business":"waba-1","phone":"pn-1","user":"16505551234"}"#
+            ),
+            vec![Event::Outbound(free)]
+        );
+        let delivered = Status::delivered("q1", 1_754_298_005);
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(
+            parse(r#"{"type":"status","id":"q1","at":1754298005,"status":"delivered"}"#),
+            vec![Event::Status(delivered)]
+        );
     }
 }

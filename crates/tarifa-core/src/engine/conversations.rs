@@ -5,7 +5,10 @@
 //! inbound messages (the customer service window). Prices and monthly counters are not applied
 //! here: a decision says "free because …" or "chargeable as column X, subject to counter Y".
 
-use super::{OutboundRec, Rater, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL};
+use super::records::{
+    Conversation, Counter, OutboundRec, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL,
+};
+use super::Rater;
 use crate::card::RateColumn;
 use crate::category::{BilledCategory, MessageKind, PricingModel, PricingType, TemplateCategory};
 use crate::config::{ConversationStart, Rules, WindowJudgedAt};
@@ -51,53 +54,6 @@ impl Era {
     }
 }
 
-/// Which monthly counter a chargeable message is subject to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Counter {
-    None,
-    /// B-5: first 1,000 conversations per WABA per month, either type.
-    FreeConversations,
-    /// C-7: first 1,000 service conversations per WABA per month.
-    FreeServiceConversations,
-    /// D-19: free service messages per business phone number per month.
-    FreeServiceMessages,
-    /// V-1: graduated volume tiers of utility.
-    UtilityTiers,
-    /// V-1, V-6: graduated volume tiers of authentication (shared with auth-international).
-    AuthenticationTiers,
-    /// D-14: priced per token, not by card.
-    AgentTokens,
-}
-
-impl Counter {
-    const ALL: [Counter; 7] = [
-        Counter::None,
-        Counter::FreeConversations,
-        Counter::FreeServiceConversations,
-        Counter::FreeServiceMessages,
-        Counter::UtilityTiers,
-        Counter::AuthenticationTiers,
-        Counter::AgentTokens,
-    ];
-
-    /// A stable name, for storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Counter::None => "none",
-            Counter::FreeConversations => "free_conversations",
-            Counter::FreeServiceConversations => "free_service_conversations",
-            Counter::FreeServiceMessages => "free_service_messages",
-            Counter::UtilityTiers => "utility_tiers",
-            Counter::AuthenticationTiers => "authentication_tiers",
-            Counter::AgentTokens => "agent_tokens",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Counter> {
-        Counter::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Free(PricingType),
@@ -116,20 +72,6 @@ pub(crate) struct Decision {
     pub at: Instant,
     /// The rule that decided, for the explanation.
     pub rule: &'static str,
-}
-
-/// A conversation (eras B, C) or entry-point window (all conversation eras and D).
-#[derive(Clone, Copy, Debug)]
-pub struct Conversation {
-    /// Index of the message that opened it.
-    pub opener: u32,
-    pub key: u32,
-    pub category: BilledCategory,
-    pub model: PricingModel,
-    pub start: Instant,
-    /// First instant it is no longer open; earlier than planned when an entry point closed it
-    /// (C-10).
-    pub expiry: Instant,
 }
 
 /// W-5: Meta's `expiration_timestamp` is the start plus the duration, rounded up to the minute.

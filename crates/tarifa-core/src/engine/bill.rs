@@ -4,9 +4,10 @@
 //! Invariant: every total is the exact sum of its lines (no rounding anywhere: amounts are exact
 //! decimals in the card's currency).
 
+use super::records::{Conversation, Counter, InputStats, OutboundRec, NEVER, NONE};
+use super::setup::Setup;
 use crate::card::RateColumn;
 use crate::category::{BilledCategory, PricingModel, PricingType};
-use crate::engine::{Conversation, InputStats, OutboundRec, Rater, Setup, NEVER, NONE};
 use crate::input::MetaPricing;
 use crate::market::{Country, Market};
 use crate::time::{Instant, LocalDate};
@@ -61,7 +62,7 @@ pub struct Line {
     /// The spec rule that decided.
     pub rule: &'static str,
     pub note: Note,
-    pub(crate) chargeable: Option<(RateColumn, crate::engine::Counter)>,
+    pub(crate) chargeable: Option<(RateColumn, Counter)>,
 }
 
 impl Line {
@@ -84,14 +85,14 @@ pub(crate) struct Names {
 
 /// A rated run.
 pub struct Bill {
-    setup: std::sync::Arc<Setup>,
-    names: Names,
-    outbound: Vec<OutboundRec>,
-    key_owner: Vec<(u32, u32, u32, bool)>,
+    pub(crate) setup: std::sync::Arc<Setup>,
+    pub(crate) names: Names,
+    pub(crate) outbound: Vec<OutboundRec>,
+    pub(crate) key_owner: Vec<(u32, u32, u32, bool)>,
     /// The lines in rating order; [`Bill::messages`] gives them in bill order.
     pub lines: Vec<Line>,
     /// Bill order: indices into `lines` by send time, then message id.
-    order: Vec<u32>,
+    pub(crate) order: Vec<u32>,
     pub conversations: Vec<Conversation>,
     pub stats: InputStats,
 }
@@ -161,41 +162,6 @@ fn conversation_id(id: &str) -> String {
 }
 
 impl Bill {
-    pub(crate) fn new(
-        rater: Rater,
-        lines: Vec<Line>,
-        order: Vec<u32>,
-        conversations: Vec<Conversation>,
-    ) -> Bill {
-        let Rater {
-            setup,
-            phones,
-            users,
-            groups,
-            outbound,
-            key_owner,
-            id_text,
-            stats,
-            ..
-        } = rater;
-        let names = Names {
-            phones: phones.names,
-            users: users.names,
-            groups: groups.names,
-            id_text,
-        };
-        Bill {
-            setup,
-            names,
-            outbound,
-            key_owner,
-            lines,
-            order,
-            conversations,
-            stats,
-        }
-    }
-
     pub fn setup(&self) -> &Setup {
         &self.setup
     }
