@@ -176,44 +176,8 @@ impl<'a> Scanner<'a> {
         }
         match self.peek()? {
             b'"' => self.string().map(|_| ()),
-            b'{' => {
-                self.i += 1;
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.string()?;
-                    self.eat(b':')?;
-                    self.skip_value(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip_value(depth + 1)?;
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'{' => self.object(|s, _| s.skip_value(depth + 1)),
+            b'[' => self.array(|s| s.skip_value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -221,10 +185,17 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Iterates the items of an array, calling `item`, which must consume each.
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        if self.peek()? == b']' {
+    /// Iterates the comma-separated items between `open` and `close`, calling `item`, which
+    /// must consume each.
+    #[inline(always)]
+    fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        if self.peek()? == close {
             self.i += 1;
             return Some(());
         }
@@ -232,7 +203,7 @@ impl<'a> Scanner<'a> {
             item(self)?;
             match self.peek()? {
                 b',' => self.i += 1,
-                b']' => {
+                c if c == close => {
                     self.i += 1;
                     return Some(());
                 }
@@ -241,27 +212,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Iterates the items of an array, calling `item`, which must consume each.
+    fn array(&mut self, item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.items(b'[', b']', item)
+    }
+
     /// Iterates the members of an object, calling `member` with each key; `member` must consume
     /// the value. Duplicate known keys are detected by the caller.
     fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            member(self, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        self.items(b'{', b'}', |s| {
+            let key = s.string()?;
+            s.eat(b':')?;
+            member(s, key)
+        })
     }
 }
 

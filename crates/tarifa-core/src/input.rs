@@ -429,6 +429,18 @@ pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     }
 }
 
+/// The `user` of a message: required, unless it is a group message (then "" when absent).
+fn user_or_group<'a>(
+    group: bool,
+    user: Option<Cow<'a, str>>,
+    id: Option<&str>,
+) -> Result<Cow<'a, str>, InputError> {
+    match (group, user) {
+        (true, None) => Ok(Cow::Borrowed("")),
+        (_, user) => required(user, "user", id),
+    }
+}
+
 fn normalized_inbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a>, InputError> {
     let platform = match raw.platform.as_deref() {
         None => Platform::Unknown,
@@ -447,10 +459,7 @@ fn normalized_inbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a
         Some(GroupRef::Id(g)) => Some(g),
         Some(GroupRef::Full(g)) => Some(g.id),
     };
-    let user = match (&group, raw.user) {
-        (Some(_), None) => Cow::Borrowed(""),
-        (_, user) => required(user, "user", id)?,
-    };
+    let user = user_or_group(group.is_some(), raw.user, id)?;
     Ok(Event::Inbound(Inbound {
         at: instant(raw.at, "at", id)?,
         business: required(raw.business, "business", id)?,
@@ -509,10 +518,7 @@ fn normalized_outbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'
             Some((g.id, g.members))
         }
     };
-    let user = match (&group, raw.user) {
-        (Some(_), None) => Cow::Borrowed(""),
-        (_, user) => required(user, "user", id)?,
-    };
+    let user = user_or_group(group.is_some(), raw.user, id)?;
     Ok(Event::Outbound(Outbound {
         at: instant(raw.at, "at", id)?,
         business: required(raw.business, "business", id)?,
@@ -653,7 +659,7 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                     continue;
                 }
                 Some("template_category_update") => {
-                    webhook_template_category(value, &business, entry_time()?, here)?
+                    webhook_template_category(value, business.clone(), entry_time()?, here)?
                 }
                 Some("account_update") => {
                     let at = entry_time()?;
@@ -680,7 +686,7 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
 /// A `template_category_update` change.
 fn webhook_template_category<'a>(
     value: RawValue<'a>,
-    business: &Cow<'a, str>,
+    business: Cow<'a, str>,
     at: Instant,
     here: ChangeAt,
 ) -> Result<Event<'a>, InputError> {
@@ -702,13 +708,14 @@ fn webhook_template_category<'a>(
     })?;
     Ok(Event::TemplateCategory(TemplateCategoryChange {
         at,
-        business: business.clone(),
+        business,
         template,
         category,
     }))
 }
 
 /// A `messages` change: its inbound messages, then its statuses.
+#[allow(clippy::ptr_arg)] // `&Cow`: each event clones it, borrowed text stays borrowed.
 fn webhook_messages<'a>(
     value: RawValue<'a>,
     business: &Cow<'a, str>,

@@ -215,6 +215,18 @@ fn entry_point_openers(messages: &[OutboundRec], referrals: &[Instant], out: &mu
     }
 }
 
+/// A delivered message as the era rules see it.
+#[derive(Clone, Copy)]
+struct Delivery<'m> {
+    m: &'m OutboundRec,
+    /// When it takes effect: its delivery, or its send with `conversation_start = "sent"`.
+    start: Instant,
+    /// The WABA-local date of `start`.
+    date: LocalDate,
+    /// It replies to an entry point (C-9, D-5, B-6).
+    entry: bool,
+}
+
 struct KeyWalk<'a> {
     rules: &'a Rules,
     /// Times of the key's inbound messages, sorted.
@@ -361,6 +373,12 @@ impl KeyWalk<'_> {
         date: LocalDate,
         entry: bool,
     ) -> Decision {
+        let x = Delivery {
+            m,
+            start,
+            date,
+            entry,
+        };
         // Groups API messages (D-10) exist only under per-message pricing; a group message dated
         // earlier is rated by those rules rather than opening conversations for a whole group.
         let era = if m.members_len > 0 {
@@ -379,9 +397,9 @@ impl KeyWalk<'_> {
         };
         match era {
             Era::Notification => self.notification(base, m),
-            Era::InitiatedConversations => self.initiated(base, m, start, date, entry),
-            Era::CategoryConversations => self.category(base, m, start, date, entry),
-            Era::PerMessage => self.per_message(base, m, start, date, entry),
+            Era::InitiatedConversations => self.initiated(base, x),
+            Era::CategoryConversations => self.category(base, x),
+            Era::PerMessage => self.per_message(base, x),
         }
     }
 
@@ -404,14 +422,13 @@ impl KeyWalk<'_> {
     }
 
     /// Era B: one 24 h conversation at a time; its type is decided by timing (B-1 … B-6).
-    fn initiated(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn initiated(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         let open = self.state.initiated;
         if is_open(self.conversations, open, start) {
             return self.inside(d, open, "B-4");
@@ -462,14 +479,13 @@ impl KeyWalk<'_> {
     }
 
     /// Era C: category conversations (C-1 … C-11).
-    fn category(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn category(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         // Conversations of era B do not carry into era C.
         self.state.initiated = NONE;
         if let Some(d) = self.in_entry_point(d, start, true) {
@@ -578,14 +594,13 @@ impl KeyWalk<'_> {
     }
 
     /// Era D: per delivered message (D-1 … D-19).
-    fn per_message(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn per_message(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         self.state.initiated = NONE;
         let agent_charged = m.kind == MessageKind::Agent && date >= AGENT_TOKENS_FROM;
         if let Some(d) = self.entry_point_window(d, m, entry, agent_charged) {
