@@ -20,9 +20,13 @@
 //! `pricing_model`) are `None` in webhooks but errors in normalized lines, tarifa's own format.
 
 use crate::category::{BilledCategory, MetaPricingType, PricingModel, TemplateCategory};
+use crate::raw::{
+    GroupRef, RawAgent, RawAuthIntl, RawEntry, RawExceptionCountry, RawGroup, RawLine,
+    RawLineConversation, RawPricing, RawStatus, RawTemplate, RawValue, RawVolumeTier, Scalar,
+    TemplateField,
+};
 use crate::time::{parse_instant, Instant};
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -95,6 +99,32 @@ pub struct MetaPricing {
     pub pricing_type: Option<MetaPricingType>,
 }
 
+impl<'a> Outbound<'a> {
+    /// A one-to-one message the business plans to send (to quote or hold its price): a template
+    /// `(name, category)`, or a free-form message with `None`. The event [`parse_line`] reads from
+    /// `{"type": "outbound", "id", "at", "business", "phone", "user", "template": {"name",
+    /// "category"}}`, without writing the line.
+    pub fn planned(
+        id: &'a str,
+        at: Instant,
+        business: &'a str,
+        phone: &'a str,
+        user: &'a str,
+        template: Option<(&'a str, TemplateCategory)>,
+    ) -> Outbound<'a> {
+        Outbound {
+            id: Cow::Borrowed(id),
+            at,
+            business: Cow::Borrowed(business),
+            phone: Cow::Borrowed(phone),
+            user: Cow::Borrowed(user),
+            template: template.map(|(name, category)| (Cow::Borrowed(name), category)),
+            agent_tokens: None,
+            group: None,
+        }
+    }
+}
+
 /// A status of an outbound message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status<'a> {
@@ -114,6 +144,25 @@ pub struct Status<'a> {
     /// Meta's `errors[].code` (e.g. 131049, 131050: the user stopped marketing messages), kept
     /// so that the service can tell why a message failed; the rating only needs `Failed`.
     pub error_codes: Vec<u32>,
+}
+
+impl<'a> Status<'a> {
+    /// Message `id` delivered at `at`, and nothing more (no recipient, business or pricing): what
+    /// a service adds to price a message as if delivered.
+    pub fn delivered(id: &'a str, at: Instant) -> Status<'a> {
+        Status {
+            id: Cow::Borrowed(id),
+            at,
+            status: DeliveryStatus::Delivered,
+            recipient: None,
+            business: None,
+            phone: None,
+            pricing: None,
+            conversation_id: None,
+            conversation_origin: None,
+            error_codes: Vec::new(),
+        }
+    }
 }
 
 /// Meta re-categorised a template from `at` on (1-5, webhook `template_category_update`).
@@ -213,273 +262,6 @@ fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
         event_id: id.map(str::to_string),
         message: message.into(),
     }
-}
-
-/// A JSON string or number (Meta writes timestamps as strings, users may write numbers).
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum Scalar<'a> {
-    #[serde(borrow)]
-    Str(Cow<'a, str>),
-    Int(i64),
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawTemplate<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) name: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawAgent {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tokens: Option<u64>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawGroup<'a> {
-    #[serde(borrow)]
-    pub(crate) id: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) members: Vec<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum GroupRef<'a> {
-    #[serde(borrow)]
-    Id(Cow<'a, str>),
-    #[serde(borrow)]
-    Full(RawGroup<'a>),
-}
-
-/// Every field any line kind may carry; which are required depends on the kind. [`to_json_line`]
-/// writes it too, so reader and writer cannot disagree on a name.
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawLine<'a> {
-    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) kind: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) at: Option<Scalar<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) business: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) user: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "write_true")]
-    pub(crate) referral: Option<IgnoredAny>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) platform: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) text: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) template: Option<TemplateField<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) status: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) recipient: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) agent: Option<RawAgent>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) group: Option<GroupRef<'a>>,
-    // status: what Meta's status webhook said.
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing: Option<RawPricing<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) conversation: Option<RawLineConversation<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) errors: Option<Vec<u32>>,
-    // account_update: the webhook's `event` and its object, as Meta writes them.
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) event: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) volume_tier_info: Option<RawVolumeTier<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
-    #[serde(borrow, skip_serializing)]
-    pub(crate) object: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing)]
-    pub(crate) entry: Option<Vec<RawEntry<'a>>>,
-}
-
-/// `template` is an object on outbound events and a name on `template_category` events.
-#[derive(Deserialize, Serialize)]
-#[serde(untagged)]
-pub(crate) enum TemplateField<'a> {
-    #[serde(borrow)]
-    Name(Cow<'a, str>),
-    #[serde(borrow)]
-    Object(RawTemplate<'a>),
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RawEntry<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    time: Option<i64>,
-    #[serde(borrow, default)]
-    changes: Vec<RawChange<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawChange<'a> {
-    #[serde(borrow)]
-    field: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    value: Option<RawValue<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawValue<'a> {
-    #[serde(borrow)]
-    metadata: Option<RawMetadata<'a>>,
-    #[serde(borrow, default)]
-    messages: Vec<RawMessage<'a>>,
-    #[serde(borrow, default)]
-    statuses: Vec<RawStatus<'a>>,
-    // template_category_update
-    #[serde(borrow)]
-    message_template_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    new_category: Option<Cow<'a, str>>,
-    // account_update
-    #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    volume_tier_info: Option<RawVolumeTier<'a>>,
-    #[serde(borrow)]
-    auth_international_rate_eligibility: Option<RawAuthIntl<'a>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawVolumeTier<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pricing_category: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    tier: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    effective_month: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    region: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Serialize)]
-pub(crate) struct RawAuthIntl<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    start_time: Option<Scalar<'a>>,
-    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
-    exception_countries: Vec<RawExceptionCountry<'a>>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct RawExceptionCountry<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    country_code: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    start_time: Option<Scalar<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawMetadata<'a> {
-    #[serde(borrow)]
-    phone_number_id: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawMessage<'a> {
-    #[serde(borrow)]
-    from: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: Option<Scalar<'a>>,
-    referral: Option<IgnoredAny>,
-    #[serde(borrow)]
-    group_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    text: Option<RawTextBody<'a>>,
-    #[serde(borrow)]
-    button: Option<RawButton<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawTextBody<'a> {
-    #[serde(borrow)]
-    body: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawButton<'a> {
-    #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawStatus<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: Option<Scalar<'a>>,
-    #[serde(borrow)]
-    recipient_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pricing: Option<RawPricing<'a>>,
-    #[serde(borrow)]
-    conversation: Option<RawConversation<'a>>,
-    #[serde(borrow, default)]
-    errors: Vec<RawError<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawConversation<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    origin: Option<RawOrigin<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawOrigin<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct RawError<'a> {
-    #[serde(borrow)]
-    code: Option<Scalar<'a>>,
-}
-
-/// Meta's `pricing` object; a normalized status line carries it under the same names.
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawPricing<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) billable: Option<bool>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing_model: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) category: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) pricing_type: Option<Cow<'a, str>>,
-}
-
-/// `conversation` of a normalized status: `{"id", "origin": "<category>"}` (flatter than Meta's
-/// `origin: {type}`).
-#[derive(Deserialize, Serialize, Default)]
-pub(crate) struct RawLineConversation<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
-    pub(crate) origin: Option<Cow<'a, str>>,
 }
 
 fn instant(
@@ -617,155 +399,17 @@ pub fn parse_line<'a>(line: &'a [u8], sink: &mut impl FnMut(Event<'a>)) -> Resul
 pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     let id_owned = raw.id.clone();
     let id = id_owned.as_deref();
-    let kind = raw.kind.ok_or_else(|| {
+    let kind = raw.kind.as_deref().ok_or_else(|| {
         error(
             id,
             "missing field `type` (inbound, outbound, status, template_category, account_update) or `object`",
         )
     })?;
-    match kind.as_ref() {
-        "inbound" => {
-            let platform = match raw.platform.as_deref() {
-                None => Platform::Unknown,
-                Some("android") => Platform::Android,
-                Some("ios") => Platform::Ios,
-                Some("web") | Some("desktop") => Platform::Web,
-                Some(other) => {
-                    return Err(error(
-                        id,
-                        format!("field `platform`: {other:?} is not android, ios or web"),
-                    ))
-                }
-            };
-            let group = match raw.group {
-                None => None,
-                Some(GroupRef::Id(g)) => Some(g),
-                Some(GroupRef::Full(g)) => Some(g.id),
-            };
-            let user = match (&group, raw.user) {
-                (Some(_), None) => Cow::Borrowed(""),
-                (_, user) => required(user, "user", id)?,
-            };
-            Ok(Event::Inbound(Inbound {
-                at: instant(raw.at, "at", id)?,
-                business: required(raw.business, "business", id)?,
-                phone: required(raw.phone, "phone", id)?,
-                user,
-                referral: raw.referral.is_some(),
-                platform,
-                group,
-                text: short_text(raw.text),
-                id: required(raw.id, "id", None)?,
-            }))
-        }
-        "outbound" => {
-            let template = match raw.template {
-                None => None,
-                Some(TemplateField::Name(_)) => {
-                    return Err(error(
-                        id,
-                        "field `template`: expected an object {\"name\", \"category\"}",
-                    ))
-                }
-                Some(TemplateField::Object(t)) => {
-                    let category = required(t.category, "template.category", id)?;
-                    let category = TemplateCategory::parse(&category).ok_or_else(|| {
-                        error(id, format!("field `template.category`: {category:?} is not marketing, utility or authentication"))
-                    })?;
-                    Some((t.name.unwrap_or(Cow::Borrowed("")), category))
-                }
-            };
-            let agent_tokens = match raw.agent {
-                None => None,
-                Some(a) => Some(
-                    a.tokens
-                        .ok_or_else(|| error(id, "field `agent.tokens` is missing"))?,
-                ),
-            };
-            if agent_tokens.is_some() && template.is_some() {
-                return Err(error(
-                    id,
-                    "a Meta Business Agent message (`agent`) cannot be a template",
-                ));
-            }
-            let group = match raw.group {
-                None => None,
-                Some(GroupRef::Id(_)) => {
-                    return Err(error(
-                        id,
-                        "field `group`: an outbound group message needs {\"id\", \"members\"}",
-                    ))
-                }
-                Some(GroupRef::Full(g)) => {
-                    if g.members.is_empty() {
-                        return Err(error(id, "field `group.members` is empty"));
-                    }
-                    Some((g.id, g.members))
-                }
-            };
-            let user = match (&group, raw.user) {
-                (Some(_), None) => Cow::Borrowed(""),
-                (_, user) => required(user, "user", id)?,
-            };
-            Ok(Event::Outbound(Outbound {
-                at: instant(raw.at, "at", id)?,
-                business: required(raw.business, "business", id)?,
-                phone: required(raw.phone, "phone", id)?,
-                user,
-                template,
-                agent_tokens,
-                group,
-                id: required(raw.id, "id", None)?,
-            }))
-        }
-        "status" => {
-            let status_text = required(raw.status, "status", id)?;
-            let Some(status) = delivery_status(&status_text, id)? else {
-                return Ok(Event::Ignored);
-            };
-            let pricing = raw.pricing.map(|p| line_pricing(p, id)).transpose()?;
-            let conversation = raw.conversation.unwrap_or_default();
-            Ok(Event::Status(Status {
-                at: instant(raw.at, "at", id)?,
-                status,
-                recipient: raw.recipient,
-                // With business, phone and recipient, the engine rates the message from the
-                // status alone, as it does for a webhook status.
-                business: raw.business,
-                phone: raw.phone,
-                pricing,
-                conversation_id: conversation.id,
-                conversation_origin: billed_category(
-                    conversation.origin,
-                    "conversation.origin",
-                    id,
-                )?,
-                error_codes: raw.errors.unwrap_or_default(),
-                id: required(raw.id, "id", None)?,
-            }))
-        }
-        "template_category" => {
-            let template = match raw.template {
-                Some(TemplateField::Name(n)) if !n.is_empty() => n,
-                Some(TemplateField::Object(RawTemplate { name: Some(n), .. })) if !n.is_empty() => {
-                    n
-                }
-                _ => return Err(error(id, "missing field `template` (the template name)")),
-            };
-            let category = required(raw.category, "category", id)?;
-            let category = TemplateCategory::parse(&category).ok_or_else(|| {
-                error(
-                    id,
-                    format!("field `category`: {category:?} is not a template category"),
-                )
-            })?;
-            Ok(Event::TemplateCategory(TemplateCategoryChange {
-                at: instant(raw.at, "at", id)?,
-                business: required(raw.business, "business", id)?,
-                template,
-                category,
-            }))
-        }
+    match kind {
+        "inbound" => normalized_inbound(raw, id),
+        "outbound" => normalized_outbound(raw, id),
+        "status" => normalized_status(raw, id),
+        "template_category" => normalized_template_category(raw, id),
         "account_update" => Ok(Event::AccountUpdate(AccountUpdate {
             at: instant(raw.at, "at", id)?,
             business: required(raw.business, "business", id)?,
@@ -783,6 +427,155 @@ pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
             ),
         )),
     }
+}
+
+/// The `user` of a message: required, unless it is a group message (then "" when absent).
+fn user_or_group<'a>(
+    group: bool,
+    user: Option<Cow<'a, str>>,
+    id: Option<&str>,
+) -> Result<Cow<'a, str>, InputError> {
+    match (group, user) {
+        (true, None) => Ok(Cow::Borrowed("")),
+        (_, user) => required(user, "user", id),
+    }
+}
+
+fn normalized_inbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a>, InputError> {
+    let platform = match raw.platform.as_deref() {
+        None => Platform::Unknown,
+        Some("android") => Platform::Android,
+        Some("ios") => Platform::Ios,
+        Some("web") | Some("desktop") => Platform::Web,
+        Some(other) => {
+            return Err(error(
+                id,
+                format!("field `platform`: {other:?} is not android, ios or web"),
+            ))
+        }
+    };
+    let group = match raw.group {
+        None => None,
+        Some(GroupRef::Id(g)) => Some(g),
+        Some(GroupRef::Full(g)) => Some(g.id),
+    };
+    let user = user_or_group(group.is_some(), raw.user, id)?;
+    Ok(Event::Inbound(Inbound {
+        at: instant(raw.at, "at", id)?,
+        business: required(raw.business, "business", id)?,
+        phone: required(raw.phone, "phone", id)?,
+        user,
+        referral: raw.referral.is_some(),
+        platform,
+        group,
+        text: short_text(raw.text),
+        id: required(raw.id, "id", None)?,
+    }))
+}
+
+fn normalized_outbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a>, InputError> {
+    let template = match raw.template {
+        None => None,
+        Some(TemplateField::Name(_)) => {
+            return Err(error(
+                id,
+                "field `template`: expected an object {\"name\", \"category\"}",
+            ))
+        }
+        Some(TemplateField::Object(t)) => {
+            let category = required(t.category, "template.category", id)?;
+            let category = TemplateCategory::parse(&category).ok_or_else(|| {
+                error(id, format!("field `template.category`: {category:?} is not marketing, utility or authentication"))
+            })?;
+            Some((t.name.unwrap_or(Cow::Borrowed("")), category))
+        }
+    };
+    let agent_tokens = match raw.agent {
+        None => None,
+        Some(a) => Some(
+            a.tokens
+                .ok_or_else(|| error(id, "field `agent.tokens` is missing"))?,
+        ),
+    };
+    if agent_tokens.is_some() && template.is_some() {
+        return Err(error(
+            id,
+            "a Meta Business Agent message (`agent`) cannot be a template",
+        ));
+    }
+    let group = match raw.group {
+        None => None,
+        Some(GroupRef::Id(_)) => {
+            return Err(error(
+                id,
+                "field `group`: an outbound group message needs {\"id\", \"members\"}",
+            ))
+        }
+        Some(GroupRef::Full(g)) => {
+            if g.members.is_empty() {
+                return Err(error(id, "field `group.members` is empty"));
+            }
+            Some((g.id, g.members))
+        }
+    };
+    let user = user_or_group(group.is_some(), raw.user, id)?;
+    Ok(Event::Outbound(Outbound {
+        at: instant(raw.at, "at", id)?,
+        business: required(raw.business, "business", id)?,
+        phone: required(raw.phone, "phone", id)?,
+        user,
+        template,
+        agent_tokens,
+        group,
+        id: required(raw.id, "id", None)?,
+    }))
+}
+
+fn normalized_status<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a>, InputError> {
+    let status_text = required(raw.status, "status", id)?;
+    let Some(status) = delivery_status(&status_text, id)? else {
+        return Ok(Event::Ignored);
+    };
+    let pricing = raw.pricing.map(|p| line_pricing(p, id)).transpose()?;
+    let conversation = raw.conversation.unwrap_or_default();
+    Ok(Event::Status(Status {
+        at: instant(raw.at, "at", id)?,
+        status,
+        recipient: raw.recipient,
+        // With business, phone and recipient, the engine rates the message from the
+        // status alone, as it does for a webhook status.
+        business: raw.business,
+        phone: raw.phone,
+        pricing,
+        conversation_id: conversation.id,
+        conversation_origin: billed_category(conversation.origin, "conversation.origin", id)?,
+        error_codes: raw.errors.unwrap_or_default(),
+        id: required(raw.id, "id", None)?,
+    }))
+}
+
+fn normalized_template_category<'a>(
+    raw: RawLine<'a>,
+    id: Option<&str>,
+) -> Result<Event<'a>, InputError> {
+    let template = match raw.template {
+        Some(TemplateField::Name(n)) if !n.is_empty() => n,
+        Some(TemplateField::Object(RawTemplate { name: Some(n), .. })) if !n.is_empty() => n,
+        _ => return Err(error(id, "missing field `template` (the template name)")),
+    };
+    let category = required(raw.category, "category", id)?;
+    let category = TemplateCategory::parse(&category).ok_or_else(|| {
+        error(
+            id,
+            format!("field `category`: {category:?} is not a template category"),
+        )
+    })?;
+    Ok(Event::TemplateCategory(TemplateCategoryChange {
+        at: instant(raw.at, "at", id)?,
+        business: required(raw.business, "business", id)?,
+        template,
+        category,
+    }))
 }
 
 /// The change an `account_update` names by `event`, from its object as Meta writes it (webhooks
@@ -854,39 +647,24 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
             let Some(value) = change.value else {
                 return Err(error(None, format!("missing field `{here}.value`")));
             };
-            match change.field.as_deref() {
-                Some("messages") => {}
-                Some("template_category_update") => {
-                    let at = entry
-                        .time
-                        .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
-                    let template = required(
-                        value.message_template_name,
-                        format!("{here}.value.message_template_name"),
-                        None,
-                    )?;
-                    let category = required(
-                        value.new_category,
-                        format!("{here}.value.new_category"),
-                        None,
-                    )?;
-                    let category = TemplateCategory::parse(&category).ok_or_else(|| {
-                        error(None, format!("field `{here}.value.new_category`: {category:?} is not a template category"))
-                    })?;
-                    out.push(Event::TemplateCategory(TemplateCategoryChange {
-                        at,
-                        business: business.clone(),
-                        template,
-                        category,
-                    }));
+            // `entry[e].time`, required by the changes that have no time of their own.
+            let entry_time = || {
+                entry
+                    .time
+                    .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))
+            };
+            let event = match change.field.as_deref() {
+                Some("messages") => {
+                    webhook_messages(value, &business, here, out)?;
                     continue;
                 }
+                Some("template_category_update") => {
+                    webhook_template_category(value, business.clone(), entry_time()?, here)?
+                }
                 Some("account_update") => {
-                    let at = entry
-                        .time
-                        .ok_or_else(|| error(None, format!("missing field `entry[{e}].time`")))?;
+                    let at = entry_time()?;
                     let event = required(value.event, format!("{here}.value.event"), None)?;
-                    out.push(Event::AccountUpdate(AccountUpdate {
+                    Event::AccountUpdate(AccountUpdate {
                         business: business.clone(),
                         at,
                         change: account_change(
@@ -895,108 +673,149 @@ fn webhook<'a>(entries: Vec<RawEntry<'a>>, out: &mut Vec<Event<'a>>) -> Result<(
                             value.auth_international_rate_eligibility,
                             &format!("{here}.value."),
                         )?,
-                    }));
-                    continue;
-                }
-                _ => {
-                    out.push(Event::Ignored);
-                    continue;
-                }
-            }
-            // Required non-empty like every id: a stored event must parse back (`to_json_line`).
-            let phone = required(
-                value.metadata.and_then(|m| m.phone_number_id),
-                format_args!("{here}.value.metadata.phone_number_id"),
-                None,
-            )?;
-            for (m, msg) in value.messages.into_iter().enumerate() {
-                let id = required(msg.id, format_args!("{here}.value.messages[{m}].id"), None)?;
-                let at = instant(
-                    msg.timestamp,
-                    format_args!("{here}.value.messages[{m}].timestamp"),
-                    Some(&id),
-                )?;
-                let user = required(
-                    msg.from,
-                    format_args!("{here}.value.messages[{m}].from"),
-                    Some(&id),
-                )?;
-                out.push(Event::Inbound(Inbound {
-                    id,
-                    at,
-                    business: business.clone(),
-                    phone: phone.clone(),
-                    user,
-                    referral: msg.referral.is_some(),
-                    platform: Platform::Unknown,
-                    group: msg.group_id,
-                    text: short_text(
-                        msg.text
-                            .and_then(|t| t.body)
-                            .or_else(|| msg.button.and_then(|b| b.text)),
-                    ),
-                }));
-            }
-            for (s, st) in value.statuses.into_iter().enumerate() {
-                let here = format_args!("{here}.value.statuses[{s}]");
-                let id = required(st.id, format_args!("{here}.id"), None)?;
-                let status_text = required(st.status, format_args!("{here}.status"), Some(&id))?;
-                let Some(status) = delivery_status(&status_text, Some(&id))? else {
-                    out.push(Event::Ignored);
-                    continue;
-                };
-                let at = instant(st.timestamp, format_args!("{here}.timestamp"), Some(&id))?;
-                // Meta adds values over time: an unknown model or category is `None`, not an error.
-                let pricing = st.pricing.map(|p| MetaPricing {
-                    billable: p.billable,
-                    model: p.pricing_model.as_deref().and_then(PricingModel::parse),
-                    category: p.category.as_deref().and_then(BilledCategory::parse),
-                    pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
-                });
-                let (conversation_id, conversation_origin) = match st.conversation {
-                    None => (None, None),
-                    Some(c) => (
-                        c.id,
-                        c.origin
-                            .and_then(|o| o.kind)
-                            .as_deref()
-                            .and_then(BilledCategory::parse),
-                    ),
-                };
-                let error_codes = st
-                    .errors
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, e)| {
-                        error_code(e.code, format_args!("{here}.errors[{k}].code"), Some(&id))
                     })
-                    .collect::<Result<Vec<u32>, InputError>>()?;
-                out.push(Event::Status(Status {
-                    id,
-                    at,
-                    status,
-                    recipient: st.recipient_id,
-                    business: Some(business.clone()),
-                    phone: Some(phone.clone()),
-                    pricing,
-                    conversation_id,
-                    conversation_origin,
-                    error_codes,
-                }));
-            }
+                }
+                _ => Event::Ignored,
+            };
+            out.push(event);
         }
     }
     Ok(())
 }
 
+/// A `template_category_update` change.
+fn webhook_template_category<'a>(
+    value: RawValue<'a>,
+    business: Cow<'a, str>,
+    at: Instant,
+    here: ChangeAt,
+) -> Result<Event<'a>, InputError> {
+    let template = required(
+        value.message_template_name,
+        format!("{here}.value.message_template_name"),
+        None,
+    )?;
+    let category = required(
+        value.new_category,
+        format!("{here}.value.new_category"),
+        None,
+    )?;
+    let category = TemplateCategory::parse(&category).ok_or_else(|| {
+        error(
+            None,
+            format!("field `{here}.value.new_category`: {category:?} is not a template category"),
+        )
+    })?;
+    Ok(Event::TemplateCategory(TemplateCategoryChange {
+        at,
+        business,
+        template,
+        category,
+    }))
+}
+
+/// A `messages` change: its inbound messages, then its statuses.
+#[allow(clippy::ptr_arg)] // `&Cow`: each event clones it, borrowed text stays borrowed.
+fn webhook_messages<'a>(
+    value: RawValue<'a>,
+    business: &Cow<'a, str>,
+    here: ChangeAt,
+    out: &mut Vec<Event<'a>>,
+) -> Result<(), InputError> {
+    // Required non-empty like every id: a stored event must parse back (`to_json_line`).
+    let phone = required(
+        value.metadata.and_then(|m| m.phone_number_id),
+        format_args!("{here}.value.metadata.phone_number_id"),
+        None,
+    )?;
+    for (m, msg) in value.messages.into_iter().enumerate() {
+        let id = required(msg.id, format_args!("{here}.value.messages[{m}].id"), None)?;
+        let at = instant(
+            msg.timestamp,
+            format_args!("{here}.value.messages[{m}].timestamp"),
+            Some(&id),
+        )?;
+        let user = required(
+            msg.from,
+            format_args!("{here}.value.messages[{m}].from"),
+            Some(&id),
+        )?;
+        out.push(Event::Inbound(Inbound {
+            id,
+            at,
+            business: business.clone(),
+            phone: phone.clone(),
+            user,
+            referral: msg.referral.is_some(),
+            platform: Platform::Unknown,
+            group: msg.group_id,
+            text: short_text(
+                msg.text
+                    .and_then(|t| t.body)
+                    .or_else(|| msg.button.and_then(|b| b.text)),
+            ),
+        }));
+    }
+    for (s, st) in value.statuses.into_iter().enumerate() {
+        let here = format_args!("{here}.value.statuses[{s}]");
+        out.push(webhook_status(st, business, &phone, here)?);
+    }
+    Ok(())
+}
+
+/// One status of a `messages` change; `here` is its path, for errors.
+fn webhook_status<'a>(
+    st: RawStatus<'a>,
+    business: &Cow<'a, str>,
+    phone: &Cow<'a, str>,
+    here: fmt::Arguments<'_>,
+) -> Result<Event<'a>, InputError> {
+    let id = required(st.id, format_args!("{here}.id"), None)?;
+    let status_text = required(st.status, format_args!("{here}.status"), Some(&id))?;
+    let Some(status) = delivery_status(&status_text, Some(&id))? else {
+        return Ok(Event::Ignored);
+    };
+    let at = instant(st.timestamp, format_args!("{here}.timestamp"), Some(&id))?;
+    // Meta adds values over time: an unknown model or category is `None`, not an error.
+    let pricing = st.pricing.map(|p| MetaPricing {
+        billable: p.billable,
+        model: p.pricing_model.as_deref().and_then(PricingModel::parse),
+        category: p.category.as_deref().and_then(BilledCategory::parse),
+        pricing_type: p.pricing_type.as_deref().map(MetaPricingType::parse),
+    });
+    let (conversation_id, conversation_origin) = match st.conversation {
+        None => (None, None),
+        Some(c) => (
+            c.id,
+            c.origin
+                .and_then(|o| o.kind)
+                .as_deref()
+                .and_then(BilledCategory::parse),
+        ),
+    };
+    let error_codes = st
+        .errors
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| error_code(e.code, format_args!("{here}.errors[{k}].code"), Some(&id)))
+        .collect::<Result<Vec<u32>, InputError>>()?;
+    Ok(Event::Status(Status {
+        id,
+        at,
+        status,
+        recipient: st.recipient_id,
+        business: Some(business.clone()),
+        phone: Some(phone.clone()),
+        pricing,
+        conversation_id,
+        conversation_origin,
+        error_codes,
+    }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing normalized lines
 // ---------------------------------------------------------------------------------------------
-
-/// `referral` is written `true` (any value but `null` means a referral).
-fn write_true<S: Serializer>(_: &Option<IgnoredAny>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(true)
-}
 
 fn lent(text: &str) -> Cow<'_, str> {
     Cow::Borrowed(text)
@@ -1018,78 +837,10 @@ fn user_of(user: &str, group: bool) -> Option<Cow<'_, str>> {
 /// Only events [`parse_line`] can produce are guaranteed to read back: e.g. an empty required
 /// field, or an [`AccountChange::Other`] named like a known event, would not.
 pub fn to_json_line(event: &Event<'_>) -> Option<String> {
-    let kind = |k: &'static str| Some(Cow::Borrowed(k));
     let raw = match event {
-        Event::Inbound(e) => RawLine {
-            kind: kind("inbound"),
-            id: Some(lent(&e.id)),
-            at: Some(Scalar::Int(e.at)),
-            business: Some(lent(&e.business)),
-            phone: Some(lent(&e.phone)),
-            user: user_of(&e.user, e.group.is_some()),
-            referral: e.referral.then_some(IgnoredAny),
-            platform: match e.platform {
-                Platform::Unknown => None,
-                Platform::Android => kind("android"),
-                Platform::Ios => kind("ios"),
-                Platform::Web => kind("web"),
-            },
-            group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
-            text: e.text.as_deref().map(lent),
-            ..RawLine::default()
-        },
-        Event::Outbound(e) => RawLine {
-            kind: kind("outbound"),
-            id: Some(lent(&e.id)),
-            at: Some(Scalar::Int(e.at)),
-            business: Some(lent(&e.business)),
-            phone: Some(lent(&e.phone)),
-            user: user_of(&e.user, e.group.is_some()),
-            template: e.template.as_ref().map(|(name, category)| {
-                TemplateField::Object(RawTemplate {
-                    name: Some(lent(name)),
-                    category: Some(lent(category.as_str())),
-                })
-            }),
-            agent: e.agent_tokens.map(|tokens| RawAgent {
-                tokens: Some(tokens),
-            }),
-            group: e.group.as_ref().map(|(id, members)| {
-                GroupRef::Full(RawGroup {
-                    id: lent(id),
-                    members: members.iter().map(|m| lent(m)).collect(),
-                })
-            }),
-            ..RawLine::default()
-        },
-        Event::Status(e) => RawLine {
-            kind: kind("status"),
-            id: Some(lent(&e.id)),
-            at: Some(Scalar::Int(e.at)),
-            status: kind(match e.status {
-                DeliveryStatus::Sent => "sent",
-                DeliveryStatus::Delivered => "delivered",
-                DeliveryStatus::Read => "read",
-                DeliveryStatus::Failed => "failed",
-            }),
-            recipient: lent_opt(&e.recipient),
-            business: lent_opt(&e.business),
-            phone: lent_opt(&e.phone),
-            pricing: e.pricing.map(|p| RawPricing {
-                billable: p.billable,
-                pricing_model: p.model.map(|m| lent(m.as_str())),
-                category: p.category.map(|c| lent(c.as_str())),
-                pricing_type: p.pricing_type.map(|t| lent(t.as_str())),
-            }),
-            conversation: (e.conversation_id.is_some() || e.conversation_origin.is_some()).then(
-                || RawLineConversation {
-                    id: lent_opt(&e.conversation_id),
-                    origin: e.conversation_origin.map(|c| lent(c.as_str())),
-                },
-            ),
-            errors: (!e.error_codes.is_empty()).then(|| e.error_codes.clone()),
-            ..RawLine::default()
-        },
+        Event::Inbound(e) => inbound_line(e),
+        Event::Outbound(e) => outbound_line(e),
+        Event::Status(e) => status_line(e),
         Event::TemplateCategory(e) => RawLine {
             kind: kind("template_category"),
             at: Some(Scalar::Int(e.at)),
@@ -1098,48 +849,134 @@ pub fn to_json_line(event: &Event<'_>) -> Option<String> {
             category: Some(lent(e.category.as_str())),
             ..RawLine::default()
         },
-        Event::AccountUpdate(e) => {
-            let mut raw = RawLine {
-                kind: kind("account_update"),
-                at: Some(Scalar::Int(e.at)),
-                business: Some(lent(&e.business)),
-                event: Some(lent(e.change.event())),
-                ..RawLine::default()
-            };
-            match &e.change {
-                AccountChange::VolumeTier {
-                    category,
-                    tier,
-                    effective_month,
-                    region,
-                } => {
-                    raw.volume_tier_info = Some(RawVolumeTier {
-                        pricing_category: Some(lent(category)),
-                        tier: Some(lent(tier)),
-                        effective_month: lent_opt(effective_month),
-                        region: lent_opt(region),
-                    })
-                }
-                AccountChange::AuthInternationalEligibility { start, exceptions } => {
-                    raw.auth_international_rate_eligibility = Some(RawAuthIntl {
-                        start_time: start.map(Scalar::Int),
-                        exception_countries: exceptions
-                            .iter()
-                            .map(|(country, at)| RawExceptionCountry {
-                                country_code: Some(lent(country)),
-                                start_time: Some(Scalar::Int(*at)),
-                            })
-                            .collect(),
-                    })
-                }
-                AccountChange::Other(_) => {}
-            }
-            raw
-        }
+        Event::AccountUpdate(e) => account_update_line(e),
         Event::Ignored => return None,
     };
     // Strings, integers and booleans under string keys: serializing cannot fail.
     Some(serde_json::to_string(&raw).expect("a normalized line always serializes"))
+}
+
+/// A fixed word (a line kind or a vocabulary value), as a field.
+fn kind(k: &'static str) -> Option<Cow<'static, str>> {
+    Some(Cow::Borrowed(k))
+}
+
+fn inbound_line<'e>(e: &'e Inbound<'_>) -> RawLine<'e> {
+    RawLine {
+        kind: kind("inbound"),
+        id: Some(lent(&e.id)),
+        at: Some(Scalar::Int(e.at)),
+        business: Some(lent(&e.business)),
+        phone: Some(lent(&e.phone)),
+        user: user_of(&e.user, e.group.is_some()),
+        referral: e.referral.then_some(IgnoredAny),
+        platform: match e.platform {
+            Platform::Unknown => None,
+            Platform::Android => kind("android"),
+            Platform::Ios => kind("ios"),
+            Platform::Web => kind("web"),
+        },
+        group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
+        text: e.text.as_deref().map(lent),
+        ..RawLine::default()
+    }
+}
+
+fn outbound_line<'e>(e: &'e Outbound<'_>) -> RawLine<'e> {
+    RawLine {
+        kind: kind("outbound"),
+        id: Some(lent(&e.id)),
+        at: Some(Scalar::Int(e.at)),
+        business: Some(lent(&e.business)),
+        phone: Some(lent(&e.phone)),
+        user: user_of(&e.user, e.group.is_some()),
+        template: e.template.as_ref().map(|(name, category)| {
+            TemplateField::Object(RawTemplate {
+                name: Some(lent(name)),
+                category: Some(lent(category.as_str())),
+            })
+        }),
+        agent: e.agent_tokens.map(|tokens| RawAgent {
+            tokens: Some(tokens),
+        }),
+        group: e.group.as_ref().map(|(id, members)| {
+            GroupRef::Full(RawGroup {
+                id: lent(id),
+                members: members.iter().map(|m| lent(m)).collect(),
+            })
+        }),
+        ..RawLine::default()
+    }
+}
+
+fn status_line<'e>(e: &'e Status<'_>) -> RawLine<'e> {
+    RawLine {
+        kind: kind("status"),
+        id: Some(lent(&e.id)),
+        at: Some(Scalar::Int(e.at)),
+        status: kind(match e.status {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Read => "read",
+            DeliveryStatus::Failed => "failed",
+        }),
+        recipient: lent_opt(&e.recipient),
+        business: lent_opt(&e.business),
+        phone: lent_opt(&e.phone),
+        pricing: e.pricing.map(|p| RawPricing {
+            billable: p.billable,
+            pricing_model: p.model.map(|m| lent(m.as_str())),
+            category: p.category.map(|c| lent(c.as_str())),
+            pricing_type: p.pricing_type.map(|t| lent(t.as_str())),
+        }),
+        conversation: (e.conversation_id.is_some() || e.conversation_origin.is_some()).then(|| {
+            RawLineConversation {
+                id: lent_opt(&e.conversation_id),
+                origin: e.conversation_origin.map(|c| lent(c.as_str())),
+            }
+        }),
+        errors: (!e.error_codes.is_empty()).then(|| e.error_codes.clone()),
+        ..RawLine::default()
+    }
+}
+
+fn account_update_line<'e>(e: &'e AccountUpdate<'_>) -> RawLine<'e> {
+    let mut raw = RawLine {
+        kind: kind("account_update"),
+        at: Some(Scalar::Int(e.at)),
+        business: Some(lent(&e.business)),
+        event: Some(lent(e.change.event())),
+        ..RawLine::default()
+    };
+    match &e.change {
+        AccountChange::VolumeTier {
+            category,
+            tier,
+            effective_month,
+            region,
+        } => {
+            raw.volume_tier_info = Some(RawVolumeTier {
+                pricing_category: Some(lent(category)),
+                tier: Some(lent(tier)),
+                effective_month: lent_opt(effective_month),
+                region: lent_opt(region),
+            })
+        }
+        AccountChange::AuthInternationalEligibility { start, exceptions } => {
+            raw.auth_international_rate_eligibility = Some(RawAuthIntl {
+                start_time: start.map(Scalar::Int),
+                exception_countries: exceptions
+                    .iter()
+                    .map(|(country, at)| RawExceptionCountry {
+                        country_code: Some(lent(country)),
+                        start_time: Some(Scalar::Int(*at)),
+                    })
+                    .collect(),
+            })
+        }
+        AccountChange::Other(_) => {}
+    }
+    raw
 }
 
 fn own(s: Cow<'_, str>) -> Cow<'static, str> {
@@ -1198,31 +1035,116 @@ impl Event<'_> {
             Event::AccountUpdate(e) => Event::AccountUpdate(AccountUpdate {
                 business: own(e.business),
                 at: e.at,
-                change: match e.change {
-                    AccountChange::VolumeTier {
-                        category,
-                        tier,
-                        effective_month,
-                        region,
-                    } => AccountChange::VolumeTier {
-                        category: own(category),
-                        tier: own(tier),
-                        effective_month: own_opt(effective_month),
-                        region: own_opt(region),
-                    },
-                    AccountChange::AuthInternationalEligibility { start, exceptions } => {
-                        AccountChange::AuthInternationalEligibility {
-                            start,
-                            exceptions: exceptions
-                                .into_iter()
-                                .map(|(c, at)| (own(c), at))
-                                .collect(),
-                        }
-                    }
-                    AccountChange::Other(name) => AccountChange::Other(own(name)),
-                },
+                change: e.change.into_owned(),
             }),
             Event::Ignored => Event::Ignored,
         }
+    }
+}
+
+impl AccountChange<'_> {
+    /// The same change, owning its text.
+    pub fn into_owned(self) -> AccountChange<'static> {
+        match self {
+            AccountChange::VolumeTier {
+                category,
+                tier,
+                effective_month,
+                region,
+            } => AccountChange::VolumeTier {
+                category: own(category),
+                tier: own(tier),
+                effective_month: own_opt(effective_month),
+                region: own_opt(region),
+            },
+            AccountChange::AuthInternationalEligibility { start, exceptions } => {
+                AccountChange::AuthInternationalEligibility {
+                    start,
+                    exceptions: exceptions.into_iter().map(|(c, at)| (own(c), at)).collect(),
+                }
+            }
+            AccountChange::Other(name) => AccountChange::Other(own(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+    use crate::fast_json::scan;
+    use crate::raw::RawLine;
+
+    /// A normalized status with every optional field is read by the scanner (not handed to
+    /// serde) and gives the event serde gives: no field is skipped as unknown.
+    #[test]
+    fn status_with_every_field_scans_like_serde() {
+        let line = br#"{"type":"status","id":"m1","at":1754298005,"status":"failed","recipient":"16505551234","business":"waba-1","phone":"pn-1","pricing":{"billable":false,"pricing_model":"PMP","category":"marketing","type":"regular"},"conversation":{"id":"c1","origin":"marketing"},"errors":[131050,130472]}"#;
+        let fast = scan(line).expect("the scanner reads it");
+        let slow: RawLine<'_> = serde_json::from_slice(line).expect("valid JSON");
+        let (fast, slow) = (normalized(fast), normalized(slow));
+        assert_eq!(fast, slow);
+        let text = format!("{fast:?}");
+        for needle in [
+            "waba-1",
+            "pn-1",
+            "Pmp",
+            "c1",
+            "131050",
+            "130472",
+            "billable: Some(false)",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        // Shapes serde rejects or reads differently are left to serde.
+        for bad in [
+            r#"{"errors":[-1]}"#,
+            r#"{"errors":[4294967296]}"#,
+            r#"{"errors":[1.0]}"#,
+            r#"{"at":-0}"#,
+            r#"{"pricing":{"billable":1}}"#,
+            r#"{"pricing":{"type":"a","type":"b"}}"#,
+            r#"{"conversation":{"origin":{"type":"marketing"}}}"#,
+            r#"{"event":"PARTNER_ADDED"}"#,
+        ] {
+            assert!(scan(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+
+    /// `Outbound::planned` and `Status::delivered` are the events the equivalent lines parse to.
+    #[test]
+    fn planned_events_are_what_their_lines_parse_to() {
+        use super::{parse_line, DeliveryStatus, Event, Outbound, Status, TemplateCategory};
+        let parse = |line: &str| {
+            let mut events = Vec::new();
+            parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).unwrap();
+            events
+        };
+        let planned = Outbound::planned(
+            "q1",
+            1_754_298_000,
+            "waba-1",
+            "pn-1",
+            "16505551234",
+            Some(("promo", TemplateCategory::Utility)),
+        );
+        assert_eq!(
+            parse(
+                r#"{"type":"outbound","id":"q1","at":1754298000,"business":"waba-1","phone":"pn-1","user":"16505551234","template":{"name":"promo","category":"utility"}}"#
+            ),
+            vec![Event::Outbound(planned)]
+        );
+        let free = Outbound::planned("q2", 1_754_298_000, "waba-1", "pn-1", "16505551234", None);
+        assert_eq!(
+            parse(
+                r#"{"type":"outbound","id":"q2","at":1754298000,"business":"waba-1","phone":"pn-1","user":"16505551234"}"#
+            ),
+            vec![Event::Outbound(free)]
+        );
+        let delivered = Status::delivered("q1", 1_754_298_005);
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        assert_eq!(
+            parse(r#"{"type":"status","id":"q1","at":1754298005,"status":"delivered"}"#),
+            vec![Event::Status(delivered)]
+        );
     }
 }

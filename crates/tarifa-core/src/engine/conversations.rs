@@ -5,7 +5,10 @@
 //! inbound messages (the customer service window). Prices and monthly counters are not applied
 //! here: a decision says "free because …" or "chargeable as column X, subject to counter Y".
 
-use super::{OutboundRec, Rater, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL};
+use super::records::{
+    Conversation, Counter, InboundRec, OutboundRec, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL,
+};
+use super::Rater;
 use crate::card::RateColumn;
 use crate::category::{BilledCategory, MessageKind, PricingModel, PricingType, TemplateCategory};
 use crate::config::{ConversationStart, Rules, WindowJudgedAt};
@@ -51,53 +54,6 @@ impl Era {
     }
 }
 
-/// Which monthly counter a chargeable message is subject to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Counter {
-    None,
-    /// B-5: first 1,000 conversations per WABA per month, either type.
-    FreeConversations,
-    /// C-7: first 1,000 service conversations per WABA per month.
-    FreeServiceConversations,
-    /// D-19: free service messages per business phone number per month.
-    FreeServiceMessages,
-    /// V-1: graduated volume tiers of utility.
-    UtilityTiers,
-    /// V-1, V-6: graduated volume tiers of authentication (shared with auth-international).
-    AuthenticationTiers,
-    /// D-14: priced per token, not by card.
-    AgentTokens,
-}
-
-impl Counter {
-    const ALL: [Counter; 7] = [
-        Counter::None,
-        Counter::FreeConversations,
-        Counter::FreeServiceConversations,
-        Counter::FreeServiceMessages,
-        Counter::UtilityTiers,
-        Counter::AuthenticationTiers,
-        Counter::AgentTokens,
-    ];
-
-    /// A stable name, for storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Counter::None => "none",
-            Counter::FreeConversations => "free_conversations",
-            Counter::FreeServiceConversations => "free_service_conversations",
-            Counter::FreeServiceMessages => "free_service_messages",
-            Counter::UtilityTiers => "utility_tiers",
-            Counter::AuthenticationTiers => "authentication_tiers",
-            Counter::AgentTokens => "agent_tokens",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Counter> {
-        Counter::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Free(PricingType),
@@ -116,20 +72,6 @@ pub(crate) struct Decision {
     pub at: Instant,
     /// The rule that decided, for the explanation.
     pub rule: &'static str,
-}
-
-/// A conversation (eras B, C) or entry-point window (all conversation eras and D).
-#[derive(Clone, Copy, Debug)]
-pub struct Conversation {
-    /// Index of the message that opened it.
-    pub opener: u32,
-    pub key: u32,
-    pub category: BilledCategory,
-    pub model: PricingModel,
-    pub start: Instant,
-    /// First instant it is no longer open; earlier than planned when an entry point closed it
-    /// (C-10).
-    pub expiry: Instant,
 }
 
 /// W-5: Meta's `expiration_timestamp` is the start plus the duration, rounded up to the minute.
@@ -162,27 +104,59 @@ fn is_open(convs: &[Conversation], c: u32, at: Instant) -> bool {
     c != NONE && convs[c as usize].start <= at && at < convs[c as usize].expiry
 }
 
+/// When a message takes effect under the rules: its delivery, or its send with
+/// `conversation_start = "sent"`.
+#[inline]
+fn opens_at(rules: &Rules, m: &OutboundRec) -> Instant {
+    match rules.conversation_start {
+        ConversationStart::Delivered => m.delivered_at,
+        ConversationStart::Sent => m.sent_at,
+    }
+}
+
+/// Buffers reused across keys: no allocation per key.
+#[derive(Default)]
+struct KeyBuffers {
+    /// Offsets of the key's messages that reply to an entry point.
+    entry_openers: Vec<usize>,
+    /// Times of the key's inbound messages, sorted.
+    inbound: Vec<Instant>,
+    /// Times of the key's entry-point messages from qualifying clients.
+    referrals: Vec<Instant>,
+}
+
+impl KeyBuffers {
+    fn fill(&mut self, inbound: &[InboundRec], messages: &[OutboundRec]) {
+        self.inbound.clear();
+        self.inbound.extend(inbound.iter().map(|r| r.at));
+        self.referrals.clear();
+        self.referrals.extend(
+            inbound
+                .iter()
+                .filter(|r| {
+                    r.flags & (REFERRAL | QUALIFYING_CLIENT) == REFERRAL | QUALIFYING_CLIENT
+                })
+                .map(|r| r.at),
+        );
+        entry_point_openers(messages, &self.referrals, &mut self.entry_openers);
+    }
+}
+
 /// Decides every message, key by key.
 pub(crate) fn decide(rater: &mut Rater) -> Decided {
     let rules = rater.setup.rules.clone();
-    let opens_at = |m: &OutboundRec| match rules.conversation_start {
-        ConversationStart::Delivered => m.delivered_at,
-        ConversationStart::Sent => m.sent_at,
-    };
     // Order of effect within a key: when the message could open a conversation.
     rater.outbound.sort_unstable_by_key(|m| {
         let t = if m.delivered_at == NEVER {
             m.sent_at
         } else {
-            opens_at(m).min(m.delivered_at)
+            opens_at(&rules, m).min(m.delivered_at)
         };
         (m.key, t, m.id)
     });
     let mut decisions = Vec::with_capacity(rater.outbound.len());
     let mut conversations = Vec::new();
-    let mut entry_openers = Vec::new();
-    let mut inbound: Vec<Instant> = Vec::new();
-    let mut referrals: Vec<Instant> = Vec::new();
+    let mut buffers = KeyBuffers::default();
     let (mut i, mut j) = (0, 0);
     let n = rater.outbound.len();
     while i < n {
@@ -198,25 +172,10 @@ pub(crate) fn decide(rater: &mut Rater) -> Decided {
         while inbound_end < rater.inbound.len() && rater.inbound[inbound_end].key == key {
             inbound_end += 1;
         }
-        // Buffers reused across keys: no allocation per key.
-        inbound.clear();
-        inbound.extend(rater.inbound[j..inbound_end].iter().map(|r| r.at));
-        referrals.clear();
-        referrals.extend(
-            rater.inbound[j..inbound_end]
-                .iter()
-                .filter(|r| {
-                    r.flags & (REFERRAL | QUALIFYING_CLIENT) == REFERRAL | QUALIFYING_CLIENT
-                })
-                .map(|r| r.at),
-        );
-        let messages = &rater.outbound[i..end];
-        entry_point_openers(messages, &referrals, &mut entry_openers);
-        let business = rater.key_owner[key as usize].0 as usize;
-        let calendar = &rater.setup.businesses[business].calendar;
-        let mut walk = KeyWalk {
+        buffers.fill(&rater.inbound[j..inbound_end], &rater.outbound[i..end]);
+        let walk = KeyWalk {
             rules: &rules,
-            inbound: &inbound,
+            inbound: &buffers.inbound,
             conversations: &mut conversations,
             state: KeyState {
                 initiated: NONE,
@@ -225,20 +184,7 @@ pub(crate) fn decide(rater: &mut Rater) -> Decided {
             },
             key,
         };
-        for (offset, m) in messages.iter().enumerate() {
-            let index = (i + offset) as u32;
-            let opens_entry_point = entry_openers.contains(&offset);
-            let d = if m.delivered_at == NEVER {
-                walk.undelivered(index, m, calendar.date(m.sent_at))
-            } else {
-                // The era and the rate card are those of the moment the message takes effect:
-                // its delivery, or its send with `conversation_start = "sent"` (C-6: the rate in
-                // force when the conversation opened).
-                let start = opens_at(m).min(m.delivered_at);
-                walk.delivered(index, m, start, calendar.date(start), opens_entry_point)
-            };
-            decisions.push(d);
-        }
+        walk.decide_all(rater, i, end, &buffers.entry_openers, &mut decisions);
         i = end;
         j = inbound_end;
     }
@@ -269,6 +215,18 @@ fn entry_point_openers(messages: &[OutboundRec], referrals: &[Instant], out: &mu
     }
 }
 
+/// A delivered message as the era rules see it.
+#[derive(Clone, Copy)]
+struct Delivery<'m> {
+    m: &'m OutboundRec,
+    /// When it takes effect: its delivery, or its send with `conversation_start = "sent"`.
+    start: Instant,
+    /// The WABA-local date of `start`.
+    date: LocalDate,
+    /// It replies to an entry point (C-9, D-5, B-6).
+    entry: bool,
+}
+
 struct KeyWalk<'a> {
     rules: &'a Rules,
     /// Times of the key's inbound messages, sorted.
@@ -279,6 +237,33 @@ struct KeyWalk<'a> {
 }
 
 impl KeyWalk<'_> {
+    /// Decides the key's messages `rater.outbound[i..end]`, in their order of effect.
+    fn decide_all(
+        mut self,
+        rater: &Rater,
+        i: usize,
+        end: usize,
+        entry_openers: &[usize],
+        decisions: &mut Vec<Decision>,
+    ) {
+        let business = rater.key_owner[self.key as usize].0 as usize;
+        let calendar = &rater.setup.businesses[business].calendar;
+        for (offset, m) in rater.outbound[i..end].iter().enumerate() {
+            let index = (i + offset) as u32;
+            let opens_entry_point = entry_openers.contains(&offset);
+            let d = if m.delivered_at == NEVER {
+                self.undelivered(index, m, calendar.date(m.sent_at))
+            } else {
+                // The era and the rate card are those of the moment the message takes effect:
+                // its delivery, or its send with `conversation_start = "sent"` (C-6: the rate in
+                // force when the conversation opened).
+                let start = opens_at(self.rules, m).min(m.delivered_at);
+                self.delivered(index, m, start, calendar.date(start), opens_entry_point)
+            };
+            decisions.push(d);
+        }
+    }
+
     /// Time of the last user message at or before `at`.
     fn last_inbound(&self, at: Instant) -> Option<Instant> {
         let p = self.inbound.partition_point(|&t| t <= at);
@@ -388,6 +373,12 @@ impl KeyWalk<'_> {
         date: LocalDate,
         entry: bool,
     ) -> Decision {
+        let x = Delivery {
+            m,
+            start,
+            date,
+            entry,
+        };
         // Groups API messages (D-10) exist only under per-message pricing; a group message dated
         // earlier is rated by those rules rather than opening conversations for a whole group.
         let era = if m.members_len > 0 {
@@ -406,9 +397,9 @@ impl KeyWalk<'_> {
         };
         match era {
             Era::Notification => self.notification(base, m),
-            Era::InitiatedConversations => self.initiated(base, m, start, date, entry),
-            Era::CategoryConversations => self.category(base, m, start, date, entry),
-            Era::PerMessage => self.per_message(base, m, start, date, entry),
+            Era::InitiatedConversations => self.initiated(base, x),
+            Era::CategoryConversations => self.category(base, x),
+            Era::PerMessage => self.per_message(base, x),
         }
     }
 
@@ -431,14 +422,13 @@ impl KeyWalk<'_> {
     }
 
     /// Era B: one 24 h conversation at a time; its type is decided by timing (B-1 … B-6).
-    fn initiated(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn initiated(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         let open = self.state.initiated;
         if is_open(self.conversations, open, start) {
             return self.inside(d, open, "B-4");
@@ -489,59 +479,22 @@ impl KeyWalk<'_> {
     }
 
     /// Era C: category conversations (C-1 … C-11).
-    fn category(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn category(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         // Conversations of era B do not carry into era C.
         self.state.initiated = NONE;
         if let Some(d) = self.in_entry_point(d, start, true) {
             return d;
         }
         if entry {
-            // C-10: the entry-point conversation lasts 72 h and closes every other one.
-            let c = self.open_cbp(d.msg, BilledCategory::ReferralConversion, start, 72 * HOUR);
-            for slot in self.state.by_category.iter_mut() {
-                if *slot != NONE {
-                    let conv = &mut self.conversations[*slot as usize];
-                    conv.expiry = conv.expiry.min(start).max(conv.start);
-                    *slot = NONE;
-                }
-            }
-            self.state.entry_point = c;
-            return Decision {
-                outcome: Outcome::Free(PricingType::FreeEntryPoint),
-                category: BilledCategory::ReferralConversion,
-                conversation: c,
-                rule: "C-10",
-                ..d
-            };
+            return self.open_entry_point_conversation(d, start);
         }
-        let (slot, category, column) = match m.kind {
-            MessageKind::Template(TemplateCategory::Marketing) => {
-                (MARKETING, BilledCategory::Marketing, RateColumn::Marketing)
-            }
-            MessageKind::Template(TemplateCategory::MarketingLite) => (
-                MARKETING,
-                BilledCategory::MarketingLite,
-                RateColumn::Marketing,
-            ),
-            MessageKind::Template(TemplateCategory::Utility) => {
-                (UTILITY, BilledCategory::Utility, RateColumn::Utility)
-            }
-            MessageKind::Template(TemplateCategory::Authentication) => (
-                AUTHENTICATION,
-                BilledCategory::Authentication,
-                RateColumn::Authentication,
-            ),
-            MessageKind::FreeForm | MessageKind::Agent | MessageKind::Unknown => {
-                (SERVICE, BilledCategory::Service, RateColumn::Service)
-            }
-        };
+        let (slot, category, column) = category_slot(m.kind);
         if slot != SERVICE {
             // C-2: a template opens a conversation of its category unless one is open.
             let open = self.state.by_category[slot];
@@ -559,7 +512,33 @@ impl KeyWalk<'_> {
                 ..d
             };
         }
-        // C-3: a non-template message opens a service conversation only when nothing is open.
+        self.service_conversation(d, start, date)
+    }
+
+    /// C-10: the entry-point conversation lasts 72 h and closes every other one.
+    fn open_entry_point_conversation(&mut self, d: Decision, start: Instant) -> Decision {
+        let c = self.open_cbp(d.msg, BilledCategory::ReferralConversion, start, 72 * HOUR);
+        for slot in self.state.by_category.iter_mut() {
+            if *slot != NONE {
+                let conv = &mut self.conversations[*slot as usize];
+                conv.expiry = conv.expiry.min(start).max(conv.start);
+                *slot = NONE;
+            }
+        }
+        self.state.entry_point = c;
+        Decision {
+            outcome: Outcome::Free(PricingType::FreeEntryPoint),
+            category: BilledCategory::ReferralConversion,
+            conversation: c,
+            rule: "C-10",
+            ..d
+        }
+    }
+
+    /// C-3: a non-template message opens a service conversation only when nothing is open;
+    /// C-7, C-8: it is free from 2024-11-01, else subject to the monthly free ones.
+    fn service_conversation(&mut self, d: Decision, start: Instant, date: LocalDate) -> Decision {
+        let (category, column) = (BilledCategory::Service, RateColumn::Service);
         let open_now = self
             .state
             .by_category
@@ -615,61 +594,17 @@ impl KeyWalk<'_> {
     }
 
     /// Era D: per delivered message (D-1 … D-19).
-    fn per_message(
-        &mut self,
-        d: Decision,
-        m: &OutboundRec,
-        start: Instant,
-        date: LocalDate,
-        entry: bool,
-    ) -> Decision {
+    fn per_message(&mut self, d: Decision, x: Delivery<'_>) -> Decision {
+        let Delivery {
+            m,
+            start,
+            date,
+            entry,
+        } = x;
         self.state.initiated = NONE;
         let agent_charged = m.kind == MessageKind::Agent && date >= AGENT_TOKENS_FROM;
-        let agent = |d: Decision, rule: &'static str| Decision {
-            outcome: Outcome::Chargeable(RateColumn::Service, Counter::AgentTokens),
-            category: BilledCategory::MetaBusinessAgent,
-            rule,
-            ..d
-        };
-        // D-5: the entry-point window is judged at the time the business sends.
-        if let Some(inside) = self.in_entry_point(d, m.sent_at, false) {
-            // D-14: Meta Business Agent tokens are charged even inside the window.
-            return if agent_charged {
-                agent(
-                    Decision {
-                        conversation: inside.conversation,
-                        ..d
-                    },
-                    "D-14",
-                )
-            } else {
-                inside
-            };
-        }
-        if entry && !is_open(self.conversations, self.state.entry_point, m.sent_at) {
-            let c = self.open(
-                d.msg,
-                BilledCategory::ReferralConversion,
-                PricingModel::Pmp,
-                m.sent_at,
-                m.sent_at + 72 * HOUR,
-            );
-            self.state.entry_point = c;
-            if agent_charged {
-                return agent(
-                    Decision {
-                        conversation: c,
-                        ..d
-                    },
-                    "D-14",
-                );
-            }
-            return Decision {
-                outcome: Outcome::Free(PricingType::FreeEntryPoint),
-                conversation: c,
-                rule: "D-5",
-                ..d
-            };
+        if let Some(d) = self.entry_point_window(d, m, entry, agent_charged) {
+            return d;
         }
         let judged = match self.rules.window_judged_at {
             WindowJudgedAt::Delivery => m.delivered_at,
@@ -678,61 +613,10 @@ impl KeyWalk<'_> {
         match m.kind {
             MessageKind::Agent if agent_charged => agent(d, "D-14"),
             MessageKind::FreeForm | MessageKind::Agent | MessageKind::Unknown => {
-                let d = Decision {
-                    category: BilledCategory::Service,
-                    ..d
-                };
-                if date >= SERVICE_CHARGED_FROM {
-                    // D-15, D-19: charged at the service rate after the monthly allowance.
-                    Decision {
-                        outcome: Outcome::Chargeable(
-                            RateColumn::Service,
-                            Counter::FreeServiceMessages,
-                        ),
-                        rule: "D-15",
-                        ..d
-                    }
-                } else {
-                    Decision {
-                        outcome: Outcome::Free(PricingType::FreeCustomerService),
-                        rule: "D-2",
-                        ..d
-                    }
-                }
+                service_message(d, date)
             }
             MessageKind::Template(TemplateCategory::Utility) => {
-                // D-8: a utility conversation opened before the switch still covers utility
-                // templates while it stays open.
-                let open = self.state.by_category[UTILITY];
-                if is_open(self.conversations, open, start)
-                    && self.conversations[open as usize].model == PricingModel::Cbp
-                {
-                    return Decision {
-                        outcome: Outcome::Free(PricingType::InOpenConversation),
-                        model: PricingModel::Cbp,
-                        conversation: open,
-                        rule: "D-8",
-                        ..d
-                    };
-                }
-                if date < SERVICE_CHARGED_FROM && self.window_open(judged) {
-                    // D-2, D-6: utility delivered inside an open window is free until 2026-10-01.
-                    return Decision {
-                        outcome: Outcome::Free(PricingType::FreeCustomerService),
-                        rule: "D-2",
-                        ..d
-                    };
-                }
-                let rule = if date >= SERVICE_CHARGED_FROM && self.window_open(judged) {
-                    "D-16"
-                } else {
-                    "D-3"
-                };
-                Decision {
-                    outcome: Outcome::Chargeable(RateColumn::Utility, Counter::UtilityTiers),
-                    rule,
-                    ..d
-                }
+                self.utility_message(d, start, date, judged)
             }
             MessageKind::Template(TemplateCategory::Authentication) => Decision {
                 outcome: Outcome::Chargeable(
@@ -749,6 +633,157 @@ impl KeyWalk<'_> {
                 rule: "D-3",
                 ..d
             },
+        }
+    }
+
+    /// D-2, D-5, D-14, D-17: inside an open entry-point window, or opening one, the message is
+    /// free (Meta Business Agent tokens excepted); `None` when no window concerns it.
+    fn entry_point_window(
+        &mut self,
+        d: Decision,
+        m: &OutboundRec,
+        entry: bool,
+        agent_charged: bool,
+    ) -> Option<Decision> {
+        // D-5: the entry-point window is judged at the time the business sends.
+        if let Some(inside) = self.in_entry_point(d, m.sent_at, false) {
+            // D-14: Meta Business Agent tokens are charged even inside the window.
+            return Some(if agent_charged {
+                agent(
+                    Decision {
+                        conversation: inside.conversation,
+                        ..d
+                    },
+                    "D-14",
+                )
+            } else {
+                inside
+            });
+        }
+        if !entry || is_open(self.conversations, self.state.entry_point, m.sent_at) {
+            return None;
+        }
+        let c = self.open(
+            d.msg,
+            BilledCategory::ReferralConversion,
+            PricingModel::Pmp,
+            m.sent_at,
+            m.sent_at + 72 * HOUR,
+        );
+        self.state.entry_point = c;
+        if agent_charged {
+            return Some(agent(
+                Decision {
+                    conversation: c,
+                    ..d
+                },
+                "D-14",
+            ));
+        }
+        Some(Decision {
+            outcome: Outcome::Free(PricingType::FreeEntryPoint),
+            conversation: c,
+            rule: "D-5",
+            ..d
+        })
+    }
+
+    /// A utility template of era D (D-2, D-3, D-6, D-8, D-16), its window judged at `judged`.
+    fn utility_message(
+        &self,
+        d: Decision,
+        start: Instant,
+        date: LocalDate,
+        judged: Instant,
+    ) -> Decision {
+        // D-8: a utility conversation opened before the switch still covers utility
+        // templates while it stays open.
+        let open = self.state.by_category[UTILITY];
+        if is_open(self.conversations, open, start)
+            && self.conversations[open as usize].model == PricingModel::Cbp
+        {
+            return Decision {
+                outcome: Outcome::Free(PricingType::InOpenConversation),
+                model: PricingModel::Cbp,
+                conversation: open,
+                rule: "D-8",
+                ..d
+            };
+        }
+        if date < SERVICE_CHARGED_FROM && self.window_open(judged) {
+            // D-2, D-6: utility delivered inside an open window is free until 2026-10-01.
+            return Decision {
+                outcome: Outcome::Free(PricingType::FreeCustomerService),
+                rule: "D-2",
+                ..d
+            };
+        }
+        let rule = if date >= SERVICE_CHARGED_FROM && self.window_open(judged) {
+            "D-16"
+        } else {
+            "D-3"
+        };
+        Decision {
+            outcome: Outcome::Chargeable(RateColumn::Utility, Counter::UtilityTiers),
+            rule,
+            ..d
+        }
+    }
+}
+
+/// D-14: a Meta Business Agent message, charged by its tokens.
+fn agent(d: Decision, rule: &'static str) -> Decision {
+    Decision {
+        outcome: Outcome::Chargeable(RateColumn::Service, Counter::AgentTokens),
+        category: BilledCategory::MetaBusinessAgent,
+        rule,
+        ..d
+    }
+}
+
+/// A non-template message of era D: free until 2026-10-01 (D-2); then charged at the service
+/// rate after the monthly allowance (D-15, D-19).
+fn service_message(d: Decision, date: LocalDate) -> Decision {
+    let d = Decision {
+        category: BilledCategory::Service,
+        ..d
+    };
+    if date >= SERVICE_CHARGED_FROM {
+        Decision {
+            outcome: Outcome::Chargeable(RateColumn::Service, Counter::FreeServiceMessages),
+            rule: "D-15",
+            ..d
+        }
+    } else {
+        Decision {
+            outcome: Outcome::Free(PricingType::FreeCustomerService),
+            rule: "D-2",
+            ..d
+        }
+    }
+}
+
+/// The era-C slot, billed category and rate column of a message kind.
+fn category_slot(kind: MessageKind) -> (usize, BilledCategory, RateColumn) {
+    match kind {
+        MessageKind::Template(TemplateCategory::Marketing) => {
+            (MARKETING, BilledCategory::Marketing, RateColumn::Marketing)
+        }
+        MessageKind::Template(TemplateCategory::MarketingLite) => (
+            MARKETING,
+            BilledCategory::MarketingLite,
+            RateColumn::Marketing,
+        ),
+        MessageKind::Template(TemplateCategory::Utility) => {
+            (UTILITY, BilledCategory::Utility, RateColumn::Utility)
+        }
+        MessageKind::Template(TemplateCategory::Authentication) => (
+            AUTHENTICATION,
+            BilledCategory::Authentication,
+            RateColumn::Authentication,
+        ),
+        MessageKind::FreeForm | MessageKind::Agent | MessageKind::Unknown => {
+            (SERVICE, BilledCategory::Service, RateColumn::Service)
         }
     }
 }

@@ -13,199 +13,33 @@
 //!    order, the monthly counters (free tiers, the service allowance, volume tiers) and the rate
 //!    cards turn decisions into amounts ([`pricing`]).
 
+pub mod bill;
 mod conversations;
+mod live;
 mod lookback;
 mod pricing;
+mod records;
+mod setup;
 
-pub use conversations::{conversation_expiry, Conversation, Counter, Era};
+pub use conversations::{conversation_expiry, Era};
+pub use live::{price_message, LiveError, LivePrice};
 pub use lookback::{id_tail, lookback, may_concern, message_tail, PER_MESSAGE_SETTLED};
 pub use pricing::{CounterBase, CounterKey};
+pub use records::{Conversation, Counter, InputStats};
+pub use setup::{PriceList, Prices, Setup};
 
-use crate::bill::Bill;
-use crate::card::RateBook;
-use crate::category::{
-    BilledCategory, MessageKind, MetaPricingType, PricingModel, TemplateCategory,
+use crate::category::{BilledCategory, MessageKind, TemplateCategory};
+use crate::config::ConversationScope;
+use crate::input::{
+    DeliveryStatus, Event, Inbound, InputError, MetaPricing, Outbound, Platform, Status,
 };
-use crate::config::{Business, ConversationScope, Rules};
-use crate::input::{DeliveryStatus, Event, InputError, MetaPricing, Platform};
-use crate::market::MarketOptions;
 use crate::time::Instant;
-use rust_decimal::Decimal;
+use bill::{Bill, Line, Names};
+use records::{
+    id_hash, IdHash, InboundRec, Interner, MemberDelivery, OutboundRec, StatusRec, EXPLICIT,
+    FROM_WEBHOOK, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL,
+};
 use rustc_hash::FxHashMap;
-
-/// Everything a rating run needs besides the events.
-#[derive(Clone, Debug)]
-pub struct Setup {
-    pub businesses: Vec<Business>,
-    pub rules: Rules,
-    pub markets: MarketOptions,
-    /// Meta's rate and tier cards.
-    pub book: RateBook,
-    /// Resale price lists (a BSP's prices), by id.
-    pub price_lists: Vec<PriceList>,
-    /// Which prices the bill is in.
-    pub prices: Prices,
-}
-
-impl Setup {
-    /// The cards a business is billed from, and the markup for prices that are not on cards:
-    /// Meta's, or with `Prices::Resale` the business's price list (Meta's where it has none).
-    pub fn prices_for(&self, business: &Business) -> (&RateBook, Decimal) {
-        let list = match self.prices {
-            Prices::Meta => None,
-            Prices::Resale => business
-                .price_list
-                .as_ref()
-                .and_then(|id| self.price_lists.iter().find(|p| &p.id == id)),
-        };
-        list.map_or((&self.book, Decimal::ONE), |p| (&p.book, p.markup))
-    }
-}
-
-/// A resale price list, ready for rating.
-#[derive(Clone, Debug)]
-pub struct PriceList {
-    pub id: String,
-    pub book: RateBook,
-    /// Applied to prices that are not on cards (Meta Business Agent tokens).
-    pub markup: Decimal,
-}
-
-/// Which prices a bill is computed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Prices {
-    /// What Meta charges the business (or its BSP).
-    #[default]
-    Meta,
-    /// What each business pays its BSP: its `price_list` (Meta's prices where it has none).
-    Resale,
-}
-
-pub(crate) const NONE: u32 = u32::MAX;
-pub(crate) const NEVER: Instant = i64::MAX;
-
-/// 128-bit hash of an id: equal ids collide by construction; unequal ones practically never.
-pub(crate) type IdHash = [u64; 2];
-
-fn id_hash(id: &str) -> IdHash {
-    let h = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
-    [(h >> 64) as u64, h as u64]
-}
-
-/// Interns strings to dense indices.
-#[derive(Default, Clone)]
-pub(crate) struct Interner {
-    /// Indices into `names`, found by the hash of the name: each name is stored once.
-    table: hashbrown::HashTable<u32>,
-    pub(crate) names: Vec<Box<str>>,
-}
-
-impl std::fmt::Debug for Interner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Interner({} names)", self.names.len())
-    }
-}
-
-fn name_hash(name: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
-}
-
-impl Interner {
-    pub(crate) fn intern(&mut self, name: &str) -> u32 {
-        let hash = name_hash(name);
-        let names = &self.names;
-        if let Some(&i) = self.table.find(hash, |&i| &*names[i as usize] == name) {
-            return i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(name.into());
-        let names = &self.names;
-        self.table
-            .insert_unique(hash, i, |&j| name_hash(&names[j as usize]));
-        i
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InboundRec {
-    pub id: IdHash,
-    pub at: Instant,
-    pub key: u32,
-    /// Bit 0: came through an entry point (referral); bit 1: from a qualifying (mobile) client.
-    pub flags: u8,
-}
-
-pub(crate) const REFERRAL: u8 = 1;
-pub(crate) const QUALIFYING_CLIENT: u8 = 2;
-
-/// How an outbound record came to be known.
-pub(crate) const EXPLICIT: u8 = 0;
-pub(crate) const FROM_WEBHOOK: u8 = 1;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OutboundRec {
-    pub id: IdHash,
-    /// Position of the id text in the id arena.
-    pub id_at: u64,
-    pub id_len: u32,
-    pub at: Instant,
-    pub business: u32,
-    pub phone: u32,
-    /// Recipient user index, or `NONE` for a group message.
-    pub user: u32,
-    pub key: u32,
-    pub kind: MessageKind,
-    pub source: u8,
-    pub template: u32,
-    pub tokens: u64,
-    /// Group members: a range of `Rater::members`.
-    pub members_at: u32,
-    pub members_len: u32,
-    // Filled by the join.
-    pub sent_at: Instant,
-    pub delivered_at: Instant,
-    pub failed: bool,
-    pub meta: Option<MetaPricing>,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StatusRec {
-    pub id: IdHash,
-    pub at: Instant,
-    pub status: DeliveryStatus,
-    /// Member user index for group messages (or the recipient of a webhook status), else `NONE`.
-    pub recipient: u32,
-    pub pricing: Option<MetaPricing>,
-}
-
-/// Per-member delivery of a group message.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MemberDelivery {
-    pub message: IdHash,
-    pub user: u32,
-    pub delivered_at: Instant,
-}
-
-/// Counts of what the input held, for the run report.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct InputStats {
-    pub events: u64,
-    pub inbound: u64,
-    pub outbound: u64,
-    pub statuses: u64,
-    pub template_category_changes: u64,
-    /// Events the rating does not use, account updates included.
-    pub ignored: u64,
-    /// `account_update` webhooks (also counted in `ignored`).
-    pub account_updates: u64,
-    pub duplicate_inbound: u64,
-    pub duplicate_outbound: u64,
-    /// Same id, different content: one record was kept by a fixed rule.
-    pub conflicting_outbound: u64,
-    /// Statuses whose message is not in the input (normalized statuses only: a webhook status
-    /// describes its own message).
-    pub orphan_statuses: u64,
-}
 
 /// Collects events; [`Rater::finish`] rates them.
 pub struct Rater {
@@ -382,112 +216,9 @@ impl Rater {
     fn push_checked(&mut self, event: &Event<'_>, business: u32) {
         self.stats.events += 1;
         match event {
-            Event::Inbound(e) => {
-                self.stats.inbound += 1;
-                let phone = self.phones.intern(&e.phone);
-                let key = match &e.group {
-                    Some(g) => {
-                        let g = self.groups.intern(g);
-                        self.key(business, phone, g, true)
-                    }
-                    None => {
-                        let u = self.users.intern(&e.user);
-                        self.user_key(business, phone, u)
-                    }
-                };
-                let qualifying = match e.platform {
-                    Platform::Android | Platform::Ios => true,
-                    Platform::Web => false,
-                    Platform::Unknown => {
-                        self.setup.rules.unknown_platform_qualifies_for_entry_point
-                    }
-                };
-                let flags = if e.referral { REFERRAL } else { 0 }
-                    | if qualifying { QUALIFYING_CLIENT } else { 0 };
-                self.inbound.push(InboundRec {
-                    id: id_hash(&e.id),
-                    at: e.at,
-                    key,
-                    flags,
-                });
-            }
-            Event::Outbound(e) => {
-                self.stats.outbound += 1;
-                let phone = self.phones.intern(&e.phone);
-                let (user, key, members_at, members_len) = match &e.group {
-                    Some((g, members)) => {
-                        let g = self.groups.intern(g);
-                        let at = self.members.len() as u32;
-                        for m in members {
-                            let u = self.users.intern(m);
-                            self.members.push(u);
-                        }
-                        (
-                            NONE,
-                            self.key(business, phone, g, true),
-                            at,
-                            members.len() as u32,
-                        )
-                    }
-                    None => {
-                        let u = self.users.intern(&e.user);
-                        (u, self.user_key(business, phone, u), 0, 0)
-                    }
-                };
-                let (kind, template) = match (&e.template, e.agent_tokens) {
-                    (Some((name, category)), _) => (
-                        MessageKind::Template(*category),
-                        self.templates.intern(name),
-                    ),
-                    (None, Some(_)) => (MessageKind::Agent, NONE),
-                    (None, None) => (MessageKind::FreeForm, NONE),
-                };
-                let rec =
-                    self.new_outbound(&e.id, e.at, business, phone, user, key, kind, EXPLICIT);
-                self.outbound.push(OutboundRec {
-                    template,
-                    tokens: e.agent_tokens.unwrap_or(0),
-                    members_at,
-                    members_len,
-                    ..rec
-                });
-            }
-            Event::Status(e) => {
-                self.stats.statuses += 1;
-                let id = id_hash(&e.id);
-                let recipient = e
-                    .recipient
-                    .as_deref()
-                    .map_or(NONE, |r| self.users.intern(r));
-                self.statuses.push(StatusRec {
-                    id,
-                    at: e.at,
-                    status: e.status,
-                    recipient,
-                    pricing: e.pricing,
-                });
-                // A webhook status describes its message well enough to rate it when the business
-                // sent no outbound record: recipient, number, WABA and (in `pricing`) the category.
-                if let (Some(_), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
-                    let phone = self.phones.intern(p);
-                    let key = self.user_key(business, phone, recipient);
-                    let kind = e
-                        .pricing
-                        .and_then(|p| p.category)
-                        .map_or(MessageKind::Unknown, kind_from_meta);
-                    let rec = self.new_outbound(
-                        &e.id,
-                        e.at,
-                        business,
-                        phone,
-                        recipient,
-                        key,
-                        kind,
-                        FROM_WEBHOOK,
-                    );
-                    self.outbound.push(rec);
-                }
-            }
+            Event::Inbound(e) => self.push_inbound(e, business),
+            Event::Outbound(e) => self.push_outbound(e, business),
+            Event::Status(e) => self.push_status(e, business),
             Event::TemplateCategory(e) => {
                 self.stats.template_category_changes += 1;
                 let t = self.templates.intern(&e.template);
@@ -498,6 +229,115 @@ impl Rater {
                 self.stats.ignored += 1;
             }
             Event::Ignored => self.stats.ignored += 1,
+        }
+    }
+
+    #[inline]
+    fn push_inbound(&mut self, e: &Inbound<'_>, business: u32) {
+        self.stats.inbound += 1;
+        let phone = self.phones.intern(&e.phone);
+        let key = match &e.group {
+            Some(g) => {
+                let g = self.groups.intern(g);
+                self.key(business, phone, g, true)
+            }
+            None => {
+                let u = self.users.intern(&e.user);
+                self.user_key(business, phone, u)
+            }
+        };
+        let qualifying = match e.platform {
+            Platform::Android | Platform::Ios => true,
+            Platform::Web => false,
+            Platform::Unknown => self.setup.rules.unknown_platform_qualifies_for_entry_point,
+        };
+        let flags =
+            if e.referral { REFERRAL } else { 0 } | if qualifying { QUALIFYING_CLIENT } else { 0 };
+        self.inbound.push(InboundRec {
+            id: id_hash(&e.id),
+            at: e.at,
+            key,
+            flags,
+        });
+    }
+
+    #[inline]
+    fn push_outbound(&mut self, e: &Outbound<'_>, business: u32) {
+        self.stats.outbound += 1;
+        let phone = self.phones.intern(&e.phone);
+        let (user, key, members_at, members_len) = match &e.group {
+            Some((g, members)) => {
+                let g = self.groups.intern(g);
+                let at = self.members.len() as u32;
+                for m in members {
+                    let u = self.users.intern(m);
+                    self.members.push(u);
+                }
+                (
+                    NONE,
+                    self.key(business, phone, g, true),
+                    at,
+                    members.len() as u32,
+                )
+            }
+            None => {
+                let u = self.users.intern(&e.user);
+                (u, self.user_key(business, phone, u), 0, 0)
+            }
+        };
+        let (kind, template) = match (&e.template, e.agent_tokens) {
+            (Some((name, category)), _) => (
+                MessageKind::Template(*category),
+                self.templates.intern(name),
+            ),
+            (None, Some(_)) => (MessageKind::Agent, NONE),
+            (None, None) => (MessageKind::FreeForm, NONE),
+        };
+        let rec = self.new_outbound(&e.id, e.at, business, phone, user, key, kind, EXPLICIT);
+        self.outbound.push(OutboundRec {
+            template,
+            tokens: e.agent_tokens.unwrap_or(0),
+            members_at,
+            members_len,
+            ..rec
+        });
+    }
+
+    #[inline]
+    fn push_status(&mut self, e: &Status<'_>, business: u32) {
+        self.stats.statuses += 1;
+        let id = id_hash(&e.id);
+        let recipient = e
+            .recipient
+            .as_deref()
+            .map_or(NONE, |r| self.users.intern(r));
+        self.statuses.push(StatusRec {
+            id,
+            at: e.at,
+            status: e.status,
+            recipient,
+            pricing: e.pricing,
+        });
+        // A webhook status describes its message well enough to rate it when the business
+        // sent no outbound record: recipient, number, WABA and (in `pricing`) the category.
+        if let (Some(_), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
+            let phone = self.phones.intern(p);
+            let key = self.user_key(business, phone, recipient);
+            let kind = e
+                .pricing
+                .and_then(|p| p.category)
+                .map_or(MessageKind::Unknown, kind_from_meta);
+            let rec = self.new_outbound(
+                &e.id,
+                e.at,
+                business,
+                phone,
+                recipient,
+                key,
+                kind,
+                FROM_WEBHOOK,
+            );
+            self.outbound.push(rec);
         }
     }
 
@@ -576,6 +416,30 @@ impl Rater {
         let priced = pricing::price(self, decided, member_deliveries, only);
         progress("price");
         priced
+    }
+
+    /// Hands the bill the priced lines with the names and records it prints them from.
+    fn into_bill(
+        self,
+        lines: Vec<Line>,
+        order: Vec<u32>,
+        conversations: Vec<Conversation>,
+    ) -> Bill {
+        Bill {
+            names: Names {
+                phones: self.phones.names,
+                users: self.users.names,
+                groups: self.groups.names,
+                id_text: self.id_text,
+            },
+            setup: self.setup,
+            outbound: self.outbound,
+            key_owner: self.key_owner,
+            lines,
+            order,
+            conversations,
+            stats: self.stats,
+        }
     }
 
     fn dedupe_inbound(&mut self) {
@@ -665,50 +529,12 @@ impl Rater {
                 m += 1;
             }
             if m < self.outbound.len() && self.outbound[m].id == id {
-                let msg = &mut self.outbound[m];
-                let group = &statuses[i..j];
-                let mut pricing_seen: Option<(u8, MetaPricing)> = None;
-                for s in group {
-                    match s.status {
-                        DeliveryStatus::Sent => msg.sent_at = msg.sent_at.min(s.at),
-                        DeliveryStatus::Delivered | DeliveryStatus::Read => {
-                            if msg.members_len > 0 {
-                                let targets: Vec<u32> = if s.recipient == NONE {
-                                    self.members[msg.members_at as usize..]
-                                        [..msg.members_len as usize]
-                                        .to_vec()
-                                } else {
-                                    vec![s.recipient]
-                                };
-                                for user in targets {
-                                    members.push(MemberDelivery {
-                                        message: id,
-                                        user,
-                                        delivered_at: s.at,
-                                    });
-                                }
-                            }
-                            msg.delivered_at = msg.delivered_at.min(s.at);
-                        }
-                        DeliveryStatus::Failed => msg.failed = true,
-                    }
-                    if let Some(p) = s.pricing {
-                        // W-4: pricing rides on `sent` and on one of delivered/read; prefer the
-                        // latter, and among equals the earliest (statuses are sorted by time).
-                        let rank = if s.status == DeliveryStatus::Sent {
-                            1
-                        } else {
-                            2
-                        };
-                        if pricing_seen.is_none_or(|(r, _)| rank > r) {
-                            pricing_seen = Some((rank, p));
-                        }
-                    }
-                }
-                msg.meta = pricing_seen.map(|(_, p)| p);
-                if msg.sent_at == NEVER {
-                    msg.sent_at = msg.at;
-                }
+                fold_statuses(
+                    &mut self.outbound[m],
+                    &statuses[i..j],
+                    &self.members,
+                    &mut members,
+                );
             } else {
                 orphans += (j - i) as u64;
             }
@@ -750,6 +576,58 @@ impl Rater {
                 msg.kind = MessageKind::Template(changes[end - 1].3);
             }
         }
+    }
+}
+
+/// Folds the statuses of one message into it (first `sent`, first `delivered`/`read`, any
+/// `failed`, Meta's pricing), adding the deliveries of a group message's members to `deliveries`.
+#[inline]
+fn fold_statuses(
+    msg: &mut OutboundRec,
+    statuses: &[StatusRec],
+    members: &[u32],
+    deliveries: &mut Vec<MemberDelivery>,
+) {
+    let id = msg.id;
+    let mut pricing_seen: Option<(u8, MetaPricing)> = None;
+    for s in statuses {
+        match s.status {
+            DeliveryStatus::Sent => msg.sent_at = msg.sent_at.min(s.at),
+            DeliveryStatus::Delivered | DeliveryStatus::Read => {
+                if msg.members_len > 0 {
+                    let targets: Vec<u32> = if s.recipient == NONE {
+                        members[msg.members_at as usize..][..msg.members_len as usize].to_vec()
+                    } else {
+                        vec![s.recipient]
+                    };
+                    for user in targets {
+                        deliveries.push(MemberDelivery {
+                            message: id,
+                            user,
+                            delivered_at: s.at,
+                        });
+                    }
+                }
+                msg.delivered_at = msg.delivered_at.min(s.at);
+            }
+            DeliveryStatus::Failed => msg.failed = true,
+        }
+        if let Some(p) = s.pricing {
+            // W-4: pricing rides on `sent` and on one of delivered/read; prefer the
+            // latter, and among equals the earliest (statuses are sorted by time).
+            let rank = if s.status == DeliveryStatus::Sent {
+                1
+            } else {
+                2
+            };
+            if pricing_seen.is_none_or(|(r, _)| rank > r) {
+                pricing_seen = Some((rank, p));
+            }
+        }
+    }
+    msg.meta = pricing_seen.map(|(_, p)| p);
+    if msg.sent_at == NEVER {
+        msg.sent_at = msg.at;
     }
 }
 
@@ -806,6 +684,3 @@ fn kind_from_meta(category: BilledCategory) -> MessageKind {
         | BilledCategory::ReferralConversion => MessageKind::Unknown,
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: MetaPricingType, _: PricingModel) {}

@@ -4,9 +4,11 @@
 //! Invariant: every total is the exact sum of its lines (no rounding anywhere: amounts are exact
 //! decimals in the card's currency).
 
+use super::records::{Conversation, Counter, InputStats, OutboundRec, NEVER, NONE};
+use super::setup::Setup;
 use crate::card::RateColumn;
 use crate::category::{BilledCategory, PricingModel, PricingType};
-use crate::engine::{Conversation, InputStats, OutboundRec, Rater, Setup, NEVER, NONE};
+use crate::config::Business;
 use crate::input::MetaPricing;
 use crate::market::{Country, Market};
 use crate::time::{Instant, LocalDate};
@@ -61,7 +63,7 @@ pub struct Line {
     /// The spec rule that decided.
     pub rule: &'static str,
     pub note: Note,
-    pub(crate) chargeable: Option<(RateColumn, crate::engine::Counter)>,
+    pub(crate) chargeable: Option<(RateColumn, Counter)>,
 }
 
 impl Line {
@@ -84,14 +86,14 @@ pub(crate) struct Names {
 
 /// A rated run.
 pub struct Bill {
-    setup: std::sync::Arc<Setup>,
-    names: Names,
-    outbound: Vec<OutboundRec>,
-    key_owner: Vec<(u32, u32, u32, bool)>,
+    pub(crate) setup: std::sync::Arc<Setup>,
+    pub(crate) names: Names,
+    pub(crate) outbound: Vec<OutboundRec>,
+    pub(crate) key_owner: Vec<(u32, u32, u32, bool)>,
     /// The lines in rating order; [`Bill::messages`] gives them in bill order.
     pub lines: Vec<Line>,
     /// Bill order: indices into `lines` by send time, then message id.
-    order: Vec<u32>,
+    pub(crate) order: Vec<u32>,
     pub conversations: Vec<Conversation>,
     pub stats: InputStats,
 }
@@ -161,41 +163,6 @@ fn conversation_id(id: &str) -> String {
 }
 
 impl Bill {
-    pub(crate) fn new(
-        rater: Rater,
-        lines: Vec<Line>,
-        order: Vec<u32>,
-        conversations: Vec<Conversation>,
-    ) -> Bill {
-        let Rater {
-            setup,
-            phones,
-            users,
-            groups,
-            outbound,
-            key_owner,
-            id_text,
-            stats,
-            ..
-        } = rater;
-        let names = Names {
-            phones: phones.names,
-            users: users.names,
-            groups: groups.names,
-            id_text,
-        };
-        Bill {
-            setup,
-            names,
-            outbound,
-            key_owner,
-            lines,
-            order,
-            conversations,
-            stats,
-        }
-    }
-
     pub fn setup(&self) -> &Setup {
         &self.setup
     }
@@ -350,7 +317,6 @@ impl Bill {
     pub fn explain(&self, line: &Line) -> String {
         let m = &self.outbound[line.msg as usize];
         let business = &self.setup.businesses[m.business as usize];
-        let date = business.calendar.date(line.at);
         let market = line
             .market
             .map_or("unknown market".to_string(), |m| m.name().to_string());
@@ -363,20 +329,7 @@ impl Bill {
         };
         let rule = line.rule;
         match line.pricing_type {
-            PricingType::Regular => {
-                let rate = line
-                    .rate
-                    .map(|r| r.normalize().to_string())
-                    .unwrap_or_default();
-                match line.note {
-                    Note::Tokens(t) => format!("{t} Meta Business Agent tokens at {rate} {} per million ({rule})", business.currency),
-                    Note::Tier { nth } if line.band > 0 => format!(
-                        "{} in {market}: charged message #{nth} of the portfolio this month, tier band {} at {rate} ({rule}, V-3)",
-                        line.category, line.band
-                    ),
-                    _ => format!("{} in {market} at {rate} {} ({rule})", line.category, business.currency),
-                }
-            }
+            PricingType::Regular => explain_charge(line, &business.currency, &market),
             PricingType::FreeTier => match line.note {
                 Note::Allowance { nth, limit } => format!(
                     "free tier: {nth} of {limit} free this month ({})",
@@ -392,35 +345,60 @@ impl Bill {
                 conv()
             ),
             PricingType::NotDelivered => format!("not delivered: never charged ({rule})"),
-            PricingType::Unrated => match line.note {
-                Note::NoCard => format!(
-                    "unrated: no {} rate card in force on {date}",
-                    business.currency
-                ),
-                Note::NoRate(column) => {
-                    let card = self
-                        .setup
-                        .prices_for(business)
-                        .0
-                        .rate_card(&business.currency, date)
-                        .map(|c| c.effective);
-                    format!(
-                        "unrated: the {} card effective {} has no {} rate for {market}",
-                        business.currency,
-                        card.map_or("?".to_string(), |d: LocalDate| d.to_string()),
-                        column.name()
-                    )
-                }
-                Note::NoAgentPrice => format!(
-                    "unrated: no Meta Business Agent token price configured for {}",
-                    business.currency
-                ),
-                Note::NotAPhoneNumber => {
-                    "unrated: the recipient is not a phone number, so it has no market".to_string()
-                }
-                _ => "unrated".to_string(),
-            },
+            PricingType::Unrated => self.explain_unrated(line, business, &market),
         }
+    }
+
+    /// Why an unrated line has no price.
+    fn explain_unrated(&self, line: &Line, business: &Business, market: &str) -> String {
+        let date = business.calendar.date(line.at);
+        match line.note {
+            Note::NoCard => format!(
+                "unrated: no {} rate card in force on {date}",
+                business.currency
+            ),
+            Note::NoRate(column) => {
+                let card = self
+                    .setup
+                    .prices_for(business)
+                    .0
+                    .rate_card(&business.currency, date)
+                    .map(|c| c.effective);
+                format!(
+                    "unrated: the {} card effective {} has no {} rate for {market}",
+                    business.currency,
+                    card.map_or("?".to_string(), |d: LocalDate| d.to_string()),
+                    column.name()
+                )
+            }
+            Note::NoAgentPrice => format!(
+                "unrated: no Meta Business Agent token price configured for {}",
+                business.currency
+            ),
+            Note::NotAPhoneNumber => {
+                "unrated: the recipient is not a phone number, so it has no market".to_string()
+            }
+            _ => "unrated".to_string(),
+        }
+    }
+}
+
+/// What a charged line was charged for: tokens, a tier band or a rate.
+fn explain_charge(line: &Line, currency: &str, market: &str) -> String {
+    let rule = line.rule;
+    let rate = line
+        .rate
+        .map(|r| r.normalize().to_string())
+        .unwrap_or_default();
+    match line.note {
+        Note::Tokens(t) => {
+            format!("{t} Meta Business Agent tokens at {rate} {currency} per million ({rule})")
+        }
+        Note::Tier { nth } if line.band > 0 => format!(
+            "{} in {market}: charged message #{nth} of the portfolio this month, tier band {} at {rate} ({rule}, V-3)",
+            line.category, line.band
+        ),
+        _ => format!("{} in {market} at {rate} {currency} ({rule})", line.category),
     }
 }
 
