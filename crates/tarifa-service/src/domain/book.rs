@@ -18,10 +18,12 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::RandomState;
 use std::sync::Arc;
-use tarifa_core::bill::Line;
 use tarifa_core::category::{PricingType, TemplateCategory};
 use tarifa_core::collections::{GrowingMap, Schedule};
-use tarifa_core::engine::{id_tail, lookback, may_concern, message_tail, CounterKey, Rater, Setup};
+use tarifa_core::engine::{
+    id_tail, lookback, may_concern, message_tail, price_message, CounterKey, LiveError, LivePrice,
+    Setup,
+};
 use tarifa_core::input::{parse_line, DeliveryStatus, Event, Outbound, Status};
 use tarifa_core::ledger::{
     AccountKind, Amount, Applied, Ledger, LedgerError, NewAccount, Request, WalletPolicy,
@@ -526,7 +528,12 @@ impl Book {
     /// `lookback_over_a_key_rates_like_the_whole_history` in tarifa-core). `lookback` is given
     /// the history without the records and statuses of other messages ([`may_concern`]: it
     /// picks the same events), so rating a message does not read every event of a long history.
-    fn rate(&self, key: &(String, String), extra: &[&Event<'_>], target: &str) -> Option<Priced> {
+    fn rate(
+        &self,
+        key: &(String, String),
+        extra: &[&Event<'_>],
+        target: &str,
+    ) -> Result<LivePrice, LiveError> {
         let changes = self
             .category_changes
             .get(&key.0)
@@ -546,29 +553,14 @@ impl Book {
         };
         let target_tail = id_tail(target);
         let near = all(&|h| may_concern(h.tail, target_tail));
-        let mut rater = Rater::new(self.setup.clone());
+        let counts = &self.counts;
         match lookback(near.iter().copied(), target) {
-            Some(picked) => picked.into_iter().for_each(|i| {
-                let _ = rater.push_ref(near[i]);
-            }),
-            None => all(&|_| true).into_iter().for_each(|e| {
-                let _ = rater.push_ref(e);
-            }),
+            Some(picked) => {
+                let picked = picked.into_iter().map(|i| near[i]);
+                price_message(self.setup.clone(), picked, target, counts)
+            }
+            None => price_message(self.setup.clone(), all(&|_| true), target, counts),
         }
-        let (bill, counted) = rater.finish_for(&[target], &self.counts);
-        let view = bill.messages().next()?;
-        let line: &Line = view.line;
-        Some(Priced {
-            amount: line.amount,
-            pricing_type: line.pricing_type,
-            category: line.category.as_str().to_string(),
-            rule: line.rule.to_string(),
-            band: (line.band > 0).then_some(line.band),
-            explanation: bill.explain(line),
-            currency: view.currency.to_string(),
-            at: line.at,
-            counted,
-        })
     }
 
     /// The hold for a chargeable message recorded as sent, or the refusal (402).
@@ -586,13 +578,17 @@ impl Book {
             return Ok(());
         }
         let key = (row.business.clone(), o.user.to_string());
-        let delivered = delivered(&o.id, o.at);
-        let Some(priced) = self.rate(&key, &[&row.event, &delivered], &o.id) else {
-            return Ok(());
+        let delivered = Event::Status(Status::delivered(&o.id, o.at));
+        let priced = match self.rate(&key, &[&row.event, &delivered], &o.id) {
+            Ok(priced) => priced,
+            Err(e) => {
+                w.anomalies.push(format!("no hold for {}: {e}", o.id));
+                return Ok(());
+            }
         };
         let wallet = wallet_account(&row.business);
         let balance = self.ledger.balance(&wallet.0).unwrap_or_default();
-        if priced.is_free_service()
+        if is_free_service(&priced)
             && !tarifa_core::ledger::may_use_free_service(
                 &balance,
                 rules.min_balance_for_free_service,
@@ -691,8 +687,15 @@ impl Book {
         now: Instant,
         w: &mut Effects,
     ) {
-        let Some(priced) = self.rate(key, &[], message) else {
-            return;
+        let priced = match self.rate(key, &[], message) {
+            Ok(priced) => priced,
+            // A status of a message no outbound record or status describes: nothing to settle.
+            Err(LiveError::NotFound { .. }) => return,
+            Err(e) => {
+                w.anomalies
+                    .push(format!("delivery of {message} not priced: {e}"));
+                return;
+            }
         };
         let business = key.0.clone();
         let transfers = MessageTransfers(message);
@@ -741,8 +744,8 @@ impl Book {
             business,
             at: priced.at,
             pricing_type: priced.pricing_type,
-            category: priced.category,
-            rule: priced.rule,
+            category: priced.category.as_str().to_string(),
+            rule: priced.rule.to_string(),
             amount: priced.amount,
             currency,
             captured,
@@ -866,11 +869,11 @@ impl Book {
             agent_tokens: None,
             group: None,
         });
-        let extra = [outbound, delivered(id, at)];
+        let extra = [outbound, Event::Status(Status::delivered(id, at))];
         let extra: Vec<&Event<'_>> = extra.iter().collect();
         let priced = self
             .rate(&key, &extra, id)
-            .ok_or("the planned message could not be rated")?;
+            .map_err(|e| format!("the planned message could not be rated: {e}"))?;
         let window = self.window_open(&key, at);
         let mut blocked_by = Vec::new();
         if category.is_none() && !window {
@@ -919,7 +922,7 @@ impl Book {
                         ),
                     });
                 }
-                if priced.is_free_service()
+                if is_free_service(&priced)
                     && !tarifa_core::ledger::may_use_free_service(
                         balance,
                         rules.min_balance_for_free_service,
@@ -945,8 +948,8 @@ impl Book {
             currency: priced.currency.clone(),
             amount: priced.amount.normalize().to_string(),
             pricing_type: priced.pricing_type.to_string(),
-            category: priced.category.clone(),
-            rule: priced.rule.clone(),
+            category: priced.category.as_str().to_string(),
+            rule: priced.rule.to_string(),
             explanation: priced.explanation.clone(),
             band: priced.band,
             customer_service_window_open: window,
@@ -1047,47 +1050,16 @@ fn is_us_number(user: &str) -> bool {
     )
 }
 
-/// A `delivered` status of message `id` (what the normalized line
-/// `{"type":"status","id":…,"at":…,"status":"delivered"}` reads as).
-fn delivered(id: &str, at: Instant) -> Event<'_> {
-    Event::Status(Status {
-        id: Cow::Borrowed(id),
-        at,
-        status: DeliveryStatus::Delivered,
-        recipient: None,
-        business: None,
-        phone: None,
-        pricing: None,
-        conversation_id: None,
-        conversation_origin: None,
-        error_codes: Vec::new(),
-    })
-}
-
 fn push_op(w: &mut Effects, at: Instant, op: LedgerOp) {
     w.ledger_ops.push(LedgerEntry { at, op });
 }
 
-struct Priced {
-    amount: Decimal,
-    pricing_type: PricingType,
-    category: String,
-    rule: String,
-    band: Option<u8>,
-    explanation: String,
-    currency: String,
-    at: Instant,
-    counted: Vec<CounterKey>,
-}
-
-impl Priced {
-    /// Free because it is customer service (in a window, or the monthly service allowance).
-    fn is_free_service(&self) -> bool {
-        matches!(
-            self.pricing_type,
-            PricingType::FreeCustomerService | PricingType::FreeTier
-        )
-    }
+/// Free because it is customer service (in a window, or the monthly service allowance).
+fn is_free_service(priced: &LivePrice) -> bool {
+    matches!(
+        priced.pricing_type,
+        PricingType::FreeCustomerService | PricingType::FreeTier
+    )
 }
 
 #[cfg(test)]
