@@ -944,7 +944,7 @@ async fn stored_ledger(
     app: &TestApp,
 ) -> (
     tarifa_core::ledger::Ledger,
-    Vec<tarifa_service::domain::book::LedgerOp>,
+    Vec<tarifa_service::domain::effects::LedgerOp>,
 ) {
     let mut ledger = tarifa_core::ledger::Ledger::new();
     let mut ops = Vec::new();
@@ -975,7 +975,7 @@ async fn check_books(
     what: &str,
 ) {
     use tarifa_core::ledger::{Request, TransferKind};
-    use tarifa_service::domain::book::{amount_text, LedgerOp};
+    use tarifa_service::domain::{book::amount_text, effects::LedgerOp};
     let keys: Vec<(String, &str)> = stored
         .iter()
         .chain(refused)

@@ -11,10 +11,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tarifa_core::bill::Bill;
+use tarifa_core::bill::{Bill, Line, MessageView};
 use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel, PricingType};
 use tarifa_core::engine::{Prices, Rater, Setup};
-use tarifa_core::input::{parse_line, Event};
+use tarifa_core::input::{parse_line, Event, MetaPricing};
 use tarifa_core::time::{LocalDate, Month};
 
 /// A calendar month, parsed from `YYYY-MM`.
@@ -146,58 +146,16 @@ pub fn invoice(
     let b = setup.businesses.iter().find(|b| b.id == business)?;
     let (resale, unusable_events) = rate(setup, Prices::Resale, lines);
     let (meta, _) = rate(setup, Prices::Meta, lines);
-    let month = first.month();
-    let meta_amounts: HashMap<(String, String), Decimal> = month_lines(&meta, business, month)
-        .into_iter()
-        .map(|v| ((v.id.to_string(), v.user.to_string()), v.line.amount))
-        .collect();
-    type Group = (String, String, &'static str, String, u8, Option<Decimal>);
-    let mut groups: BTreeMap<Group, (u64, Decimal, Decimal)> = BTreeMap::new();
-    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    let mut unrated = 0;
-    for v in month_lines(&resale, business, month) {
-        let l = v.line;
-        *by_type.entry(l.pricing_type.to_string()).or_default() += 1;
-        unrated += (l.pricing_type == PricingType::Unrated) as u64;
-        let cost = meta_amounts
-            .get(&(v.id.to_string(), v.user.to_string()))
-            .copied()
-            .unwrap_or_default();
-        let g = groups
-            .entry((
-                l.market.map_or("(unknown)", |m| m.name()).to_string(),
-                l.category.as_str().to_string(),
-                unit_of(l.model, l.pricing_type),
-                l.pricing_type.to_string(),
-                l.band,
-                l.rate,
-            ))
-            .or_default();
-        g.0 += 1;
-        g.1 += l.amount;
-        g.2 += cost;
-    }
+    let groups = InvoiceGroups::of(&resale, &meta, business, first.month());
     let (mut subtotal, mut cost_total) = (Decimal::ZERO, Decimal::ZERO);
     let lines = groups
+        .lines
         .into_iter()
-        .map(
-            |((market, category, unit, pricing_type, band, rate), (n, amount, cost))| {
-                subtotal += amount;
-                cost_total += cost;
-                InvoiceLine {
-                    market,
-                    category,
-                    unit: unit.to_string(),
-                    pricing_type,
-                    band,
-                    rate: rate.map(|r| r.normalize().to_string()),
-                    quantity: n,
-                    amount: amount.normalize().to_string(),
-                    meta_cost: cost.normalize().to_string(),
-                    margin: (amount - cost).normalize().to_string(),
-                }
-            },
-        )
+        .map(|(group, sums)| {
+            subtotal += sums.amount;
+            cost_total += sums.cost;
+            invoice_line(group, sums)
+        })
         .collect();
     let total = subtotal.round_dp_with_strategy(
         minor_units(&b.currency),
@@ -214,10 +172,83 @@ pub fn invoice(
         total: format!("{total:.prec$}", prec = minor_units(&b.currency) as usize),
         meta_cost: cost_total.normalize().to_string(),
         margin: (subtotal - cost_total).normalize().to_string(),
-        messages_by_pricing_type: by_type,
-        unrated_messages: unrated,
+        messages_by_pricing_type: groups.by_type,
+        unrated_messages: groups.unrated,
         unusable_events,
     })
+}
+
+/// What makes an invoice line: market, category, unit, pricing type, band and rate.
+type InvoiceGroup = (String, String, &'static str, String, u8, Option<Decimal>);
+
+/// The messages of an invoice line: how many, at resale prices, at Meta's.
+#[derive(Default)]
+struct LineSums {
+    quantity: u64,
+    amount: Decimal,
+    cost: Decimal,
+}
+
+/// A month's messages grouped into invoice lines, with counts by pricing type.
+struct InvoiceGroups {
+    lines: BTreeMap<InvoiceGroup, LineSums>,
+    by_type: BTreeMap<String, u64>,
+    unrated: u64,
+}
+
+impl InvoiceGroups {
+    fn of(resale: &Bill, meta: &Bill, business: &str, month: Month) -> InvoiceGroups {
+        let meta_amounts: HashMap<(&str, &str), Decimal> = month_lines(meta, business, month)
+            .into_iter()
+            .map(|v| ((v.id, v.user), v.line.amount))
+            .collect();
+        let mut groups = InvoiceGroups {
+            lines: BTreeMap::new(),
+            by_type: BTreeMap::new(),
+            unrated: 0,
+        };
+        for v in month_lines(resale, business, month) {
+            let l = v.line;
+            *groups
+                .by_type
+                .entry(l.pricing_type.to_string())
+                .or_default() += 1;
+            groups.unrated += (l.pricing_type == PricingType::Unrated) as u64;
+            let cost = meta_amounts
+                .get(&(v.id, v.user))
+                .copied()
+                .unwrap_or_default();
+            let group = (
+                l.market.map_or("(unknown)", |m| m.name()).to_string(),
+                l.category.as_str().to_string(),
+                unit_of(l.model, l.pricing_type),
+                l.pricing_type.to_string(),
+                l.band,
+                l.rate,
+            );
+            let sums = groups.lines.entry(group).or_default();
+            sums.quantity += 1;
+            sums.amount += l.amount;
+            sums.cost += cost;
+        }
+        groups
+    }
+}
+
+fn invoice_line(group: InvoiceGroup, sums: LineSums) -> InvoiceLine {
+    let (market, category, unit, pricing_type, band, rate) = group;
+    InvoiceLine {
+        market,
+        category,
+        unit: unit.to_string(),
+        pricing_type,
+        band,
+        rate: rate.map(|r| r.normalize().to_string()),
+        quantity: sums.quantity,
+        amount: sums.amount.normalize().to_string(),
+        meta_cost: sums.cost.normalize().to_string(),
+        margin: (sums.amount - sums.cost).normalize().to_string(),
+    }
 }
 
 /// The invoice as CSV: one row per line, then the totals.
@@ -304,11 +335,42 @@ pub fn reconcile(
     charges: &[Charge],
 ) -> Reconciliation {
     let (bill, unusable_events) = rate(setup, Prices::Meta, lines);
-    let (resale, _) = rate(setup, Prices::Resale, lines);
     let month = first.month();
+    let mut comparison = Comparison {
+        conversations: meta_conversations(lines),
+        ..Comparison::default()
+    };
+    for v in month_lines(&bill, business, month) {
+        comparison.line(&v);
+    }
+    let mut mismatches = comparison.mismatches;
+    mismatches.extend(conversation_partition(&comparison.by_tarifa));
+    if !charges.is_empty() {
+        let (resale, _) = rate(setup, Prices::Resale, lines);
+        mismatches.extend(wallet_mismatches(&resale, business, month, charges));
+    }
+    let mut by_kind = BTreeMap::new();
+    for m in &mismatches {
+        *by_kind.entry(m.kind).or_default() += 1;
+    }
+    let (y, m, _) = first.ymd_parts();
+    Reconciliation {
+        business: business.to_string(),
+        month: format!("{y:04}-{m:02}"),
+        messages_compared: comparison.compared,
+        without_meta_pricing: comparison.without,
+        mismatches_by_kind: by_kind,
+        mismatches,
+        unusable_events,
+    }
+}
+
+/// What Meta's statuses said about each message's conversation (lines that do not parse are
+/// reported by [`rate`] already).
+fn meta_conversations(lines: &[String]) -> HashMap<String, MetaConversation> {
     let mut conversations: HashMap<String, MetaConversation> = HashMap::new();
     for line in lines {
-        let _ = parse_line(line.as_bytes(), &mut |e| {
+        let _unusable_reported_by_rate = parse_line(line.as_bytes(), &mut |e| {
             if let Event::Status(s) = e {
                 let c = conversations.entry(s.id.to_string()).or_default();
                 if let Some(id) = &s.conversation_id {
@@ -320,165 +382,182 @@ pub fn reconcile(
             }
         });
     }
-    let mut mismatches = Vec::new();
-    let mut compared = 0;
-    let mut without = 0;
-    // Conversation partition: tarifa conversation → Meta ids seen, Meta id → tarifa conversations.
-    let mut by_tarifa: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for v in month_lines(&bill, business, month) {
+    conversations
+}
+
+/// The comparison of a month's lines with what Meta said of them.
+#[derive(Default)]
+struct Comparison {
+    conversations: HashMap<String, MetaConversation>,
+    mismatches: Vec<Mismatch>,
+    compared: u64,
+    without: u64,
+    /// Conversation partition: tarifa conversation → (message, Meta conversation id).
+    by_tarifa: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Comparison {
+    fn line(&mut self, v: &MessageView<'_>) {
         let l = v.line;
         if l.pricing_type == PricingType::NotDelivered {
-            continue;
+            return;
         }
-        compared += 1;
+        self.compared += 1;
         let Some(meta) = v.meta else {
-            without += 1;
-            continue;
+            self.without += 1;
+            return;
         };
-        let mut push = |kind: &'static str, tarifa: String, meta: String| {
-            mismatches.push(Mismatch {
-                message: v.id.to_string(),
-                kind,
-                tarifa,
-                meta,
-            })
+        let tarifa_billable = tarifa_billable(l);
+        let meta_billable = meta_billable(&meta);
+        if let Some(mb) = meta_billable.filter(|mb| *mb != tarifa_billable) {
+            let tarifa = format!("{} ({})", tarifa_billable, l.pricing_type);
+            self.push(v, "billable", tarifa, format!("{mb}"));
+        }
+        let expected = match l.pricing_type {
+            PricingType::FreeCustomerService => Some(MetaPricingType::FreeCustomerService),
+            PricingType::FreeEntryPoint => Some(MetaPricingType::FreeEntryPoint),
+            _ => None,
         };
-        let tarifa_billable = match l.model {
-            PricingModel::Cbp => matches!(
-                l.pricing_type,
-                PricingType::Regular
-                    | PricingType::Unrated
-                    | PricingType::FreeTier
-                    | PricingType::InOpenConversation
-            ),
-            _ => l.charged(),
-        };
-        let meta_billable = match meta.pricing_type {
-            Some(MetaPricingType::Regular) => Some(true),
-            Some(MetaPricingType::FreeCustomerService) | Some(MetaPricingType::FreeEntryPoint) => {
-                Some(false)
-            }
-            _ => meta.billable,
-        };
-        if let Some(mb) = meta_billable {
-            if mb != tarifa_billable {
-                push(
-                    "billable",
-                    format!("{} ({})", tarifa_billable, l.pricing_type),
-                    format!("{mb}"),
+        if let (Some(mt), Some(e)) = (meta.pricing_type, expected) {
+            if e != mt && meta_billable == Some(false) {
+                self.push(
+                    v,
+                    "pricing_type",
+                    l.pricing_type.to_string(),
+                    format!("{mt:?}"),
                 );
             }
         }
-        if let Some(mt) = meta.pricing_type {
-            let expected = match l.pricing_type {
-                PricingType::FreeCustomerService => Some(MetaPricingType::FreeCustomerService),
-                PricingType::FreeEntryPoint => Some(MetaPricingType::FreeEntryPoint),
-                _ => None,
-            };
-            if let Some(e) = expected {
-                if e != mt && meta_billable == Some(false) {
-                    push(
-                        "pricing_type",
-                        l.pricing_type.to_string(),
-                        format!("{mt:?}"),
-                    );
-                }
-            }
+        if let Some(mc) = meta
+            .category
+            .filter(|mc| *mc != l.category && tarifa_billable)
+        {
+            self.push(
+                v,
+                "category",
+                l.category.as_str().into(),
+                mc.as_str().into(),
+            );
         }
-        if let Some(mc) = meta.category {
-            if mc != l.category && tarifa_billable {
-                push("category", l.category.as_str().into(), mc.as_str().into());
-            }
+        if let Some(model) = meta.model.filter(|m| *m != l.model) {
+            self.push(
+                v,
+                "pricing_model",
+                l.model.as_str().into(),
+                model.as_str().into(),
+            );
         }
-        if let Some(model) = meta.model {
-            if model != l.model {
-                push(
-                    "pricing_model",
-                    l.model.as_str().into(),
-                    model.as_str().into(),
-                );
-            }
-        }
-        let mc = conversations.get(v.id).cloned().unwrap_or_default();
         if l.model == PricingModel::Cbp {
-            if let (Some(_), Some(origin)) = (&v.conversation, mc.origin) {
-                if origin != l.category && origin != BilledCategory::ReferralConversion {
-                    push(
-                        "conversation_origin",
-                        l.category.as_str().into(),
-                        origin.as_str().into(),
-                    );
-                }
-            }
-            if let (Some(conv), Some(id)) = (&v.conversation, &mc.id) {
-                by_tarifa
-                    .entry(conv.clone())
-                    .or_default()
-                    .push((v.id.to_string(), id.clone()));
-            }
+            self.conversation(v);
         }
     }
-    // One tarifa conversation should be one Meta conversation, and the other way round.
+
+    /// A conversation-based line: Meta's conversation origin, and its conversation id for the
+    /// partition check.
+    fn conversation(&mut self, v: &MessageView<'_>) {
+        let l = v.line;
+        let mc = self.conversations.get(v.id).cloned().unwrap_or_default();
+        if let (Some(_), Some(origin)) = (&v.conversation, mc.origin) {
+            if origin != l.category && origin != BilledCategory::ReferralConversion {
+                let (tarifa, meta) = (l.category.as_str().into(), origin.as_str().into());
+                self.push(v, "conversation_origin", tarifa, meta);
+            }
+        }
+        if let (Some(conv), Some(id)) = (&v.conversation, mc.id) {
+            self.by_tarifa
+                .entry(conv.clone())
+                .or_default()
+                .push((v.id.to_string(), id));
+        }
+    }
+
+    fn push(&mut self, v: &MessageView<'_>, kind: &'static str, tarifa: String, meta: String) {
+        self.mismatches.push(Mismatch {
+            message: v.id.to_string(),
+            kind,
+            tarifa,
+            meta,
+        });
+    }
+}
+
+/// Whether Meta bills what tarifa rated as `l` (conversation-based: the conversation's messages
+/// count as billable, as Meta's webhooks mark them).
+fn tarifa_billable(l: &Line) -> bool {
+    match l.model {
+        PricingModel::Cbp => matches!(
+            l.pricing_type,
+            PricingType::Regular
+                | PricingType::Unrated
+                | PricingType::FreeTier
+                | PricingType::InOpenConversation
+        ),
+        _ => l.charged(),
+    }
+}
+
+/// Whether Meta's webhook says the message is billable.
+fn meta_billable(meta: &MetaPricing) -> Option<bool> {
+    match meta.pricing_type {
+        Some(MetaPricingType::Regular) => Some(true),
+        Some(MetaPricingType::FreeCustomerService) | Some(MetaPricingType::FreeEntryPoint) => {
+            Some(false)
+        }
+        _ => meta.billable,
+    }
+}
+
+/// One tarifa conversation should be one Meta conversation, and the other way round.
+fn conversation_partition(by_tarifa: &HashMap<String, Vec<(String, String)>>) -> Vec<Mismatch> {
     let mut meta_to_tarifa: HashMap<&str, &str> = HashMap::new();
     let mut partition = Vec::new();
-    for (conv, members) in &by_tarifa {
+    let mismatch = |message: &str, kind, conv: &str, id: &str| Mismatch {
+        message: message.to_string(),
+        kind,
+        tarifa: conv.to_string(),
+        meta: id.to_string(),
+    };
+    for (conv, members) in by_tarifa {
         let first_id = &members[0].1;
         for (message, id) in members {
             if id != first_id {
-                partition.push(Mismatch {
-                    message: message.clone(),
-                    kind: "conversation_split",
-                    tarifa: conv.clone(),
-                    meta: id.clone(),
-                });
+                partition.push(mismatch(message, "conversation_split", conv, id));
             }
             match meta_to_tarifa.insert(id.as_str(), conv.as_str()) {
-                Some(other) if other != conv => partition.push(Mismatch {
-                    message: message.clone(),
-                    kind: "conversation_merged",
-                    tarifa: conv.clone(),
-                    meta: id.clone(),
-                }),
+                Some(other) if other != conv => {
+                    partition.push(mismatch(message, "conversation_merged", conv, id))
+                }
                 _ => {}
             }
         }
     }
     partition.sort_by(|a, b| (&a.message, a.kind).cmp(&(&b.message, b.kind)));
-    mismatches.extend(partition);
-    // The wallet's live charges against the invoice's re-rating.
-    if !charges.is_empty() {
-        let invoiced: HashMap<&str, Decimal> = month_lines(&resale, business, month)
-            .into_iter()
-            .map(|v| (v.id, v.line.amount))
-            .collect();
-        for c in charges {
-            let live: Decimal = c.amount;
-            if let Some(&inv) = invoiced.get(c.message.as_str()) {
-                if inv != live {
-                    mismatches.push(Mismatch {
-                        message: c.message.clone(),
-                        kind: "wallet_charge",
-                        tarifa: inv.normalize().to_string(),
-                        meta: format!("wallet charged {}", live.normalize()),
-                    });
-                }
-            }
-        }
-    }
-    let mut by_kind = BTreeMap::new();
-    for m in &mismatches {
-        *by_kind.entry(m.kind).or_default() += 1;
-    }
-    let (y, m, _) = first.ymd_parts();
-    Reconciliation {
-        business: business.to_string(),
-        month: format!("{y:04}-{m:02}"),
-        messages_compared: compared,
-        without_meta_pricing: without,
-        mismatches_by_kind: by_kind,
-        mismatches,
-        unusable_events,
-    }
+    partition
+}
+
+/// The wallet's live charges against the invoice's re-rating.
+fn wallet_mismatches(
+    resale: &Bill,
+    business: &str,
+    month: Month,
+    charges: &[Charge],
+) -> Vec<Mismatch> {
+    let invoiced: HashMap<&str, Decimal> = month_lines(resale, business, month)
+        .into_iter()
+        .map(|v| (v.id, v.line.amount))
+        .collect();
+    charges
+        .iter()
+        .filter_map(|c| {
+            let inv = *invoiced.get(c.message.as_str())?;
+            (inv != c.amount).then(|| Mismatch {
+                message: c.message.clone(),
+                kind: "wallet_charge",
+                tarifa: inv.normalize().to_string(),
+                meta: format!("wallet charged {}", c.amount.normalize()),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
