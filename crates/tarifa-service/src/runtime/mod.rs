@@ -157,73 +157,27 @@ pub async fn launch(config: ServeConfig) -> Result<(Arc<App>, Background)> {
     let setup = Arc::new(setup);
     let wallets = wallet_rules(&config, &setup, &file)?;
     let store = Store::open(&config.database_url).await?;
-    let mut book = load_book(&store, setup.clone(), wallets.clone(), &config).await?;
-    let mut opened = storage::Effects::default();
-    for account in book.open_accounts(clock::now(), &mut opened)? {
-        tracing::warn!(
-            %account,
-            "the wallet's floor or alert threshold changed in the config; the ledger keeps the rules it was opened with"
-        );
-    }
-    store.commit(&opened).await?;
-    let book = Arc::new(RwLock::new(book));
+    let book = open_book(&store, setup.clone(), wallets.clone(), &config).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let (tx, rx) = mpsc::channel(65_536);
-    let reload: writer::Loader = {
-        let (store, setup, wallets, config) = (
-            store.clone(),
-            setup.clone(),
-            wallets.clone(),
-            config.clone(),
-        );
-        Arc::new(move || {
-            let (store, setup, wallets, config) = (
-                store.clone(),
-                setup.clone(),
-                wallets.clone(),
-                config.clone(),
-            );
-            Box::pin(async move { load_book(&store, setup, wallets, &config).await })
-        })
-    };
+    let loader = book_loader(&store, &setup, &wallets, &config);
     // Sized for twice the events stored so far; filled in the background (`load_seen_keys`).
     let seen = seen::SeenKeys::with_capacity(2 * store.last_event_seq().await?.max(0) as usize);
     tokio::spawn(writer::load_seen_keys(store.clone(), tx.downgrade()));
+    let grouping = writer::Grouping {
+        max_group: config.max_group,
+        linger: config.linger,
+    };
     let writer_task = tokio::spawn(writer::run(
         rx,
         book.clone(),
         store.clone(),
-        writer::Grouping {
-            max_group: config.max_group,
-            linger: config.linger,
-        },
+        grouping,
         metrics.clone(),
-        reload,
+        loader,
         seen,
     ));
-    for business in config.recovery.store.keys() {
-        if !setup.businesses.iter().any(|b| &b.id == business) {
-            anyhow::bail!("recovery.store.{business}: not a business of the rating config");
-        }
-    }
-    let sender: Arc<dyn recovery::Sender> = match config.recovery.sender {
-        recovery::SenderKind::Outbox => Arc::new(recovery::Outbox),
-        recovery::SenderKind::Meta => Arc::new(recovery::CloudApi {
-            graph_url: config.recovery.graph_url.clone(),
-            token: config.recovery.access_token.clone().unwrap_or_default(),
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .unwrap_or_default(),
-        }),
-    };
-    let recovery = recovery::Recovery::new(
-        storage::recovery::RecoveryStore {
-            store: store.clone(),
-        },
-        sender,
-        config.recovery.clone(),
-    );
+    let recovery = recovery_of(&config, &setup, &store)?;
     let app = Arc::new(App {
         config,
         book,
@@ -245,6 +199,77 @@ pub async fn launch(config: ServeConfig) -> Result<(Arc<App>, Background)> {
         store,
     };
     Ok((app, background))
+}
+
+/// The book rebuilt from the store, with the accounts of the config opened (and stored).
+async fn open_book(
+    store: &Store,
+    setup: Arc<Setup>,
+    wallets: HashMap<String, WalletRules>,
+    config: &ServeConfig,
+) -> Result<Arc<RwLock<Book>>> {
+    let mut book = load_book(store, setup, wallets, config).await?;
+    let mut opened = storage::Effects::default();
+    for account in book.open_accounts(clock::now(), &mut opened)? {
+        tracing::warn!(
+            %account,
+            "the wallet's floor or alert threshold changed in the config; the ledger keeps the rules it was opened with"
+        );
+    }
+    store.commit(&opened).await?;
+    Ok(Arc::new(RwLock::new(book)))
+}
+
+/// What the writer calls to rebuild the book from the database after a failed commit.
+fn book_loader(
+    store: &Store,
+    setup: &Arc<Setup>,
+    wallets: &HashMap<String, WalletRules>,
+    config: &ServeConfig,
+) -> writer::Loader {
+    let (store, setup, wallets, config) = (
+        store.clone(),
+        setup.clone(),
+        wallets.clone(),
+        config.clone(),
+    );
+    Arc::new(move || {
+        let (store, setup, wallets, config) = (
+            store.clone(),
+            setup.clone(),
+            wallets.clone(),
+            config.clone(),
+        );
+        Box::pin(async move { load_book(&store, setup, wallets, &config).await })
+    })
+}
+
+/// The sales-recovery scheduler of this instance, with the sender the config names.
+fn recovery_of(config: &ServeConfig, setup: &Setup, store: &Store) -> Result<recovery::Recovery> {
+    for business in config.recovery.store.keys() {
+        if !setup.businesses.iter().any(|b| &b.id == business) {
+            anyhow::bail!("recovery.store.{business}: not a business of the rating config");
+        }
+    }
+    let sender: Arc<dyn recovery::Sender> = match config.recovery.sender {
+        recovery::SenderKind::Outbox => Arc::new(recovery::Outbox),
+        recovery::SenderKind::Meta => Arc::new(recovery::CloudApi {
+            graph_url: config.recovery.graph_url.clone(),
+            token: config.recovery.access_token.clone().unwrap_or_default(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap_or_default(),
+        }),
+    };
+    let store = storage::recovery::RecoveryStore {
+        store: store.clone(),
+    };
+    Ok(recovery::Recovery::new(
+        store,
+        sender,
+        config.recovery.clone(),
+    ))
 }
 
 /// Every second: release expired holds, forget old history. Both visit only what is due (the

@@ -438,11 +438,7 @@ impl Writer {
                 amount,
                 reply,
             } => Pending::TopUp(reply, top_up(b, &business, &id, amount, now, w)),
-            Command::Expire => {
-                b.expire(now, w);
-                b.trim_some(now, crate::domain::book::FORGET_PER_TICK);
-                Pending::Nothing
-            }
+            Command::Expire => expire_and_forget(b, now, w),
             Command::Reserve {
                 planned,
                 at,
@@ -474,14 +470,19 @@ impl Writer {
                 Pending::Nothing
             }
             Command::KnownKeysComplete => {
-                self.seen_complete = true;
-                // The count first: whoever reads "complete" reads the full count too.
-                let metrics = &self.metrics;
-                metrics.seen_keys.store(self.seen.len() as u64, Relaxed);
-                metrics.seen_keys_complete.store(1, Release);
+                self.seen_is_complete();
                 Pending::Nothing
             }
         }
+    }
+
+    /// The loader has fed the filter every key stored before the start.
+    fn seen_is_complete(&mut self) {
+        self.seen_complete = true;
+        // The count first: whoever reads "complete" reads the full count too.
+        let metrics = &self.metrics;
+        metrics.seen_keys.store(self.seen.len() as u64, Relaxed);
+        metrics.seen_keys_complete.store(1, Release);
     }
 
     /// Applies one new event (the record of a reserved message when `reservation` is given),
@@ -519,6 +520,13 @@ impl Writer {
         }
         outcome
     }
+}
+
+/// The tick: holds past their timeout are released, and what left the window forgotten.
+fn expire_and_forget(b: &mut Book, now: i64, w: &mut Effects) -> Pending {
+    b.expire(now, w);
+    b.trim_some(now, crate::domain::book::FORGET_PER_TICK);
+    Pending::Nothing
 }
 
 /// A top-up, as the answer the API gives.

@@ -2,7 +2,7 @@
 //! one round trip, with a fixed number of parameters whatever the group's size.
 
 use super::lookups::{event_document, lookup_token};
-use super::{codec, Committer, Effects, Store};
+use super::{codec, Charge, Committer, Effects, Store};
 use anyhow::{Context, Result};
 
 /// An event's columns.
@@ -29,6 +29,24 @@ struct ChargeColumns<'a> {
     captured: String,
     uncollected: String,
     counters: String,
+}
+
+impl<'a> ChargeColumns<'a> {
+    fn of(c: &'a Charge) -> Result<ChargeColumns<'a>> {
+        Ok(ChargeColumns {
+            message: &c.message,
+            business: &c.business,
+            at: c.at,
+            pricing_type: c.pricing_type.as_str(),
+            category: &c.category,
+            rule: &c.rule,
+            amount: codec::encode_decimal(c.amount),
+            currency: &c.currency,
+            captured: codec::encode_amount(c.captured),
+            uncollected: codec::encode_amount(c.uncollected),
+            counters: codec::encode_counters(&c.counters)?,
+        })
+    }
 }
 
 /// A group's effects as the columns they are stored in (through [`codec`] where a value is
@@ -65,21 +83,7 @@ impl<'a> Rows<'a> {
         let charges = w
             .charges
             .iter()
-            .map(|c| {
-                Ok(ChargeColumns {
-                    message: &c.message,
-                    business: &c.business,
-                    at: c.at,
-                    pricing_type: c.pricing_type.as_str(),
-                    category: &c.category,
-                    rule: &c.rule,
-                    amount: codec::encode_decimal(c.amount),
-                    currency: &c.currency,
-                    captured: codec::encode_amount(c.captured),
-                    uncollected: codec::encode_amount(c.uncollected),
-                    counters: codec::encode_counters(&c.counters)?,
-                })
-            })
+            .map(ChargeColumns::of)
             .collect::<Result<_>>()?;
         Ok(Rows {
             events,

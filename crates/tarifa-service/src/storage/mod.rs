@@ -98,7 +98,7 @@ const SQLITE_COMMIT_SETUP: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autoch
 /// (about 28 MB/s of table pages at 20,000 events/s), and by default it leaves them in the
 /// kernel's page cache, which writes them out once they are 30 s old (`vm.dirty_expire_centisecs`),
 /// 300–400 MB in one second, while every commit's WAL flush waits behind that on the same disk:
-/// the slow seconds of `BENCHMARKS.md` (session 10). Asking the kernel to write each 2 MB it
+/// the slow seconds recorded in `docs/benchmarks-history.md`. Asking the kernel to write each 2 MB it
 /// evicts (PostgreSQL's `sync_file_range`, the most it allows) keeps the page cache's share small
 /// and the writes steady. A setting of this session only; the server's own stays as it is.
 const POSTGRES_COMMIT_SETUP: &str = "SET backend_flush_after = '2MB'";
@@ -131,6 +131,32 @@ pub struct AlertRow {
     pub payload: String,
     pub attempts: i64,
     pub next_at: i64,
+}
+
+impl Committer {
+    /// The group commits' own connections (see [`Committer`]).
+    async fn connect(dialect: Dialect, url: &str) -> Result<Committer> {
+        Ok(match dialect {
+            Dialect::Sqlite => Committer::Sqlite {
+                commits: connect(url, 1, Some(SQLITE_COMMIT_SETUP)).await?,
+                checkpoints: connect(url, 1, None).await?,
+            },
+            Dialect::Postgres => Committer::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .test_before_acquire(false)
+                    .max_connections(2)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(POSTGRES_COMMIT_SETUP).execute(conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("cannot open the database {}", redact(url)))?,
+            ),
+        })
+    }
 }
 
 impl Store {
@@ -166,26 +192,7 @@ impl Store {
                 .await?
             }
         };
-        let commits = match dialect {
-            Dialect::Sqlite => Committer::Sqlite {
-                commits: connect(&url, 1, Some(SQLITE_COMMIT_SETUP)).await?,
-                checkpoints: connect(&url, 1, None).await?,
-            },
-            Dialect::Postgres => Committer::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .test_before_acquire(false)
-                    .max_connections(2)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::raw_sql(POSTGRES_COMMIT_SETUP).execute(conn).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await
-                    .with_context(|| format!("cannot open the database {}", redact(&url)))?,
-            ),
-        };
+        let commits = Committer::connect(dialect, &url).await?;
         let wal_checkpoints = std::sync::Arc::new(WalCheckpoints::default());
         if let Committer::Sqlite { checkpoints, .. } = &commits {
             tokio::spawn(checkpoint_in_background(

@@ -185,43 +185,9 @@ impl Book {
             }
         };
         let business = key.0.clone();
-        let transfers = MessageTransfers(message);
-        let hold = self.open_hold(&transfers).map(|t| t.amount);
-        let amount = to_amount(priced.amount);
-        let mut captured = Amount::ZERO;
-        let mut uncollected = Amount::ZERO;
-        let prepaid = self.wallets.get(&business).is_some_and(|r| r.prepaid);
         let currency = priced.currency.clone();
-        if let Some(hold) = hold {
-            if amount.is_positive() {
-                let take = if amount.0 <= hold.0 { amount } else { hold };
-                let capture = Request::Capture {
-                    id: transfers.capture(),
-                    pending_id: transfers.hold(),
-                    amount: take,
-                };
-                if self.post(&business, capture, now, w).is_ok() {
-                    captured = take;
-                }
-            } else {
-                self.release_hold(&business, &transfers, now, w);
-            }
-        }
-        let rest = Amount(amount.0 - captured.0);
-        if rest.is_positive() && prepaid {
-            let charge = Request::Post {
-                id: transfers.charge(),
-                debit_account: wallet_account(&business),
-                credit_account: revenue_account(&currency),
-                amount: rest,
-            };
-            match self.post(&business, charge, now, w) {
-                Ok(_) => captured = amount,
-                Err(_) => uncollected = rest,
-            }
-        } else if rest.is_positive() {
-            uncollected = rest;
-        }
+        let amount = to_amount(priced.amount);
+        let (captured, uncollected) = self.collect(&business, message, amount, &currency, now, w);
         for k in &priced.counted {
             *self.counts.entry(k.clone()).or_default() += 1;
         }
@@ -239,6 +205,61 @@ impl Book {
             uncollected,
             counters: priced.counted,
         });
+    }
+
+    /// Takes a delivered message's price from its wallet: the hold's capture (the hold is
+    /// released when the message turned out free), and a direct charge of what the hold did not
+    /// cover; what the wallet could not cover (a postpaid business, or a prepaid one whose
+    /// wallet fell short) is uncollected. Returns (captured, uncollected).
+    fn collect(
+        &mut self,
+        business: &str,
+        message: &str,
+        amount: Amount,
+        currency: &str,
+        now: Instant,
+        w: &mut Effects,
+    ) -> (Amount, Amount) {
+        let transfers = MessageTransfers(message);
+        let mut captured = Amount::ZERO;
+        if let Some(hold) = self.open_hold(&transfers).map(|t| t.amount) {
+            if amount.is_positive() {
+                let take = if amount.0 <= hold.0 { amount } else { hold };
+                let capture = Request::Capture {
+                    id: transfers.capture(),
+                    pending_id: transfers.hold(),
+                    amount: take,
+                };
+                match self.post(business, capture, now, w) {
+                    Ok(_) => captured = take,
+                    Err(e) => w.anomalies.push(format!(
+                        "capture of {} refused: {}",
+                        transfers.hold().0,
+                        error_text(&e)
+                    )),
+                }
+            } else {
+                self.release_hold(business, &transfers, now, w);
+            }
+        }
+        let rest = Amount(amount.0 - captured.0);
+        let prepaid = self.wallets.get(business).is_some_and(|r| r.prepaid);
+        if !rest.is_positive() {
+            return (captured, Amount::ZERO);
+        }
+        if !prepaid {
+            return (captured, rest);
+        }
+        let charge = Request::Post {
+            id: transfers.charge(),
+            debit_account: wallet_account(business),
+            credit_account: revenue_account(currency),
+            amount: rest,
+        };
+        match self.post(business, charge, now, w) {
+            Ok(_) => (amount, Amount::ZERO),
+            Err(_) => (captured, rest),
+        }
     }
 
     pub(super) fn settle_failed(&mut self, message: &str, now: Instant, w: &mut Effects) {
