@@ -674,20 +674,7 @@ impl fmt::Display for LedgerError {
             LedgerError::AlreadyResolved {
                 pending_id,
                 resolution,
-            } => match resolution {
-                Resolution::Posted { by, amount } => {
-                    write!(
-                        f,
-                        "hold {pending_id} was already captured ({amount}) by {by}"
-                    )
-                }
-                Resolution::Voided { by } => {
-                    write!(f, "hold {pending_id} was already released by {by}")
-                }
-                Resolution::Expired { at, .. } => {
-                    write!(f, "hold {pending_id} already expired (timeout {at})")
-                }
-            },
+            } => already_resolved(f, pending_id, resolution),
             LedgerError::ExceedsPending {
                 pending_id,
                 pending,
@@ -725,6 +712,28 @@ impl fmt::Display for LedgerError {
             LedgerError::Overflow { account } => {
                 write!(f, "a counter of account {account} would overflow")
             }
+        }
+    }
+}
+
+/// Why a hold cannot be resolved again: how it was resolved.
+fn already_resolved(
+    f: &mut fmt::Formatter<'_>,
+    pending_id: &TransferId,
+    resolution: &Resolution,
+) -> fmt::Result {
+    match resolution {
+        Resolution::Posted { by, amount } => {
+            write!(
+                f,
+                "hold {pending_id} was already captured ({amount}) by {by}"
+            )
+        }
+        Resolution::Voided { by } => {
+            write!(f, "hold {pending_id} was already released by {by}")
+        }
+        Resolution::Expired { at, .. } => {
+            write!(f, "hold {pending_id} already expired (timeout {at})")
         }
     }
 }
@@ -940,58 +949,72 @@ impl Ledger {
                 credit_account,
                 amount,
                 timeout,
-            } => {
-                if let Some(through) = self.expired_through {
-                    if *timeout <= through {
-                        return Err(LedgerError::TimeoutPassed {
-                            timeout: *timeout,
-                            expired_through: through,
-                        });
-                    }
-                }
-                self.plan_movement(
-                    id,
-                    debit_account,
-                    credit_account,
-                    *amount,
-                    TransferKind::Pending { timeout: *timeout },
-                )
-            }
+            } => self.plan_hold(id, debit_account, credit_account, *amount, *timeout),
             Request::Capture {
                 id,
                 pending_id,
                 amount,
             } => self.plan_resolution(id, pending_id, Some(*amount)),
             Request::Release { id, pending_id } => self.plan_resolution(id, pending_id, None),
-            Request::Reverse { id, of, amount } => {
-                let index = self.transfer_index(of)?;
-                let original = &self.transfers[index as usize];
-                if !matches!(
-                    original.kind,
-                    TransferKind::Posted | TransferKind::PostPending { .. }
-                ) {
-                    return Err(LedgerError::NotReversible { id: of.clone() });
-                }
-                let done = self.reversed.get(&index).copied().unwrap_or_default();
-                let remaining = sub(original.amount, done);
-                if *amount > remaining {
-                    return Err(LedgerError::ExceedsReversible {
-                        of: of.clone(),
-                        remaining,
-                        requested: *amount,
-                    });
-                }
-                let mut plan = self.plan_movement(
-                    id,
-                    &original.credit_account,
-                    &original.debit_account,
-                    *amount,
-                    TransferKind::Reversal { of: of.clone() },
-                )?;
-                plan.reverses = Some((index, Amount(done.0 + amount.0)));
-                Ok(plan)
+            Request::Reverse { id, of, amount } => self.plan_reversal(id, of, *amount),
+        }
+    }
+
+    /// A hold, unless its timeout is already past (the ledger expired through a later instant).
+    fn plan_hold(
+        &self,
+        id: &TransferId,
+        debit_account: &AccountId,
+        credit_account: &AccountId,
+        amount: Amount,
+        timeout: Instant,
+    ) -> Result<Plan, LedgerError> {
+        if let Some(through) = self.expired_through {
+            if timeout <= through {
+                return Err(LedgerError::TimeoutPassed {
+                    timeout,
+                    expired_through: through,
+                });
             }
         }
+        let kind = TransferKind::Pending { timeout };
+        self.plan_movement(id, debit_account, credit_account, amount, kind)
+    }
+
+    /// A movement back along a posted transfer or capture `of`, for at most what it moved minus
+    /// what was reversed already.
+    fn plan_reversal(
+        &self,
+        id: &TransferId,
+        of: &TransferId,
+        amount: Amount,
+    ) -> Result<Plan, LedgerError> {
+        let index = self.transfer_index(of)?;
+        let original = &self.transfers[index as usize];
+        if !matches!(
+            original.kind,
+            TransferKind::Posted | TransferKind::PostPending { .. }
+        ) {
+            return Err(LedgerError::NotReversible { id: of.clone() });
+        }
+        let done = self.reversed.get(&index).copied().unwrap_or_default();
+        let remaining = sub(original.amount, done);
+        if amount > remaining {
+            return Err(LedgerError::ExceedsReversible {
+                of: of.clone(),
+                remaining,
+                requested: amount,
+            });
+        }
+        let mut plan = self.plan_movement(
+            id,
+            &original.credit_account,
+            &original.debit_account,
+            amount,
+            TransferKind::Reversal { of: of.clone() },
+        )?;
+        plan.reverses = Some((index, Amount(done.0 + amount.0)));
+        Ok(plan)
     }
 
     /// A posted or pending movement of `amount` from `debit` to `credit`.
@@ -1048,13 +1071,13 @@ impl Ledger {
         })
     }
 
-    /// Capture (`Some(amount)`) or release (`None`) of a pending transfer.
-    fn plan_resolution(
+    /// The pending transfer `pending_id` and its index, if it may be captured for `capture` (or
+    /// released, `None`): it is pending, not resolved yet, and holds at least the capture.
+    fn resolvable(
         &self,
-        id: &TransferId,
         pending_id: &TransferId,
         capture: Option<Amount>,
-    ) -> Result<Plan, LedgerError> {
+    ) -> Result<(u32, &Transfer), LedgerError> {
         let index = self.transfer_index(pending_id)?;
         let pending = &self.transfers[index as usize];
         if !matches!(pending.kind, TransferKind::Pending { .. }) {
@@ -1068,15 +1091,24 @@ impl Ledger {
                 resolution: resolution.clone(),
             });
         }
-        if let Some(amount) = capture {
-            if amount > pending.amount {
-                return Err(LedgerError::ExceedsPending {
-                    pending_id: pending_id.clone(),
-                    pending: pending.amount,
-                    requested: amount,
-                });
-            }
+        match capture {
+            Some(amount) if amount > pending.amount => Err(LedgerError::ExceedsPending {
+                pending_id: pending_id.clone(),
+                pending: pending.amount,
+                requested: amount,
+            }),
+            _ => Ok((index, pending)),
         }
+    }
+
+    /// Capture (`Some(amount)`) or release (`None`) of a pending transfer.
+    fn plan_resolution(
+        &self,
+        id: &TransferId,
+        pending_id: &TransferId,
+        capture: Option<Amount>,
+    ) -> Result<Plan, LedgerError> {
+        let (index, pending) = self.resolvable(pending_id, capture)?;
         let debit = self.account_index[pending.debit_account.as_str()];
         let credit = self.account_index[pending.credit_account.as_str()];
         let (d, c) = (

@@ -204,6 +204,15 @@ impl RecoveryConfig {
                 message,
             })
         };
+        self.check_sending(&mut bad);
+        self.check_coupon(&mut bad);
+        self.check_limits(&mut bad);
+        self.check_texts(&mut bad);
+        errors
+    }
+
+    /// Who sends, when, on what.
+    fn check_sending(&self, bad: &mut dyn FnMut(&str, String)) {
         if self.phone.trim().is_empty() {
             bad(
                 "phone",
@@ -225,6 +234,10 @@ impl RecoveryConfig {
                 "name at least one trigger: \"bot\" or \"cart\"".into(),
             );
         }
+    }
+
+    /// The coupon and its expiry.
+    fn check_coupon(&self, bad: &mut dyn FnMut(&str, String)) {
         match &self.coupon {
             CouponChoice::Fixed { code } if !valid_code(code) => bad(
                 "coupon.code",
@@ -242,6 +255,10 @@ impl RecoveryConfig {
                 "must be at least 1 hour (leave it out for a coupon that does not expire)".into(),
             );
         }
+    }
+
+    /// How often, when not, and for how long results count.
+    fn check_limits(&self, bad: &mut dyn FnMut(&str, String)) {
         if self.frequency.max == 0 || self.frequency.days == 0 {
             bad(
                 "frequency",
@@ -264,6 +281,10 @@ impl RecoveryConfig {
                 format!("must be between 1 and 2160, got {}", self.attribution_hours),
             );
         }
+    }
+
+    /// The message, the template and the link, and the variables they use.
+    fn check_texts(&self, bad: &mut dyn FnMut(&str, String)) {
         if self.message.is_none() && self.template.is_none() {
             bad(
                 "message",
@@ -274,18 +295,18 @@ impl RecoveryConfig {
             if m.trim().is_empty() {
                 bad("message", "is empty".into());
             }
-            check_variables("message", m, &mut bad);
+            check_variables("message", m, bad);
         }
         if let Some(t) = &self.template {
             if t.name.trim().is_empty() {
                 bad("template.name", "is empty".into());
             }
             for (i, p) in t.params.iter().enumerate() {
-                check_variables(&format!("template.params[{i}]"), p, &mut bad);
+                check_variables(&format!("template.params[{i}]"), p, bad);
             }
         }
         if let Some(l) = &self.link {
-            check_variables("link", l, &mut bad);
+            check_variables("link", l, bad);
         }
         let uses_coupon = |t: &str| t.contains("{{coupon_");
         let texts = self
@@ -299,7 +320,6 @@ impl RecoveryConfig {
                 "the message uses {{coupon_…}} variables but no coupon is chosen".into(),
             );
         }
-        errors
     }
 
     pub fn quiet(&self) -> Option<Quiet> {
@@ -328,7 +348,7 @@ fn valid_code(s: &str) -> bool {
     !s.is_empty() && s.len() <= 40 && is_code_text(s)
 }
 
-fn check_variables(field: &str, text: &str, bad: &mut impl FnMut(&str, String)) {
+fn check_variables(field: &str, text: &str, bad: &mut dyn FnMut(&str, String)) {
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
