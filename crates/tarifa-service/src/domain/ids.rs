@@ -5,9 +5,10 @@
 //! `tc:{business}:{template}:{at}:{category}`, `au:{business}:{at}:{hash of the line}`; ledger
 //! accounts `wallet:{business}`, `revenue:{currency}`, `funding:{currency}`; transfers
 //! `hold:{message}`, `capture:{message}`, `release:{message}`, `charge:{message}`,
-//! `topup:{id}`. A reservation for a message the service is about to send (sales recovery) is
-//! the hold of that message id: the message's own hold, when it is recorded as sent, replaces
-//! it after releasing it (`Book::record_reserved`).
+//! `topup:{id}`. A reservation (the cost of a message the service is about to send, sales
+//! recovery) is held under the reservation's own id (`rcv:{recovery}`), apart from the
+//! message's: when the message is recorded as sent, the reservation is released and the
+//! message's own hold made in the same step (`Book::record_reserved`).
 
 use std::fmt;
 use tarifa_core::input::DeliveryStatus;
@@ -65,6 +66,24 @@ impl EventKey {
 impl fmt::Display for EventKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A conversation key: a business and the party it talks with (a user's number, or a group).
+/// Windows, conversations and opt-outs are per key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationKey {
+    pub business: String,
+    /// The user's number as given, or the group's id.
+    pub party: String,
+}
+
+impl ConversationKey {
+    pub fn new(business: impl Into<String>, party: impl Into<String>) -> ConversationKey {
+        ConversationKey {
+            business: business.into(),
+            party: party.into(),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use super::*;
 /// A message the book follows.
 #[derive(Clone, Debug)]
 pub(super) struct Msg {
-    pub(super) key: (String, String),
+    pub(super) key: ConversationKey,
     pub(super) at: Instant,
     /// Priced (at delivery) or released (failed): the wallet is settled for it.
     pub(super) settled: bool,
@@ -31,7 +31,7 @@ pub(super) struct KeyHistory {
 pub(super) enum Forget {
     Message(Arc<str>),
     /// Boxed: one entry per message is filed, and a key's two strings would triple its size.
-    History(Box<(String, String)>),
+    History(Box<ConversationKey>),
 }
 
 /// An event of a conversation's history, parsed once (when it was received or reloaded).
@@ -50,18 +50,15 @@ impl Book {
         &mut self,
         business: &str,
         event: &Arc<Event<'static>>,
-    ) -> Option<(String, String)> {
+    ) -> Option<ConversationKey> {
         let (key, at) = match &**event {
             Event::Inbound(e) => (
-                (
-                    business.to_string(),
-                    e.group.as_deref().unwrap_or(&e.user).to_string(),
-                ),
+                ConversationKey::new(business, e.group.as_deref().unwrap_or(&e.user)),
                 e.at,
             ),
             Event::Outbound(e) => {
                 let party = e.group.as_ref().map_or(&*e.user, |(g, _)| g).to_string();
-                let key = (business.to_string(), party);
+                let key = ConversationKey::new(business, party);
                 if !self.messages.contains_key(&*e.id) {
                     self.follow(&e.id, key.clone(), e.at);
                 }
@@ -72,7 +69,7 @@ impl Book {
                     Some(m) => m.key.clone(),
                     None => match (&s.business, &s.recipient) {
                         (Some(_), Some(r)) => {
-                            let key = (business.to_string(), r.to_string());
+                            let key = ConversationKey::new(business, r.as_ref());
                             self.follow(&s.id, key.clone(), s.at);
                             key
                         }
@@ -118,7 +115,7 @@ impl Book {
     }
 
     /// Starts following message `id` (not followed yet) of `key`, sent at `at`.
-    pub(super) fn follow(&mut self, id: &str, key: (String, String), at: Instant) {
+    pub(super) fn follow(&mut self, id: &str, key: ConversationKey, at: Instant) {
         let id: Arc<str> = Arc::from(id);
         let forget_at = at.saturating_add(self.history_secs);
         self.messages.insert(
@@ -212,7 +209,7 @@ impl Book {
     }
 
     /// A user message in the 24 hours before `at` (the customer service window).
-    pub(super) fn window_open(&self, key: &(String, String), at: Instant) -> bool {
+    pub(super) fn window_open(&self, key: &ConversationKey, at: Instant) -> bool {
         self.history.get(key).is_some_and(|kept| {
             kept.events
                 .iter()

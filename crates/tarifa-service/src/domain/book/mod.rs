@@ -14,7 +14,9 @@ mod quote;
 mod wallet;
 
 use super::effects::{Alert, Charge, Effects, LedgerEntry, LedgerOp, NewEvent, OptOut};
-use super::ids::{funding_account, revenue_account, top_up, wallet_account, MessageTransfers};
+use super::ids::{
+    funding_account, revenue_account, top_up, wallet_account, ConversationKey, MessageTransfers,
+};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -83,7 +85,7 @@ pub struct Book {
     /// When each transfer was applied (the ledger has no clock).
     applied_at: GrowingMap<String, Instant, RandomState>,
     /// Recent events per (business, user or group).
-    history: GrowingMap<(String, String), KeyHistory, RandomState>,
+    history: GrowingMap<ConversationKey, KeyHistory, RandomState>,
     messages: GrowingMap<Arc<str>, Msg, RandomState>,
     /// Each message and each history at the time it may leave the window, so that trimming
     /// visits what expires, not everything kept. An entry whose time is no longer its item's
@@ -91,7 +93,7 @@ pub struct Book {
     forget: Schedule<Forget>,
     category_changes: HashMap<String, Vec<Arc<Event<'static>>>>,
     counts: HashMap<CounterKey, u64>,
-    optouts: HashSet<(String, String)>,
+    optouts: HashSet<ConversationKey>,
 }
 
 /// Exact decimal to ledger micro-units; finer digits are rounded away from zero (charges are
@@ -178,12 +180,12 @@ impl Book {
     }
 
     pub fn replay_optout(&mut self, business: String, user: String) {
-        self.optouts.insert((business, user));
+        self.optouts.insert(ConversationKey::new(business, user));
     }
 
     /// The business of a message this book follows.
     pub fn business_of(&self, message: &str) -> Option<&str> {
-        self.messages.get(message).map(|m| m.key.0.as_str())
+        self.messages.get(message).map(|m| m.key.business.as_str())
     }
 
     pub fn knows_business(&self, business: &str) -> bool {
@@ -203,12 +205,10 @@ impl Book {
         }
         let key = self.remember(&row.business, &event);
         if let (Event::Status(s), Some(key)) = (&*event, key) {
-            if s.error_codes.contains(&MARKETING_OPT_OUT)
-                && self.optouts.insert((key.0.clone(), key.1.clone()))
-            {
+            if s.error_codes.contains(&MARKETING_OPT_OUT) && self.optouts.insert(key.clone()) {
                 w.optouts.push(OptOut {
-                    business: key.0.clone(),
-                    user: key.1.clone(),
+                    business: key.business.clone(),
+                    user: key.party.clone(),
                     at: s.at,
                 });
             }
@@ -239,13 +239,13 @@ impl Book {
     /// picks the same events), so rating a message does not read every event of a long history.
     fn rate(
         &self,
-        key: &(String, String),
+        key: &ConversationKey,
         extra: &[&Event<'_>],
         target: &str,
     ) -> Result<LivePrice, LiveError> {
         let changes = self
             .category_changes
-            .get(&key.0)
+            .get(&key.business)
             .map_or(&[][..], Vec::as_slice);
         let history = self.history.get(key).map(|h| &h.events);
         let all = |concerns: &dyn Fn(&HistoryEvent) -> bool| -> Vec<&Event<'_>> {
@@ -310,7 +310,7 @@ mod tests {
     /// events (time and message), in a comparable order.
     type Kept = (
         BTreeMap<String, (Instant, bool)>,
-        BTreeMap<(String, String), Vec<(Instant, Option<u64>)>>,
+        BTreeMap<ConversationKey, Vec<(Instant, Option<u64>)>>,
     );
 
     fn kept(book: &Book) -> Kept {

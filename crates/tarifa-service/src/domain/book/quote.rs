@@ -74,7 +74,7 @@ impl Book {
             return Err(format!("business {:?} is not in the config", p.business));
         }
         let category = planned_category(p)?;
-        let key = (p.business.clone(), p.user.clone());
+        let key = ConversationKey::new(&p.business, &p.user);
         let id = "tarifa.quote";
         let outbound = Event::Outbound(planned_outbound(p, id, at, category)?);
         let extra = [outbound, Event::Status(Status::delivered(id, at))];
@@ -117,7 +117,7 @@ impl Book {
     fn delivery_blocks(
         &self,
         p: &Planned,
-        key: &(String, String),
+        key: &ConversationKey,
         category: Option<TemplateCategory>,
         window: bool,
         at: Instant,

@@ -64,7 +64,7 @@ impl Book {
         if !rules.prepaid {
             return Ok(());
         }
-        let key = (row.business.clone(), o.user.to_string());
+        let key = ConversationKey::new(&row.business, o.user.as_ref());
         let delivered = Event::Status(Status::delivered(&o.id, o.at));
         let priced = match self.rate(&key, &[&row.event, &delivered], &o.id) {
             Ok(priced) => priced,
@@ -170,7 +170,7 @@ impl Book {
     pub(super) fn settle_delivered(
         &mut self,
         message: &str,
-        key: &(String, String),
+        key: &ConversationKey,
         now: Instant,
         w: &mut Effects,
     ) {
@@ -184,7 +184,7 @@ impl Book {
                 return;
             }
         };
-        let business = key.0.clone();
+        let business = key.business.clone();
         let currency = priced.currency.clone();
         let amount = to_amount(priced.amount);
         let (captured, uncollected) = self.collect(&business, message, amount, &currency, now, w);
