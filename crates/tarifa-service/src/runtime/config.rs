@@ -3,6 +3,7 @@
 //! only a running service needs, with `TARIFA_*` environment variables on top (secrets are
 //! better given that way than written in a file).
 
+use crate::runtime::recovery::{RecoverySection, SenderKind};
 use anyhow::{bail, Context, Result};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -31,7 +32,7 @@ pub struct ServeFile {
     pub ingest: IngestSection,
     /// Sales recovery (see docs/RECOVERY.md).
     #[serde(default)]
-    pub recovery: crate::runtime::recovery::RecoverySection,
+    pub recovery: RecoverySection,
 }
 
 fn default_database_url() -> String {
@@ -121,7 +122,7 @@ pub struct BusinessWallet {
     pub floor: Option<Decimal>,
     /// Below this available balance a low-balance alert is sent.
     pub low_balance_threshold: Option<Decimal>,
-    /// Minimum available balance to use free service messages (seed 002: Pancake, 5 USD).
+    /// Minimum available balance to use free service messages (for example 5 USD).
     /// Default: the business's price list's `min_balance_for_free_service`.
     pub min_balance_for_free_service: Option<Decimal>,
     /// Where low-balance alerts are POSTed (JSON).
@@ -184,7 +185,7 @@ pub struct ServeConfig {
     pub max_group: usize,
     pub linger: std::time::Duration,
     pub history_days: i64,
-    pub recovery: crate::runtime::recovery::RecoverySection,
+    pub recovery: RecoverySection,
 }
 
 /// Reads `path` and applies the environment (`env` is passed in so tests need not touch the
@@ -199,91 +200,33 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeCo
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
 }
 
-fn resolve(
-    file: ServeFile,
-    base: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ServeConfig> {
-    let database_url = env("TARIFA_DATABASE_URL").unwrap_or(file.database_url);
-    let database_url = match database_url.strip_prefix("sqlite://") {
-        Some(p) if !p.starts_with('/') && !p.starts_with(':') => {
-            format!("sqlite://{}", base.join(p).display())
-        }
-        _ => database_url,
-    };
-    if !database_url.starts_with("sqlite:")
-        && !database_url.starts_with("postgres://")
-        && !database_url.starts_with("postgresql://")
-    {
-        bail!("database_url {database_url:?}: expected sqlite://… or postgres://…");
-    }
+/// The environment as `load` sees it: a variable's value, if set.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn resolve(file: ServeFile, base: &Path, env: Env) -> Result<ServeConfig> {
+    let database_url = database_url(
+        env("TARIFA_DATABASE_URL").unwrap_or(file.database_url),
+        base,
+    )?;
     let listen = env("TARIFA_LISTEN").unwrap_or(file.listen);
     let listen: SocketAddr = listen
         .parse()
         .with_context(|| format!("listen {listen:?} is not an address like 127.0.0.1:8080"))?;
-    let app_secret = env("TARIFA_APP_SECRET")
-        .or(file.meta.app_secret)
-        .filter(|s| !s.is_empty())
-        .context(
-            "meta.app_secret (or TARIFA_APP_SECRET) is required to check webhook signatures",
-        )?;
-    let verify_token = env("TARIFA_VERIFY_TOKEN")
-        .or(file.meta.verify_token)
-        .filter(|s| !s.is_empty())
-        .context("meta.verify_token (or TARIFA_VERIFY_TOKEN) is required for Meta's handshake")?;
+    let app_secret = required(
+        env("TARIFA_APP_SECRET").or(file.meta.app_secret),
+        "meta.app_secret (or TARIFA_APP_SECRET) is required to check webhook signatures",
+    )?;
+    let verify_token = required(
+        env("TARIFA_VERIFY_TOKEN").or(file.meta.verify_token),
+        "meta.verify_token (or TARIFA_VERIFY_TOKEN) is required for Meta's handshake",
+    )?;
+    check_limits(&file.api, &file.wallet, &file.ingest)?;
     let api_tokens = match env("TARIFA_API_TOKENS") {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from)
-            .collect(),
+        Some(list) => token_list(&list),
         None => file.api.tokens,
     };
-    if file.api.body_limit_bytes < 1024 {
-        bail!("api.body_limit_bytes must be at least 1024");
-    }
-    if file.api.max_batch_events == 0 {
-        bail!("api.max_batch_events must be at least 1");
-    }
-    if !(1..=90).contains(&file.wallet.hold_days) {
-        bail!("wallet.hold_days must be between 1 and 90");
-    }
-    if !(2..=60).contains(&file.ingest.history_days) {
-        bail!("ingest.history_days must be between 2 and 60");
-    }
-    if file.ingest.max_group == 0 {
-        bail!("ingest.max_group must be at least 1");
-    }
-    if file.ingest.linger_ms > 1000 {
-        bail!("ingest.linger_ms must be at most 1000");
-    }
-    let mut recovery = file.recovery;
-    if let Some(token) = env("TARIFA_META_ACCESS_TOKEN") {
-        recovery.access_token = Some(token);
-    }
-    recovery.validate()?;
-    if recovery.sender == crate::runtime::recovery::SenderKind::Meta
-        && recovery.access_token.as_deref().unwrap_or("").is_empty()
-    {
-        bail!(
-            "recovery.sender = \"meta\" needs recovery.access_token (or TARIFA_META_ACCESS_TOKEN)"
-        );
-    }
-    let mut wallets = BTreeMap::new();
-    for w in file.wallet.business {
-        if let Some(floor) = w.floor {
-            if floor > Decimal::ZERO {
-                bail!(
-                    "wallet.business {:?}: floor must be 0 or negative",
-                    w.business
-                );
-            }
-        }
-        if wallets.insert(w.business.clone(), w.clone()).is_some() {
-            bail!("wallet.business {:?} is listed twice", w.business);
-        }
-    }
+    let recovery = recovery(file.recovery, env)?;
+    let wallets = wallets(file.wallet.business)?;
     Ok(ServeConfig {
         rating_config: base.join(&file.rating_config),
         database_url,
@@ -300,6 +243,95 @@ fn resolve(
         history_days: file.ingest.history_days,
         recovery,
     })
+}
+
+/// A relative SQLite path is taken from the config file's folder; only SQLite and PostgreSQL
+/// are known.
+fn database_url(url: String, base: &Path) -> Result<String> {
+    let url = match url.strip_prefix("sqlite://") {
+        Some(p) if !p.starts_with('/') && !p.starts_with(':') => {
+            format!("sqlite://{}", base.join(p).display())
+        }
+        _ => url,
+    };
+    if !url.starts_with("sqlite:")
+        && !url.starts_with("postgres://")
+        && !url.starts_with("postgresql://")
+    {
+        bail!("database_url {url:?}: expected sqlite://… or postgres://…");
+    }
+    Ok(url)
+}
+
+/// A secret that must be given and not empty.
+fn required(value: Option<String>, missing: &'static str) -> Result<String> {
+    value.filter(|s| !s.is_empty()).context(missing)
+}
+
+/// `a, b,,` → `["a", "b"]`.
+fn token_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The bounds of the numeric settings.
+fn check_limits(api: &ApiSection, wallet: &WalletSection, ingest: &IngestSection) -> Result<()> {
+    if api.body_limit_bytes < 1024 {
+        bail!("api.body_limit_bytes must be at least 1024");
+    }
+    if api.max_batch_events == 0 {
+        bail!("api.max_batch_events must be at least 1");
+    }
+    if !(1..=90).contains(&wallet.hold_days) {
+        bail!("wallet.hold_days must be between 1 and 90");
+    }
+    if !(2..=60).contains(&ingest.history_days) {
+        bail!("ingest.history_days must be between 2 and 60");
+    }
+    if ingest.max_group == 0 {
+        bail!("ingest.max_group must be at least 1");
+    }
+    if ingest.linger_ms > 1000 {
+        bail!("ingest.linger_ms must be at most 1000");
+    }
+    Ok(())
+}
+
+/// The `[recovery]` section with the access token from the environment; the Cloud API sender
+/// needs one.
+fn recovery(mut recovery: RecoverySection, env: Env) -> Result<RecoverySection> {
+    if let Some(token) = env("TARIFA_META_ACCESS_TOKEN") {
+        recovery.access_token = Some(token);
+    }
+    recovery.validate()?;
+    if recovery.sender == SenderKind::Meta
+        && recovery.access_token.as_deref().unwrap_or("").is_empty()
+    {
+        bail!(
+            "recovery.sender = \"meta\" needs recovery.access_token (or TARIFA_META_ACCESS_TOKEN)"
+        );
+    }
+    Ok(recovery)
+}
+
+/// The wallets by business: each listed once, with a floor of 0 or below.
+fn wallets(listed: Vec<BusinessWallet>) -> Result<BTreeMap<String, BusinessWallet>> {
+    let mut wallets = BTreeMap::new();
+    for w in listed {
+        if w.floor.is_some_and(|floor| floor > Decimal::ZERO) {
+            bail!(
+                "wallet.business {:?}: floor must be 0 or negative",
+                w.business
+            );
+        }
+        if wallets.insert(w.business.clone(), w.clone()).is_some() {
+            bail!("wallet.business {:?} is listed twice", w.business);
+        }
+    }
+    Ok(wallets)
 }
 
 #[cfg(test)]

@@ -83,102 +83,141 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = [
-            (
-                "tarifa_webhooks_accepted_total",
-                "Webhook bodies acknowledged after they were stored.",
-                &self.webhooks_accepted,
-            ),
-            (
-                "tarifa_webhooks_bad_signature_total",
-                "Webhook bodies refused for a missing or wrong X-Hub-Signature-256.",
-                &self.webhooks_bad_signature,
-            ),
-            (
-                "tarifa_webhooks_dead_lettered_total",
-                "Signed webhook bodies that could not be read, kept in dead_letters.",
-                &self.webhooks_dead_lettered,
-            ),
-            (
-                "tarifa_events_stored_total",
-                "Events stored (webhooks and the events API).",
-                &self.events_stored,
-            ),
-            (
-                "tarifa_events_duplicate_total",
-                "Events already stored (retries).",
-                &self.events_duplicate,
-            ),
-            (
-                "tarifa_events_rejected_total",
-                "Events rejected (invalid, unknown business, 402).",
-                &self.events_rejected,
-            ),
-            ("tarifa_quotes_total", "Quotes answered.", &self.quotes),
-            (
-                "tarifa_group_commits_total",
-                "Database transactions of the writer.",
-                &self.group_commits,
-            ),
-            (
-                "tarifa_key_lookups_total",
-                "Store look-ups of event keys the filter of stored keys may contain (on the writer's path).",
-                &self.key_lookups,
-            ),
-            (
-                "tarifa_key_lookup_keys_total",
-                "Event keys looked up in the store (duplicates, and the filter's false positives).",
-                &self.key_lookup_keys,
-            ),
-            (
-                "tarifa_ledger_anomalies_total",
-                "Money operations the book expected to apply but the ledger refused (each logged).",
-                &self.ledger_anomalies,
-            ),
-        ];
-        for (name, help, value) in counters {
-            write_value(&mut out, "counter", name, help, value);
+        for v in &VALUES {
+            write_value(&mut out, v.kind, v.name, v.help, (v.of)(self));
         }
-        let gauges = [
-            (
-                "tarifa_seen_keys",
-                "Keys added to the writer's filter of stored event keys since start.",
-                &self.seen_keys,
-            ),
-            (
-                "tarifa_seen_keys_complete",
-                "1 once the filter holds every stored key (until then duplicates are looked up in the database).",
-                &self.seen_keys_complete,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            write_value(&mut out, "gauge", name, help, value);
+        for t in &TIMINGS {
+            (t.of)(self).write(t.name, t.help, &mut out);
         }
-        self.group_commit_seconds.write(
-            "tarifa_group_commit_seconds",
-            "Time from a group's first command to its commit (applying overlaps the previous commit).",
-            &mut out,
-        );
-        self.transaction_seconds.write(
-            "tarifa_transaction_seconds",
-            "Time of one group's database transaction (BEGIN to COMMIT).",
-            &mut out,
-        );
-        self.apply_seconds.write(
-            "tarifa_apply_seconds",
-            "Time the writer spends on one batch of commands: duplicate check and book.",
-            &mut out,
-        );
-        self.webhook_ack_seconds.write(
-            "tarifa_webhook_ack_seconds",
-            "Time from a webhook's arrival to its acknowledgement.",
-            &mut out,
-        );
-        self.quote_seconds
-            .write("tarifa_quote_seconds", "Time to answer a quote.", &mut out);
         out
     }
 }
+
+/// A counter or gauge of [`Metrics`]: how it is exposed, and which field holds it.
+struct Value {
+    kind: &'static str,
+    name: &'static str,
+    help: &'static str,
+    of: fn(&Metrics) -> &AtomicU64,
+}
+
+/// A latency histogram of [`Metrics`].
+struct Timing {
+    name: &'static str,
+    help: &'static str,
+    of: fn(&Metrics) -> &Histogram,
+}
+
+const fn counter(name: &'static str, help: &'static str, of: fn(&Metrics) -> &AtomicU64) -> Value {
+    Value {
+        kind: "counter",
+        name,
+        help,
+        of,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str, of: fn(&Metrics) -> &AtomicU64) -> Value {
+    Value {
+        kind: "gauge",
+        name,
+        help,
+        of,
+    }
+}
+
+/// The counters, then the gauges, in the order `/metrics` writes them.
+const VALUES: [Value; 13] = [
+    counter(
+        "tarifa_webhooks_accepted_total",
+        "Webhook bodies acknowledged after they were stored.",
+        |m| &m.webhooks_accepted,
+    ),
+    counter(
+        "tarifa_webhooks_bad_signature_total",
+        "Webhook bodies refused for a missing or wrong X-Hub-Signature-256.",
+        |m| &m.webhooks_bad_signature,
+    ),
+    counter(
+        "tarifa_webhooks_dead_lettered_total",
+        "Signed webhook bodies that could not be read, kept in dead_letters.",
+        |m| &m.webhooks_dead_lettered,
+    ),
+    counter(
+        "tarifa_events_stored_total",
+        "Events stored (webhooks and the events API).",
+        |m| &m.events_stored,
+    ),
+    counter(
+        "tarifa_events_duplicate_total",
+        "Events already stored (retries).",
+        |m| &m.events_duplicate,
+    ),
+    counter(
+        "tarifa_events_rejected_total",
+        "Events rejected (invalid, unknown business, 402).",
+        |m| &m.events_rejected,
+    ),
+    counter("tarifa_quotes_total", "Quotes answered.", |m| &m.quotes),
+    counter(
+        "tarifa_group_commits_total",
+        "Database transactions of the writer.",
+        |m| &m.group_commits,
+    ),
+    counter(
+        "tarifa_key_lookups_total",
+        "Store look-ups of event keys the filter of stored keys may contain (on the writer's path).",
+        |m| &m.key_lookups,
+    ),
+    counter(
+        "tarifa_key_lookup_keys_total",
+        "Event keys looked up in the store (duplicates, and the filter's false positives).",
+        |m| &m.key_lookup_keys,
+    ),
+    counter(
+        "tarifa_ledger_anomalies_total",
+        "Money operations the book expected to apply but the ledger refused (each logged).",
+        |m| &m.ledger_anomalies,
+    ),
+    gauge(
+        "tarifa_seen_keys",
+        "Keys added to the writer's filter of stored event keys since start.",
+        |m| &m.seen_keys,
+    ),
+    gauge(
+        "tarifa_seen_keys_complete",
+        "1 once the filter holds every stored key (until then duplicates are looked up in the database).",
+        |m| &m.seen_keys_complete,
+    ),
+];
+
+const TIMINGS: [Timing; 5] = [
+    Timing {
+        name: "tarifa_group_commit_seconds",
+        help: "Time from a group's first command to its commit (applying overlaps the previous commit).",
+        of: |m| &m.group_commit_seconds,
+    },
+    Timing {
+        name: "tarifa_transaction_seconds",
+        help: "Time of one group's database transaction (BEGIN to COMMIT).",
+        of: |m| &m.transaction_seconds,
+    },
+    Timing {
+        name: "tarifa_apply_seconds",
+        help: "Time the writer spends on one batch of commands: duplicate check and book.",
+        of: |m| &m.apply_seconds,
+    },
+    Timing {
+        name: "tarifa_webhook_ack_seconds",
+        help: "Time from a webhook's arrival to its acknowledgement.",
+        of: |m| &m.webhook_ack_seconds,
+    },
+    Timing {
+        name: "tarifa_quote_seconds",
+        help: "Time to answer a quote.",
+        of: |m| &m.quote_seconds,
+    },
+];
 
 /// One counter or gauge in the text exposition format.
 pub(crate) fn write_value(out: &mut String, kind: &str, name: &str, help: &str, value: &AtomicU64) {

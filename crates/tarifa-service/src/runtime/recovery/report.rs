@@ -7,7 +7,7 @@
 //! return on cost is given when the revenue is in the wallet's currency (tarifa converts no
 //! currencies).
 
-use crate::storage::recovery::RecoveryStore;
+use crate::storage::recovery::{OrderRow, RecoveryRow, RecoveryStore};
 use anyhow::Result;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -91,84 +91,157 @@ pub async fn build(
     attribution_hours: u32,
 ) -> Result<Report> {
     let started = store.list(business, from, to, None, i64::MAX).await?;
-    let mut triggers = Triggers::default();
+    let (skipped, pending) = outcomes(&started);
+    let sent_rows = store.sent_between(business, from, to).await?;
+    let sent = Sent::count(&sent_rows);
+    let window = attribution_hours as i64 * HOUR;
+    let order_rows = store.orders(business, from, to + window).await?;
+    let mut won = WonBack::attribute(&sent_rows, &order_rows, window);
+    won.recovered.rate = if sent.total == 0 {
+        "0".into()
+    } else {
+        ratio(
+            Decimal::from(won.recovered.orders),
+            Decimal::from(sent.total),
+        )
+    };
+    let (charged, held) = message_costs(store, &sent_rows).await?;
+    let total_cost = charged + held;
+    let return_on_cost = won
+        .revenue
+        .get(currency)
+        .filter(|_| total_cost > Decimal::ZERO)
+        .map(|revenue| ratio(revenue - total_cost, total_cost));
+    Ok(Report {
+        business: business.to_string(),
+        from: from_text,
+        to: to_text,
+        triggers: Triggers::count(&started),
+        sent,
+        skipped,
+        pending,
+        recovered: won.recovered,
+        revenue: won.revenue.into_iter().map(|(c, v)| (c, text(v))).collect(),
+        cost: Cost {
+            currency: currency.to_string(),
+            charged: text(charged),
+            pending: text(held),
+            total: text(total_cost),
+        },
+        return_on_cost,
+        orders: won.orders,
+    })
+}
+
+impl Triggers {
+    fn count(started: &[RecoveryRow]) -> Self {
+        let mut triggers = Triggers::default();
+        for r in started {
+            triggers.total += 1;
+            match r.trigger.as_str() {
+                "cart" => triggers.cart += 1,
+                _ => triggers.bot += 1,
+            }
+        }
+        triggers
+    }
+}
+
+/// The skipped recoveries by reason, and how many are not decided yet.
+fn outcomes(started: &[RecoveryRow]) -> (BTreeMap<String, u64>, u64) {
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     let mut pending = 0;
-    for r in &started {
-        triggers.total += 1;
-        match r.trigger.as_str() {
-            "cart" => triggers.cart += 1,
-            _ => triggers.bot += 1,
-        }
+    for r in started {
         match r.state.as_str() {
             "skipped" => *skipped.entry(r.reason.clone()).or_default() += 1,
             "sent" => {}
             _ => pending += 1,
         }
     }
-    let sent_rows = store.sent_between(business, from, to).await?;
-    let mut sent = Sent::default();
-    for r in &sent_rows {
-        sent.total += 1;
-        match r.channel.as_deref() {
-            Some("template") => sent.template += 1,
-            _ => sent.free_form += 1,
+    (skipped, pending)
+}
+
+impl Sent {
+    fn count(sent_rows: &[RecoveryRow]) -> Self {
+        let mut sent = Sent::default();
+        for r in sent_rows {
+            sent.total += 1;
+            match r.channel.as_deref() {
+                Some("template") => sent.template += 1,
+                _ => sent.free_form += 1,
+            }
+            if r.coupon_code.is_some() {
+                sent.with_coupon += 1;
+            }
         }
-        if r.coupon_code.is_some() {
-            sent.with_coupon += 1;
-        }
+        sent
     }
-    let window = attribution_hours as i64 * HOUR;
-    let order_rows = store.orders(business, from, to + window).await?;
-    let orders: Vec<Order> = order_rows
-        .iter()
-        .map(|o| Order {
-            id: o.order_id.clone(),
-            user: o.user.clone(),
-            at: o.at,
-            total: o.total.parse().unwrap_or_default(),
-            coupon: o.coupon.clone(),
-            recovery: o.recovery.clone(),
-        })
-        .collect();
-    let recoveries: Vec<SentRecovery> = sent_rows
-        .iter()
-        .map(|r| SentRecovery {
-            id: r.id.clone(),
-            user: r.user.clone(),
-            sent_at: r.sent_at.unwrap_or_default(),
-            coupon_code: r.coupon_code.clone(),
-        })
-        .collect();
-    let mut recovered = Recovered::default();
-    let mut revenue: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut recovered_orders = Vec::new();
-    for (si, oi, how) in attribute(&recoveries, &orders, window) {
-        recovered.orders += 1;
-        match how {
-            Attribution::Link => recovered.by_link += 1,
-            Attribution::Coupon => recovered.by_coupon += 1,
-            Attribution::Window => recovered.by_window += 1,
+}
+
+/// The orders the messages won back (the rate is left for the caller, who knows the sends).
+struct WonBack {
+    recovered: Recovered,
+    revenue: BTreeMap<String, Decimal>,
+    orders: Vec<RecoveredOrder>,
+}
+
+impl WonBack {
+    fn attribute(sent_rows: &[RecoveryRow], order_rows: &[OrderRow], window: i64) -> Self {
+        let orders: Vec<Order> = order_rows.iter().map(order_of).collect();
+        let recoveries: Vec<SentRecovery> = sent_rows.iter().map(sent_recovery_of).collect();
+        let mut won = WonBack {
+            recovered: Recovered::default(),
+            revenue: BTreeMap::new(),
+            orders: Vec::new(),
+        };
+        for (si, oi, how) in attribute(&recoveries, &orders, window) {
+            won.recovered.orders += 1;
+            match how {
+                Attribution::Link => won.recovered.by_link += 1,
+                Attribution::Coupon => won.recovered.by_coupon += 1,
+                Attribution::Window => won.recovered.by_window += 1,
+            }
+            let row = &order_rows[oi];
+            *won.revenue.entry(row.currency.clone()).or_default() += orders[oi].total;
+            won.orders.push(RecoveredOrder {
+                order_id: row.order_id.clone(),
+                recovery: recoveries[si].id.clone(),
+                user: row.user.clone(),
+                total: row.total.clone(),
+                currency: row.currency.clone(),
+                attribution: how,
+            });
         }
-        let row = &order_rows[oi];
-        *revenue.entry(row.currency.clone()).or_default() += orders[oi].total;
-        recovered_orders.push(RecoveredOrder {
-            order_id: row.order_id.clone(),
-            recovery: recoveries[si].id.clone(),
-            user: row.user.clone(),
-            total: row.total.clone(),
-            currency: row.currency.clone(),
-            attribution: how,
-        });
+        won
     }
-    recovered.rate = if sent.total == 0 {
-        "0".into()
-    } else {
-        (Decimal::from(recovered.orders) / Decimal::from(sent.total))
-            .round_dp(4)
-            .normalize()
-            .to_string()
-    };
+}
+
+fn order_of(o: &OrderRow) -> Order {
+    Order {
+        id: o.order_id.clone(),
+        user: o.user.clone(),
+        at: o.at,
+        total: o.total.parse().unwrap_or_default(),
+        coupon: o.coupon.clone(),
+        recovery: o.recovery.clone(),
+    }
+}
+
+fn sent_recovery_of(r: &RecoveryRow) -> SentRecovery {
+    SentRecovery {
+        id: r.id.clone(),
+        user: r.user.clone(),
+        sent_at: r.sent_at.unwrap_or_default(),
+        coupon_code: r.coupon_code.clone(),
+    }
+}
+
+/// What the sent messages cost: charged once their delivery settled, else still held at
+/// their quote.
+async fn message_costs(
+    store: &RecoveryStore,
+    sent_rows: &[RecoveryRow],
+) -> Result<(Decimal, Decimal)> {
     let ids: Vec<&str> = sent_rows
         .iter()
         .filter_map(|r| r.message_id.as_deref())
@@ -180,7 +253,7 @@ pub async fn build(
         .map(|(m, a)| (m, a.parse().unwrap_or_default()))
         .collect();
     let (mut settled, mut held) = (Decimal::ZERO, Decimal::ZERO);
-    for r in &sent_rows {
+    for r in sent_rows {
         match r.message_id.as_ref().and_then(|m| charged.get(m)) {
             Some(a) => settled += a,
             None => {
@@ -192,36 +265,15 @@ pub async fn build(
             }
         }
     }
-    let total_cost = settled + held;
-    let return_on_cost = revenue
-        .get(currency)
-        .filter(|_| total_cost > Decimal::ZERO)
-        .map(|rev| {
-            ((rev - total_cost) / total_cost)
-                .round_dp(4)
-                .normalize()
-                .to_string()
-        });
-    Ok(Report {
-        business: business.to_string(),
-        from: from_text,
-        to: to_text,
-        triggers,
-        sent,
-        skipped,
-        pending,
-        recovered,
-        revenue: revenue
-            .into_iter()
-            .map(|(c, v)| (c, v.normalize().to_string()))
-            .collect(),
-        cost: Cost {
-            currency: currency.to_string(),
-            charged: settled.normalize().to_string(),
-            pending: held.normalize().to_string(),
-            total: total_cost.normalize().to_string(),
-        },
-        return_on_cost,
-        orders: recovered_orders,
-    })
+    Ok((settled, held))
+}
+
+/// `a / b` to 4 decimals, as text.
+fn ratio(a: Decimal, b: Decimal) -> String {
+    text((a / b).round_dp(4))
+}
+
+/// A decimal as text, without trailing zeros.
+fn text(d: Decimal) -> String {
+    d.normalize().to_string()
 }
