@@ -414,7 +414,7 @@ async fn post_quote(State(app): State<Arc<App>>, body: Bytes) -> Response {
     app.metrics.quote_seconds.observe(started.elapsed());
     match answer {
         Ok(q) => Json(q).into_response(),
-        Err(e) => bad_request("invalid_quote", e).into_response(),
+        Err(e) => bad_request("invalid_quote", e.to_string()).into_response(),
     }
 }
 

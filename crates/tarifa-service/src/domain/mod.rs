@@ -5,6 +5,7 @@
 
 pub mod book;
 pub mod effects;
+pub mod error;
 pub mod ids;
 pub mod ingest;
 pub mod report;

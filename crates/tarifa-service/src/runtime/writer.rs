@@ -447,6 +447,7 @@ impl Writer {
                 reply,
             } => {
                 let answer = b.reserve(&planned, &reservation, at, now, timeout_secs, w);
+                let answer = answer.map_err(|e| e.to_string());
                 Pending::Reserve(reply, Box::new(answer))
             }
             Command::RecordReserved {
@@ -538,7 +539,8 @@ fn top_up(
     now: i64,
     w: &mut Effects,
 ) -> Result<TopUpAnswer, String> {
-    b.top_up(business, id, amount, now, w).map(|a| TopUpAnswer {
+    let applied = b.top_up(business, id, amount, now, w);
+    applied.map_err(|e| e.to_string()).map(|a| TopUpAnswer {
         status: match a.status {
             tarifa_core::ledger::Status::Created => "created",
             tarifa_core::ledger::Status::Exists => "exists",

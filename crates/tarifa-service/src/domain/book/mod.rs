@@ -14,6 +14,7 @@ mod quote;
 mod wallet;
 
 use super::effects::{Alert, Charge, Effects, LedgerEntry, LedgerOp, NewEvent, OptOut};
+use super::error::DomainError;
 use super::ids::{
     funding_account, revenue_account, top_up, wallet_account, ConversationKey, MessageTransfers,
 };

@@ -69,9 +69,9 @@ fn is_us_number(user: &str) -> bool {
 
 impl Book {
     /// What a planned message would cost now and whether it may be sent.
-    pub fn quote(&self, p: &Planned, at: Instant) -> Result<Quote, String> {
+    pub fn quote(&self, p: &Planned, at: Instant) -> Result<Quote, DomainError> {
         if !self.knows_business(&p.business) {
-            return Err(format!("business {:?} is not in the config", p.business));
+            return Err(DomainError::UnknownBusiness(p.business.clone()));
         }
         let category = planned_category(p)?;
         let key = ConversationKey::new(&p.business, &p.user);
@@ -79,9 +79,7 @@ impl Book {
         let outbound = Event::Outbound(planned_outbound(p, id, at, category)?);
         let extra = [outbound, Event::Status(Status::delivered(id, at))];
         let extra: Vec<&Event<'_>> = extra.iter().collect();
-        let priced = self
-            .rate(&key, &extra, id)
-            .map_err(|e| format!("the planned message could not be rated: {e}"))?;
+        let priced = self.rate(&key, &extra, id).map_err(DomainError::NotRated)?;
         let window = self.window_open(&key, at);
         let wallet = self.wallets.get(&p.business).map(|rules| {
             let account = wallet_account(&p.business);
@@ -162,7 +160,7 @@ impl Book {
         now: Instant,
         timeout_secs: i64,
         w: &mut Effects,
-    ) -> Result<Quote, String> {
+    ) -> Result<Quote, DomainError> {
         let quote = self.quote(planned, at)?;
         if !quote.allowed {
             return Ok(quote);
@@ -170,7 +168,8 @@ impl Book {
         let Some(rules) = self.wallets.get(&planned.business).cloned() else {
             return Ok(quote);
         };
-        let amount: Decimal = quote.amount.parse().map_err(|_| "unreadable quote")?;
+        let amount: Decimal = (quote.amount.parse())
+            .map_err(|_| DomainError::Invalid(format!("unreadable quote {:?}", quote.amount)))?;
         let amount = to_amount(amount);
         if !rules.prepaid || !amount.is_positive() {
             return Ok(quote);
@@ -192,7 +191,7 @@ impl Book {
                 }],
                 ..quote
             }),
-            Err(e) => Err(error_text(&e)),
+            Err(e) => Err(DomainError::Ledger(e)),
         }
     }
 
@@ -223,17 +222,17 @@ impl Book {
 }
 
 /// The planned template's category (`None`: a free-form message).
-fn planned_category(p: &Planned) -> Result<Option<TemplateCategory>, String> {
+fn planned_category(p: &Planned) -> Result<Option<TemplateCategory>, DomainError> {
     let Some(t) = &p.template else {
         return Ok(None);
     };
     TemplateCategory::parse(&t.category)
         .map(Some)
         .ok_or_else(|| {
-            format!(
+            DomainError::Invalid(format!(
                 "template.category {:?} is not marketing, utility or authentication",
                 t.category
-            )
+            ))
         })
 }
 
@@ -243,10 +242,10 @@ fn planned_outbound<'a>(
     id: &'a str,
     at: Instant,
     category: Option<TemplateCategory>,
-) -> Result<Outbound<'a>, String> {
+) -> Result<Outbound<'a>, DomainError> {
     for (field, value) in [("phone", &p.phone), ("user", &p.user)] {
         if value.is_empty() {
-            return Err(format!("field `{field}` is empty"));
+            return Err(DomainError::Invalid(format!("field `{field}` is empty")));
         }
     }
     let template = (p.template.as_ref())

@@ -326,21 +326,20 @@ impl Book {
         amount: Decimal,
         now: Instant,
         w: &mut Effects,
-    ) -> Result<Applied, String> {
+    ) -> Result<Applied, DomainError> {
         let rules = self
             .wallets
             .get(business)
             .cloned()
-            .ok_or_else(|| format!("business {business:?} has no wallet"))?;
-        let amount =
-            Amount::from_decimal_non_negative(amount).map_err(|e| format!("amount: {e}"))?;
+            .ok_or_else(|| DomainError::NoWallet(business.to_string()))?;
+        let amount = Amount::from_decimal_non_negative(amount)
+            .map_err(|e| DomainError::Invalid(format!("amount: {e}")))?;
         let request = Request::Post {
             id: top_up(id),
             debit_account: funding_account(&rules.currency),
             credit_account: wallet_account(business),
             amount,
         };
-        self.post(business, request, now, w)
-            .map_err(|e| error_text(&e))
+        Ok(self.post(business, request, now, w)?)
     }
 }
