@@ -596,27 +596,26 @@ fn finish(
     }
 }
 
+/// Answers a command with a refusal (a client that went away is not an error).
+trait Refuse {
+    fn refuse(self, message: &str);
+}
+
+impl<T> Refuse for oneshot::Sender<Result<T, String>> {
+    fn refuse(self, message: &str) {
+        let _gone = self.send(Err(message.to_string()));
+    }
+}
+
 fn fail_pending(pending: Vec<Pending>, message: &str) {
     for p in pending {
         match p {
-            Pending::Ingest(reply, _) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Pending::DeadLetter(reply) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Pending::TopUp(reply, _) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Pending::Reserve(reply, _) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Pending::Recorded(reply, _) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Pending::Cancelled(reply) => {
-                let _ = reply.send(Err(message.to_string()));
-            }
+            Pending::Ingest(reply, _) => reply.refuse(message),
+            Pending::DeadLetter(reply) => reply.refuse(message),
+            Pending::TopUp(reply, _) => reply.refuse(message),
+            Pending::Reserve(reply, _) => reply.refuse(message),
+            Pending::Recorded(reply, _) => reply.refuse(message),
+            Pending::Cancelled(reply) => reply.refuse(message),
             Pending::Nothing => {}
         }
     }
@@ -652,24 +651,12 @@ async fn rebuild(book: &RwLock<Book>, reload: &Loader, message: &str, failed: Ve
 fn fail_group(group: &mut Vec<Command>, message: &str) {
     for c in group.drain(..) {
         match c {
-            Command::Ingest { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Command::DeadLetter { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Command::TopUp { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Command::Reserve { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Command::RecordReserved { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
-            Command::CancelReservation { reply, .. } => {
-                let _ = reply.send(Err(message.to_string()));
-            }
+            Command::Ingest { reply, .. } => reply.refuse(message),
+            Command::DeadLetter { reply, .. } => reply.refuse(message),
+            Command::TopUp { reply, .. } => reply.refuse(message),
+            Command::Reserve { reply, .. } => reply.refuse(message),
+            Command::RecordReserved { reply, .. } => reply.refuse(message),
+            Command::CancelReservation { reply, .. } => reply.refuse(message),
             Command::Expire | Command::KnownKeys(_) | Command::KnownKeysComplete => {}
         }
     }
