@@ -146,6 +146,21 @@ pub enum PricingType {
 }
 
 impl PricingType {
+    pub const ALL: [PricingType; 7] = [
+        PricingType::Regular,
+        PricingType::FreeTier,
+        PricingType::FreeCustomerService,
+        PricingType::FreeEntryPoint,
+        PricingType::InOpenConversation,
+        PricingType::NotDelivered,
+        PricingType::Unrated,
+    ];
+
+    /// The pricing type named by [`PricingType::as_str`].
+    pub fn parse(text: &str) -> Option<PricingType> {
+        PricingType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PricingType::Regular => "regular",

@@ -305,18 +305,7 @@ pub fn decode_amount(text: &str) -> Result<Amount> {
 
 /// The stored name of a pricing type.
 pub fn decode_pricing_type(text: &str) -> Result<PricingType> {
-    const ALL: [PricingType; 7] = [
-        PricingType::Regular,
-        PricingType::FreeTier,
-        PricingType::FreeCustomerService,
-        PricingType::FreeEntryPoint,
-        PricingType::InOpenConversation,
-        PricingType::NotDelivered,
-        PricingType::Unrated,
-    ];
-    ALL.into_iter()
-        .find(|t| t.as_str() == text)
-        .with_context(|| format!("unknown pricing type {text:?}"))
+    PricingType::parse(text).with_context(|| format!("unknown pricing type {text:?}"))
 }
 
 #[cfg(test)]
