@@ -29,6 +29,33 @@ pub struct BusinessConfig {
     pub auth_international: Option<AuthInternationalConfig>,
     /// Resale price list this business is billed with (see `[[price_list]]`).
     pub price_list: Option<String>,
+    /// What Meta's `pricing` in status webhooks is to this business's bill (E-1 … E-3); the
+    /// `[rules]` default when absent.
+    pub meta_pricing: Option<MetaPolicy>,
+}
+
+/// What Meta's own `pricing` object (and `conversation.origin`) in a status webhook is to a bill.
+/// Meta sends no prices, but it does say whether it bills a message and as what: that is its
+/// invoice speaking, so it is the best evidence of what the invoice will hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaPolicy {
+    /// Meta decides whether and as what a message is billed (where its pricing says so);
+    /// tarifa supplies the amount from market, card and tier, and reports where its own rules
+    /// would have decided otherwise.
+    #[default]
+    Follow,
+    /// tarifa's rules decide; Meta's pricing is only compared, and disagreements reported.
+    Verify,
+}
+
+impl MetaPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetaPolicy::Follow => "follow",
+            MetaPolicy::Verify => "verify",
+        }
+    }
 }
 
 /// `auth_international_rate_eligibility` of a WABA: a general start time and per-country ones.
@@ -109,6 +136,9 @@ pub struct Rules {
     pub service_rate_falls_back_to_utility: bool,
     /// D-14: Meta Business Agent price per million tokens, by currency (Meta publishes US$2.00).
     pub agent_price_per_million_tokens: BTreeMap<String, Decimal>,
+    /// E-1 … E-3: the default policy towards Meta's pricing in status webhooks (a business's
+    /// own `meta_pricing` overrides it).
+    pub meta_pricing: MetaPolicy,
 }
 
 impl Default for Rules {
@@ -127,6 +157,7 @@ impl Default for Rules {
                 "USD".to_string(),
                 Decimal::new(200, 2),
             )]),
+            meta_pricing: MetaPolicy::Follow,
         }
     }
 }
@@ -185,6 +216,8 @@ pub struct Business {
     pub primary_country: Option<Country>,
     pub auth_international: Option<AuthInternational>,
     pub price_list: Option<String>,
+    /// The business's own policy towards Meta's pricing; `None`: the `[rules]` default.
+    pub meta_pricing: Option<MetaPolicy>,
 }
 
 /// Resolved authentication-international eligibility.
@@ -283,6 +316,7 @@ impl BusinessConfig {
             primary_country,
             auth_international,
             price_list: self.price_list.clone(),
+            meta_pricing: self.meta_pricing,
         })
     }
 }

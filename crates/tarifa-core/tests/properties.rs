@@ -217,6 +217,7 @@ fn base_setup() -> &'static Setup {
                         exceptions: BTreeMap::new(),
                     }),
                     price_list: None,
+                    meta_pricing: None,
                 }
                 .resolve()
                 .unwrap()

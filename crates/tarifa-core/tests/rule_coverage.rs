@@ -22,6 +22,7 @@ fn required() -> Vec<String> {
     range("AI", 6);
     range("MK", 6);
     range("W", 5);
+    range("E", 3);
     ids.extend(["RC-3", "RC-4", "RC-5"].map(String::from));
     ids
 }

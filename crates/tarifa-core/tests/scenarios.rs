@@ -263,6 +263,16 @@ fn expectation(s: &Scenario, bill: &Bill, text: &str) -> Option<String> {
             let got = bill.lines.iter().filter(|l| l.charged()).count();
             (got != want).then(|| format!("expect {text}: got {got}"))
         }
+        "meta" => {
+            // `meta MSG CHECK`: how Meta's pricing of MSG compared (agrees, differs, followed).
+            let got: Vec<&str> = bill
+                .messages()
+                .filter(|v| v.id == words[1])
+                .map(|v| v.line.meta_check.as_str())
+                .collect();
+            let want = if words[2] == "none" { "" } else { words[2] };
+            (got != [want]).then(|| format!("expect {text}: got {got:?}"))
+        }
         "expires" => {
             // `expires MSG TIME`: the conversation opened by MSG expires at TIME.
             let want = time_of(s, words[2]);

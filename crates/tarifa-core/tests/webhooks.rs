@@ -1213,30 +1213,41 @@ fn duplicated_webhooks_rate_once() {
     assert_eq!(got[0].3, dec("0.025"));
 }
 
-/// An explicit normalized outbound record for the same id wins over the webhook's
-/// `pricing.category`: the business said utility, Meta's status says marketing → utility 0.004.
+/// E-1: the business's record says utility, Meta's status bills the message as marketing. Under
+/// `follow` (the default) Meta's category decides the rate column (marketing, 0.025); under
+/// `verify` the record decides (utility, 0.004) and the line reports that Meta differs.
 #[test]
-fn explicit_outbound_wins_over_webhook_category() {
+fn e1_meta_category_against_the_send_record_by_policy() {
     let at = 1_750_030_073 + TO_ERA_D - 2;
     let outbound = json!({
         "type": "outbound", "id": WAMID_A, "at": at, "business": WABA_A, "phone": PHONE_A,
         "user": RECIPIENT_A, "template": { "name": "order_update", "category": "utility" }
     });
-    let got = rate_lines(&[
+    let lines = [
         a_with("sent", TO_ERA_D, None),
         a_with("delivered", TO_ERA_D + 5, None),
         outbound,
-    ]);
-    assert_eq!(
-        got,
+    ];
+    let one = |category: &str, amount: &str| {
         vec![(
             WAMID_A.to_string(),
-            "utility".into(),
+            category.into(),
             "regular".into(),
-            dec("0.004"),
-            na()
+            dec(amount),
+            na(),
         )]
-    );
+    };
+    assert_eq!(rate_lines(&lines), one("marketing", "0.025"));
+    let mut verify = setup();
+    verify.rules.meta_pricing = tarifa_core::config::MetaPolicy::Verify;
+    let mut rater = Rater::new(verify);
+    for l in &lines {
+        rater.push_all(parse_ok(&line(l))).unwrap();
+    }
+    let bill = rater.finish();
+    assert_eq!(rated(&bill), one("utility", "0.004"));
+    assert_eq!(bill.lines[0].meta_check.as_str(), "differs");
+    assert_eq!(bill.totals()[0].meta_differs, 1);
 }
 
 /// 1-5: the template_category_update webhook re-prices explicit template messages sent after it
@@ -1497,4 +1508,65 @@ fn normalized_line_shapes() {
         assert_eq!(to_json_line(&events[0]).unwrap(), written);
         assert_eq!(parse_ok(written), events);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Problem 3 of real traffic: a status without its context (E-1, E-3)
+// ---------------------------------------------------------------------------------------------
+
+/// E-1: a log that starts mid-window holds a status Meta prices `billable: false`,
+/// `free_customer_service`; tarifa never saw the user's message that opened the window. Under the
+/// default policy (follow) the line is free, as Meta will invoice it, not `regular`.
+#[test]
+fn e1_status_without_context_priced_free_by_meta_is_not_charged_regular() {
+    let mut delivered = a_with("delivered", TO_ERA_D + 5, None);
+    status_of(&mut delivered)["pricing"] = json!({
+        "billable": false, "pricing_model": "PMP",
+        "type": "free_customer_service", "category": "utility"
+    });
+    let got = rate_lines(&[delivered]);
+    assert_eq!(
+        got,
+        vec![(
+            WAMID_A.to_string(),
+            "utility".into(),
+            "free_customer_service".into(),
+            Decimal::ZERO,
+            na()
+        )]
+    );
+}
+
+/// E-3: a `delivered` status without `pricing` and without a send record, whose conversation's
+/// origin is `marketing`, is a marketing message: charged as one, not taken as free service.
+#[test]
+fn e3_status_without_pricing_is_rated_by_its_conversation_origin() {
+    let mut delivered = a_with("delivered", TO_ERA_D + 5, None);
+    let s = status_of(&mut delivered);
+    s.as_object_mut().unwrap().remove("pricing");
+    assert_eq!(s["conversation"]["origin"]["type"], "marketing");
+    let got = rate_lines(&[delivered.clone()]);
+    assert_eq!(
+        got,
+        vec![(
+            WAMID_A.to_string(),
+            "marketing".into(),
+            "regular".into(),
+            dec("0.025"),
+            na()
+        )]
+    );
+    // Without the origin either, nothing says what the message was: unrated, with the reason.
+    status_of(&mut delivered)
+        .as_object_mut()
+        .unwrap()
+        .remove("conversation");
+    let bill = rate(&[line(&delivered)]);
+    let only = bill.messages().next().unwrap();
+    assert_eq!(only.line.pricing_type.as_str(), "unrated");
+    assert!(
+        bill.explain(only.line).contains("E-3"),
+        "{}",
+        bill.explain(only.line)
+    );
 }

@@ -441,16 +441,19 @@ async fn invoices_and_reconciliation_for_a_month() {
         assert_eq!(status, 200, "{inv}");
         assert_eq!(inv["currency"], "EUR");
         assert_eq!(inv["timezone"], "Europe/Madrid");
-        // Resale: 2 × 0.0702 + 0.01992 = 0.16032; Meta: 2 × 0.0585 + 0.0166 = 0.1336.
-        assert_eq!(inv["subtotal"], "0.16032", "{inv}");
-        assert_eq!(inv["total"], "0.16");
-        assert_eq!(inv["meta_cost"], "0.1336");
-        assert_eq!(inv["margin"], "0.02672");
+        // Meta bills b as utility and the default policy follows it (E-1): resale 0.0702 +
+        // 2 × 0.01992 = 0.11004; Meta: 0.0585 + 2 × 0.0166 = 0.0917.
+        assert_eq!(inv["subtotal"], "0.11004", "{inv}");
+        assert_eq!(inv["total"], "0.11");
+        assert_eq!(inv["meta_cost"], "0.0917");
+        assert_eq!(inv["margin"], "0.01834");
         let lines = inv["lines"].as_array().unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["market"], "Spain");
         assert_eq!(lines[0]["category"], "marketing");
-        assert_eq!(lines[0]["quantity"], 2);
+        assert_eq!(lines[0]["quantity"], 1);
+        assert_eq!(lines[1]["category"], "utility");
+        assert_eq!(lines[1]["quantity"], 2);
         let (status, csv) = app.get_text("/v1/invoices/shop/2026-11?format=csv").await;
         assert_eq!(status, 200);
         assert!(
@@ -458,12 +461,13 @@ async fn invoices_and_reconciliation_for_a_month() {
             "{csv}"
         );
         assert!(
-            csv.contains("shop,2026-11,EUR,TOTAL,,,,,,,0.16,0.1336,0.02672"),
+            csv.contains("shop,2026-11,EUR,TOTAL,,,,,,,0.11,0.0917,0.01834"),
             "{csv}"
         );
         // The wallet captured what the invoice says.
-        assert_eq!(app.wallet("shop").await["posted"], "99.83968");
-        // Reconciliation: Meta called message b utility; tarifa rated it marketing.
+        assert_eq!(app.wallet("shop").await["posted"], "99.88996");
+        // Reconciliation compares the rules alone with Meta: Meta called message b utility;
+        // tarifa's rules (the send record) say marketing.
         let (status, rec) = app.get("/v1/reconciliation/shop/2026-11").await;
         assert_eq!(status, 200, "{rec}");
         assert_eq!(rec["messages_compared"], 3);

@@ -78,7 +78,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tarifa: {e:#}");
-            ExitCode::from(2)
+            // 3: the bill was printed but holds unrated messages; 2: anything else went wrong.
+            match e.downcast_ref::<rate::UnratedFound>() {
+                Some(_) => ExitCode::from(3),
+                None => ExitCode::from(2),
+            }
         }
     }
 }

@@ -87,6 +87,9 @@ struct MessageJson<'a> {
     why: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<MetaJson>,
+    /// How Meta's pricing compared with the rules: agrees, differs, followed.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    meta_check: &'static str,
 }
 
 fn message_json<'a>(bill: &'a Bill, v: &'a MessageView<'a>) -> MessageJson<'a> {
@@ -118,6 +121,7 @@ fn message_json<'a>(bill: &'a Bill, v: &'a MessageView<'a>) -> MessageJson<'a> {
             category: m.category.map(|c| c.as_str()),
             pricing_type: m.pricing_type,
         }),
+        meta_check: l.meta_check.as_str(),
     }
 }
 
@@ -284,6 +288,7 @@ fn csv_messages(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
             "tier_band",
             "conversation",
             "why",
+            "meta_check",
         ],
     )?;
     for v in bill.messages() {
@@ -315,6 +320,7 @@ fn csv_messages(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
                 },
                 v.conversation.as_deref().unwrap_or(""),
                 &bill.explain(l),
+                l.meta_check.as_str(),
             ],
         )?;
     }
@@ -370,6 +376,8 @@ fn csv_totals(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
             "charged_messages",
             "unrated_messages",
             "conversations_opened",
+            "meta_differs",
+            "meta_followed",
         ],
     )?;
     for t in bill.totals() {
@@ -383,6 +391,8 @@ fn csv_totals(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
                 &t.charged_messages.to_string(),
                 &t.unrated_messages.to_string(),
                 &t.conversations_opened.to_string(),
+                &t.meta_differs.to_string(),
+                &t.meta_followed.to_string(),
             ],
         )?;
     }
@@ -400,6 +410,7 @@ fn csv_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
             "amount",
             "messages",
             "charged_messages",
+            "unrated_messages",
         ],
     )?;
     for b in bill.breakdown() {
@@ -413,6 +424,7 @@ fn csv_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
                 &amount(b.amount),
                 &b.messages.to_string(),
                 &b.charged_messages.to_string(),
+                &b.unrated_messages.to_string(),
             ],
         )?;
     }
@@ -524,12 +536,12 @@ fn table_conversations(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn table_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
-    let cols = Columns(&[10, 4, 32, 28, -9, -8, -14]);
+    let cols = Columns(&[10, 4, 32, 28, -9, -8, -8, -14]);
     writeln!(out, "BY MARKET AND CATEGORY")?;
     cols.row(
         out,
         &[
-            "business", "cur", "market", "category", "messages", "charged", "amount",
+            "business", "cur", "market", "category", "messages", "charged", "unrated", "amount",
         ],
     )?;
     for b in bill.breakdown() {
@@ -542,6 +554,7 @@ fn table_breakdown(bill: &Bill, out: &mut impl Write) -> io::Result<()> {
                 &b.category,
                 &b.messages.to_string(),
                 &b.charged_messages.to_string(),
+                &b.unrated_messages.to_string(),
                 &amount(b.amount),
             ],
         )?;

@@ -37,7 +37,27 @@ pub struct RateArgs {
     /// Print how long each step took (to standard error).
     #[arg(long)]
     pub timings: bool,
+    /// Exit with status 3 (after printing the bill) when any message is unrated, so that a
+    /// pipeline stops on a bill that is missing prices.
+    #[arg(long)]
+    pub fail_on_unrated: bool,
 }
+
+/// The bill held unrated messages and `--fail-on-unrated` was given (exit status 3).
+#[derive(Debug)]
+pub struct UnratedFound(pub u64);
+
+impl std::fmt::Display for UnratedFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} unrated message(s) (--fail-on-unrated): see the lines with pricing_type \"unrated\" and their reason",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnratedFound {}
 
 /// Step timings for `--timings`, from the start of the run.
 struct Timer {
@@ -106,6 +126,10 @@ pub fn run(args: &RateArgs) -> Result<()> {
     print_bill(args, &report)?;
     timer.lap("output");
     input.report_invalid();
+    let unrated: u64 = bill.totals().iter().map(|t| t.unrated_messages).sum();
+    if args.fail_on_unrated && unrated > 0 {
+        return Err(UnratedFound(unrated).into());
+    }
     Ok(())
 }
 

@@ -170,6 +170,7 @@ impl Drop for TempDir {
 
 struct Run {
     success: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -185,6 +186,7 @@ fn tarifa_rate(config: &Path, events: &Path, extra: &[&str]) -> Run {
         .expect("run tarifa");
     Run {
         success: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
     }
@@ -805,4 +807,46 @@ fn a_price_list_must_be_defined_once_and_either_markup_or_cards() {
         assert!(!run.success, "{lists}");
         assert!(run.stderr.contains(message), "{lists}: {}", run.stderr);
     }
+}
+
+/// Problem 5 of real traffic: unrated messages are counted apart from charged ones in totals and
+/// breakdowns, and `--fail-on-unrated` stops a pipeline (exit 3) after printing the bill.
+#[test]
+fn unrated_messages_are_counted_apart_and_can_fail_the_run() {
+    let dir = TempDir::new("unrated");
+    let config = dir.config();
+    let mut lines = EVENTS.to_vec();
+    // India is not on the test card: Meta bills this marketing message, tarifa cannot price it.
+    lines.push(r#"{"type":"outbound","id":"m8","at":"2025-08-11T12:00:00Z","business":"waba-1","phone":"pn-1","user":"919876543210","template":{"name":"promo","category":"marketing"}}"#);
+    lines.push(r#"{"type":"status","id":"m8","at":"2025-08-11T12:00:02Z","status":"delivered"}"#);
+    let events = dir.events("unrated.jsonl", &lines);
+    let report = json(&ok(tarifa_rate(&config, &events, &["--format", "json"])));
+    let totals = &report["totals"][0];
+    assert_eq!(totals["charged_messages"], 3, "{totals}");
+    assert_eq!(totals["unrated_messages"], 1, "{totals}");
+    let india: Vec<&Value> = report["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["market"] == "India")
+        .collect();
+    assert_eq!(india.len(), 1);
+    assert_eq!(india[0]["charged_messages"], 0);
+    assert_eq!(india[0]["unrated_messages"], 1);
+
+    let run = tarifa_rate(&config, &events, &["--format", "json", "--fail-on-unrated"]);
+    assert_eq!(run.code, Some(3), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("1 unrated message"), "{}", run.stderr);
+    assert_eq!(
+        json(&run)["totals"][0]["unrated_messages"],
+        1,
+        "the bill is still printed"
+    );
+    // Without unrated messages the flag changes nothing.
+    let clean = dir.events("clean.jsonl", EVENTS);
+    ok(tarifa_rate(
+        &config,
+        &clean,
+        &["--format", "json", "--fail-on-unrated"],
+    ));
 }

@@ -4,7 +4,7 @@
 //! Invariant: every total is the exact sum of its lines (no rounding anywhere: amounts are exact
 //! decimals in the card's currency).
 
-use super::records::{Conversation, Counter, InputStats, OutboundRec, NEVER, NONE};
+use super::records::{Conversation, Counter, InputStats, MetaCheck, OutboundRec, NEVER, NONE};
 use super::setup::Setup;
 use crate::card::RateColumn;
 use crate::category::{BilledCategory, PricingModel, PricingType};
@@ -37,6 +37,8 @@ pub enum Note {
     NoAgentPrice,
     /// The recipient is not a phone number (e.g. a business-scoped user id), so no market.
     NotAPhoneNumber,
+    /// E-3: known only from statuses that name no category, and no rule decides without one.
+    UnknownMessage,
 }
 
 /// One priced line.
@@ -63,6 +65,8 @@ pub struct Line {
     /// The spec rule that decided.
     pub rule: &'static str,
     pub note: Note,
+    /// How Meta's own pricing of the message compared with the rules (E-1, E-2).
+    pub meta_check: MetaCheck,
     pub(crate) chargeable: Option<(RateColumn, Counter)>,
 }
 
@@ -73,6 +77,12 @@ impl Line {
             self.pricing_type,
             PricingType::Regular | PricingType::Unrated
         )
+    }
+
+    /// Charged at a known rate: what `charged_messages` counts (unrated lines are counted apart,
+    /// in `unrated_messages`, so that a total never mixes priced and unpriced messages).
+    pub fn priced_charge(&self) -> bool {
+        self.pricing_type == PricingType::Regular
     }
 }
 
@@ -136,9 +146,15 @@ pub struct Totals {
     #[serde(serialize_with = "normalized")]
     pub amount: Decimal,
     pub messages: u64,
+    /// Lines charged at a known rate (`regular`); unrated ones are counted apart.
     pub charged_messages: u64,
+    /// Lines Meta bills that tarifa could not price (`unrated`).
     pub unrated_messages: u64,
     pub conversations_opened: u64,
+    /// Lines where Meta's pricing disagreed with the rules and the rules decided (`verify`).
+    pub meta_differs: u64,
+    /// Lines where Meta's pricing disagreed with the rules and was followed (`follow`).
+    pub meta_followed: u64,
 }
 
 /// Totals of one business × currency × market × category.
@@ -151,7 +167,10 @@ pub struct Breakdown {
     #[serde(serialize_with = "normalized")]
     pub amount: Decimal,
     pub messages: u64,
+    /// Lines charged at a known rate (`regular`); unrated ones are counted apart.
     pub charged_messages: u64,
+    /// Lines Meta bills that tarifa could not price (`unrated`).
+    pub unrated_messages: u64,
 }
 
 fn normalized<S: serde::Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
@@ -269,8 +288,10 @@ impl Bill {
             let t = &mut per[line.business as usize];
             t.amount += line.amount;
             t.messages += 1;
-            t.charged_messages += line.charged() as u64;
+            t.charged_messages += line.priced_charge() as u64;
             t.unrated_messages += (line.pricing_type == PricingType::Unrated) as u64;
+            t.meta_differs += (line.meta_check == MetaCheck::Differs) as u64;
+            t.meta_followed += matches!(line.meta_check, MetaCheck::Followed { .. }) as u64;
         }
         for c in &self.conversations {
             per[self.key_owner[c.key as usize].0 as usize].conversations_opened += 1;
@@ -299,7 +320,8 @@ impl Bill {
                 });
             entry.amount += line.amount;
             entry.messages += 1;
-            entry.charged_messages += line.charged() as u64;
+            entry.charged_messages += line.priced_charge() as u64;
+            entry.unrated_messages += (line.pricing_type == PricingType::Unrated) as u64;
         }
         let mut rows: Vec<Breakdown> = map.into_values().collect();
         rows.sort_by(|a, b| {
@@ -313,8 +335,19 @@ impl Bill {
         rows
     }
 
-    /// A sentence saying why a line costs what it costs.
+    /// A sentence saying why a line costs what it costs (and, where Meta's pricing was
+    /// followed against the rules, which rule it overruled).
     pub fn explain(&self, line: &Line) -> String {
+        let why = self.explain_price(line);
+        match line.meta_check {
+            MetaCheck::Followed { overruled } => {
+                format!("{why}; as Meta's pricing says (tarifa's rules: {overruled})")
+            }
+            _ => why,
+        }
+    }
+
+    fn explain_price(&self, line: &Line) -> String {
         let m = &self.outbound[line.msg as usize];
         let business = &self.setup.businesses[m.business as usize];
         let market = line
@@ -378,6 +411,9 @@ impl Bill {
             Note::NotAPhoneNumber => {
                 "unrated: the recipient is not a phone number, so it has no market".to_string()
             }
+            Note::UnknownMessage => "unrated: no send record, and Meta's statuses name no \
+                 category or origin, so nothing says what the message was (E-3)"
+                .to_string(),
             _ => "unrated".to_string(),
         }
     }

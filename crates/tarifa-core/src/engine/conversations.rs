@@ -6,7 +6,8 @@
 //! here: a decision says "free because …" or "chargeable as column X, subject to counter Y".
 
 use super::records::{
-    Conversation, Counter, InboundRec, OutboundRec, NEVER, NONE, QUALIFYING_CLIENT, REFERRAL,
+    Conversation, Counter, InboundRec, MetaCheck, OutboundRec, NEVER, NONE, QUALIFYING_CLIENT,
+    REFERRAL,
 };
 use super::Rater;
 use crate::card::RateColumn;
@@ -58,6 +59,8 @@ impl Era {
 pub(crate) enum Outcome {
     Free(PricingType),
     Chargeable(RateColumn, Counter),
+    /// E-3: neither the rules nor Meta's evidence say what the message was: `unrated`.
+    Undecided,
 }
 
 /// What the conversation rules decided for one message.
@@ -72,6 +75,17 @@ pub(crate) struct Decision {
     pub at: Instant,
     /// The rule that decided, for the explanation.
     pub rule: &'static str,
+    /// How Meta's own pricing of the message compares (E-1, E-2).
+    pub meta_check: MetaCheck,
+}
+
+/// E-3: a message known only from statuses that name no category decides nothing by itself.
+fn undecided(d: Decision) -> Decision {
+    Decision {
+        outcome: Outcome::Undecided,
+        rule: "E-3",
+        ..d
+    }
 }
 
 /// W-5: Meta's `expiration_timestamp` is the start plus the duration, rounded up to the minute.
@@ -338,6 +352,7 @@ impl KeyWalk<'_> {
             conversation: NONE,
             at: m.sent_at,
             rule: "1-2",
+            meta_check: MetaCheck::NotGiven,
         };
         // B-9 (off by default): a failed free-form message outside the window opens a
         // business-initiated conversation, billed if the user replies within 24 h.
@@ -394,6 +409,7 @@ impl KeyWalk<'_> {
             conversation: NONE,
             at: start,
             rule: "",
+            meta_check: MetaCheck::NotGiven,
         };
         match era {
             Era::Notification => self.notification(base, m),
@@ -405,6 +421,9 @@ impl KeyWalk<'_> {
 
     /// a delivered template is charged at the template rate; session messages are free.
     fn notification(&mut self, d: Decision, m: &OutboundRec) -> Decision {
+        if m.kind == MessageKind::Unknown {
+            return undecided(d);
+        }
         if m.kind.is_template() {
             Decision {
                 outcome: Outcome::Chargeable(RateColumn::Template, Counter::None),
@@ -493,6 +512,9 @@ impl KeyWalk<'_> {
         }
         if entry {
             return self.open_entry_point_conversation(d, start);
+        }
+        if m.kind == MessageKind::Unknown {
+            return undecided(d);
         }
         let (slot, category, column) = category_slot(m.kind);
         if slot != SERVICE {
@@ -612,9 +634,8 @@ impl KeyWalk<'_> {
         };
         match m.kind {
             MessageKind::Agent if agent_charged => agent(d, "D-14"),
-            MessageKind::FreeForm | MessageKind::Agent | MessageKind::Unknown => {
-                service_message(d, date)
-            }
+            MessageKind::FreeForm | MessageKind::Agent => service_message(d, date),
+            MessageKind::Unknown => undecided(d),
             MessageKind::Template(TemplateCategory::Utility) => {
                 self.utility_message(d, start, date, judged)
             }

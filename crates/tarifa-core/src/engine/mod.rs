@@ -15,6 +15,7 @@
 
 pub mod bill;
 mod conversations;
+mod evidence;
 mod live;
 mod lookback;
 mod pricing;
@@ -25,7 +26,7 @@ pub use conversations::{conversation_expiry, Era};
 pub use live::{price_message, LiveError, LivePrice};
 pub use lookback::{id_tail, lookback, may_concern, message_tail, PER_MESSAGE_SETTLED};
 pub use pricing::{CounterBase, CounterKey};
-pub use records::{Conversation, Counter, InputStats};
+pub use records::{Conversation, Counter, InputStats, MetaCheck};
 pub use setup::{PriceList, Prices, Setup};
 
 use crate::category::{BilledCategory, MessageKind, TemplateCategory};
@@ -317,16 +318,15 @@ impl Rater {
             status: e.status,
             recipient,
             pricing: e.pricing,
+            origin: e.conversation_origin,
         });
         // A webhook status describes its message well enough to rate it when the business
-        // sent no outbound record: recipient, number, WABA and (in `pricing`) the category.
+        // sent no outbound record: recipient, number and WABA; what it was (E-3) is judged once
+        // all its statuses are joined.
         if let (Some(_), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
             let phone = self.phones.intern(p);
             let key = self.user_key(business, phone, recipient);
-            let kind = e
-                .pricing
-                .and_then(|p| p.category)
-                .map_or(MessageKind::Unknown, kind_from_meta);
+            let kind = MessageKind::Unknown;
             let rec = self.new_outbound(
                 &e.id,
                 e.at,
@@ -374,6 +374,7 @@ impl Rater {
             delivered_at: NEVER,
             failed: false,
             meta: None,
+            origin: None,
         }
     }
 
@@ -411,7 +412,8 @@ impl Rater {
         let member_deliveries = self.join_statuses();
         self.apply_category_changes();
         progress("join");
-        let decided = conversations::decide(&mut self);
+        let mut decided = conversations::decide(&mut self);
+        evidence::weigh(&self, &mut decided.decisions);
         progress("decide");
         let priced = pricing::price(self, decided, member_deliveries, only);
         progress("price");
@@ -548,6 +550,7 @@ impl Rater {
             if msg.source == FROM_WEBHOOK {
                 // Reconstructed from statuses: it was sent no later than its first status.
                 msg.at = msg.sent_at.min(msg.delivered_at).min(msg.at);
+                msg.kind = reported_kind(msg.meta, msg.origin);
             }
         }
         members.sort_unstable_by_key(|d| (d.message, d.user, d.delivered_at));
@@ -612,6 +615,11 @@ fn fold_statuses(
             }
             DeliveryStatus::Failed => msg.failed = true,
         }
+        // Meta may repeat the origin on several statuses; keep the least, whatever their order.
+        msg.origin = match (msg.origin, s.origin) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(p) = s.pricing {
             // W-4: pricing rides on `sent` and on one of delivered/read; prefer the
             // latter, and among equals the earliest (statuses are sorted by time).
@@ -665,6 +673,14 @@ fn keep_least_per_id<T: Copy>(
         i = j;
     }
     records.truncate(write);
+}
+
+/// E-3: what a message known only from its statuses was: the category Meta bills it as, else its
+/// conversation's origin, else unknown (rated `unrated` unless a rule decides without the kind).
+fn reported_kind(meta: Option<MetaPricing>, origin: Option<BilledCategory>) -> MessageKind {
+    meta.and_then(|p| p.category)
+        .or(origin)
+        .map_or(MessageKind::Unknown, kind_from_meta)
 }
 
 /// What a message was, judged from the category Meta reported for it.

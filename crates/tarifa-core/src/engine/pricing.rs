@@ -106,6 +106,7 @@ fn expand(rater: &Rater, decisions: &[Decision], members: &[MemberDelivery]) -> 
             conversation: d.conversation,
             rule: d.rule,
             note: Note::None,
+            meta_check: d.meta_check,
             chargeable: None,
         };
         if m.members_len == 0 {
@@ -127,6 +128,11 @@ fn with_outcome(d: &Decision, line: Line) -> Line {
         },
         Outcome::Chargeable(column, counter) => Line {
             chargeable: Some((column, counter)),
+            ..line
+        },
+        Outcome::Undecided => Line {
+            pricing_type: PricingType::Unrated,
+            note: Note::UnknownMessage,
             ..line
         },
     }

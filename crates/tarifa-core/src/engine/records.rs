@@ -91,6 +91,8 @@ pub(crate) struct OutboundRec {
     pub delivered_at: Instant,
     pub failed: bool,
     pub meta: Option<MetaPricing>,
+    /// Meta's `conversation.origin.type` from the statuses (the least, for order independence).
+    pub origin: Option<BilledCategory>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +103,31 @@ pub(crate) struct StatusRec {
     /// Member user index for group messages (or the recipient of a webhook status), else `NONE`.
     pub recipient: u32,
     pub pricing: Option<MetaPricing>,
+    pub origin: Option<BilledCategory>,
+}
+
+/// How Meta's pricing of a message compared with tarifa's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaCheck {
+    /// Meta's webhooks said nothing about the price (or the message was not delivered).
+    NotGiven,
+    /// Meta bills it as tarifa's rules do.
+    Agrees,
+    /// Meta bills it otherwise; the rules decided (`verify`, or nothing to follow).
+    Differs,
+    /// Meta bills it otherwise and was followed; the rules would have applied this rule.
+    Followed { overruled: &'static str },
+}
+
+impl MetaCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetaCheck::NotGiven => "",
+            MetaCheck::Agrees => "agrees",
+            MetaCheck::Differs => "differs",
+            MetaCheck::Followed { .. } => "followed",
+        }
+    }
 }
 
 /// Per-member delivery of a group message.

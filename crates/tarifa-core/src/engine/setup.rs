@@ -20,6 +20,16 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// This setup with every business under `policy` towards Meta's pricing (E-1, E-2):
+    /// reconciliation compares the rules alone with what Meta said.
+    pub fn with_meta_policy(mut self, policy: crate::config::MetaPolicy) -> Setup {
+        self.rules.meta_pricing = policy;
+        for b in &mut self.businesses {
+            b.meta_pricing = None;
+        }
+        self
+    }
+
     /// The cards a business is billed from, and the markup for prices that are not on cards:
     /// Meta's, or with `Prices::Resale` the business's price list (Meta's where it has none).
     pub fn prices_for(&self, business: &Business) -> (&RateBook, Decimal) {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tarifa_core::bill::{Bill, Line, MessageView};
 use tarifa_core::category::{BilledCategory, MetaPricingType, PricingModel, PricingType};
+use tarifa_core::config::MetaPolicy;
 use tarifa_core::engine::{Prices, Rater, Setup};
 use tarifa_core::input::{parse_line, Event, MetaPricing};
 use tarifa_core::time::{LocalDate, Month};
@@ -334,7 +335,9 @@ pub fn reconcile(
     lines: &[String],
     charges: &[Charge],
 ) -> Reconciliation {
-    let (bill, unusable_events) = rate(setup, Prices::Meta, lines);
+    // The rules alone, compared with Meta: under `follow` the bill would agree by construction.
+    let by_rules = setup.clone().with_meta_policy(MetaPolicy::Verify);
+    let (bill, unusable_events) = rate(&by_rules, Prices::Meta, lines);
     let month = first.month();
     let mut comparison = Comparison {
         conversations: meta_conversations(lines),
