@@ -510,9 +510,24 @@ async fn the_report_counts_recovered_orders_revenue_cost_and_return() {
             order("o3", 3, sent + 47 * HOUR, None, None),
             order("o4", 4, sent + 49 * HOUR, None, None),
         ] {
+            // Problem 5 of real traffic: the order closes the sent recovery it wins back (by
+            // coupon, link or window, as the report attributes it); o4 is outside the window.
             let (s, b) = app.post("/v1/orders", &body).await;
             assert_eq!(s, 200, "{b}");
+            let won = if body["order_id"] == "o4" { 0 } else { 1 };
+            assert_eq!(b["recoveries_closed"], won, "{b}");
+            let this = r(body["user"].as_str().unwrap()[10..].parse().unwrap()).await;
+            let state = if won == 1 { "recovered" } else { "sent" };
+            assert_eq!(this["state"], state, "{this}");
         }
+        // A replayed order closes nothing again.
+        let (_, b) = app
+            .post("/v1/orders", &order("o1", 1, sent + HOUR, None, None))
+            .await;
+        assert_eq!(
+            (&b["status"], &b["recoveries_closed"]),
+            (&json!("duplicate"), &json!(0))
+        );
         let (s, rep) = app
             .get(&format!("/v1/stores/shop/recovery/report?{PERIOD}"))
             .await;

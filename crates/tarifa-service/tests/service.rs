@@ -345,6 +345,13 @@ async fn quotes_say_whether_and_at_what_price() {
         assert_eq!(status, 200, "{q}");
         assert_eq!(q["allowed"], false);
         assert_eq!(q["blocked_by"][0]["code"], "customer_service_window_closed");
+        // Problem 5 of real traffic: Meta would not deliver it, so it is quoted as never
+        // charged, not as `free_tier`.
+        assert_eq!(
+            (&q["pricing_type"], &q["amount"], &q["rule"]),
+            (&json!("not_delivered"), &json!("0"), &json!("1-2")),
+            "{q}"
+        );
         // Marketing template: its price, and 402-style block with an empty wallet.
         let (_, q) = app
             .post("/v1/quote", &quote(USER, Some(("promo", "marketing"))))

@@ -661,10 +661,41 @@ impl RecoveryStore {
         Ok(())
     }
 
+    /// The customer's sent recoveries that no order has won back yet, oldest first.
+    pub async fn sent_unrecovered(&self, business: &str, user: &str) -> Result<Vec<RecoveryRow>> {
+        let sql = self.sql(concat!(
+            "SELECT ",
+            recovery_columns!(),
+            " FROM recoveries WHERE business = ? AND user_id = ? AND state = 'sent' \
+             AND sent_at IS NOT NULL ORDER BY sent_at, id"
+        ));
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(business)
+            .bind(user)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// A sent recovery won back by an order: `recovered`, reason `purchased`. Returns whether it
+    /// changed (a replayed order finds it recovered already).
+    pub async fn mark_recovered(&self, id: &str, now: i64) -> Result<bool> {
+        let sql = self.sql(
+            "UPDATE recoveries SET state = 'recovered', reason = 'purchased', updated_at = ? \
+             WHERE id = ? AND state = 'sent'",
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// When recovery messages were sent to the customer.
     pub async fn sent_to(&self, business: &str, user: &str) -> Result<Vec<i64>> {
         let sql = self.sql(
-            "SELECT sent_at FROM recoveries WHERE business = ? AND user_id = ? AND state = 'sent' AND sent_at IS NOT NULL",
+            "SELECT sent_at FROM recoveries WHERE business = ? AND user_id = ? \
+             AND state IN ('sent', 'recovered') AND sent_at IS NOT NULL",
         );
         Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(business)
@@ -706,7 +737,7 @@ impl RecoveryStore {
         let sql = self.sql(concat!(
             "SELECT ",
             recovery_columns!(),
-            " FROM recoveries WHERE business = ? AND state = 'sent' AND sent_at >= ? \
+            " FROM recoveries WHERE business = ? AND state IN ('sent', 'recovered') AND sent_at >= ? \
              AND sent_at < ? ORDER BY sent_at, id"
         ));
         Ok(sqlx::query_as(AssertSqlSafe(sql))

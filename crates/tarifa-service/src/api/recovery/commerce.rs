@@ -2,8 +2,9 @@
 //! end the customer's open recoveries and count towards the results).
 
 use super::{bad_request, calendar_of, parse_json, user_ok, when, Answer};
+use crate::runtime::recovery::report;
 use crate::runtime::App;
-use crate::storage::recovery::{CartRow, OrderRow, RecoveryStore};
+use crate::storage::recovery::{CartRow, OrderRow};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -136,7 +137,7 @@ pub(super) async fn post_order(State(app): State<Arc<App>>, body: Bytes) -> Answ
     let store = &app.recovery.store;
     let created = store.put_order(&row).await?;
     let closed = if created {
-        settle_order(store, &row).await?
+        settle_order(&app, &row).await?
     } else {
         0
     };
@@ -163,13 +164,16 @@ fn order_row(order: OrderIn, at: i64) -> OrderRow {
 }
 
 /// What a new order ends: the customer's open recoveries (the scheduler checks again anyway),
-/// and the recovery code used at checkout, which counts as used (for the post-coupon period).
-/// Returns how many recoveries it closed.
-async fn settle_order(store: &RecoveryStore, row: &OrderRow) -> anyhow::Result<u64> {
+/// the sent recovery it wins back (now `recovered`), and the recovery code used at checkout,
+/// which counts as used (for the post-coupon period). Returns how many recoveries it closed.
+async fn settle_order(app: &App, row: &OrderRow) -> anyhow::Result<u64> {
+    let store = &app.recovery.store;
     let now = crate::clock::now();
+    let hours = app.recovery.attribution_hours(&row.business).await?;
     let closed = store
         .close_open(&row.business, &row.user, "purchased", now)
-        .await?;
+        .await?
+        + report::mark_won_back(store, row, hours, now).await?;
     let Some(code) = &row.coupon else {
         return Ok(closed);
     };

@@ -72,8 +72,7 @@ pub(super) async fn get_report(
 ) -> Answer {
     let (calendar, currency) = calendar_of(&app, &business)?;
     let (range, texts) = period(&calendar, &q)?;
-    let settings = app.recovery.settings(&business).await?;
-    let hours = settings.map_or(72, |(c, _)| c.attribution_hours);
+    let hours = app.recovery.attribution_hours(&business).await?;
     let store = &app.recovery.store;
     let report = report::build(store, &business, &currency, range, texts, hours).await?;
     Ok(Json(report).into_response())

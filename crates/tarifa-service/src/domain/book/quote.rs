@@ -60,6 +60,26 @@ pub struct PlannedTemplate {
     pub category: String,
 }
 
+/// A message Meta would refuse to deliver costs nothing (1-2): the quote says so, rather than
+/// the price it would have had (a free-form message outside the window is not `free_tier`).
+fn undeliverable(priced: LivePrice, block: &Block) -> LivePrice {
+    LivePrice {
+        amount: Decimal::ZERO,
+        pricing_type: PricingType::NotDelivered,
+        rule: "1-2",
+        explanation: format!(
+            "not deliverable ({}): Meta would not deliver it, and an undelivered message is never charged (1-2)",
+            block.code
+        ),
+        band: None,
+        rate: None,
+        charged: false,
+        unrated: None,
+        note: tarifa_core::bill::Note::None,
+        ..priced
+    }
+}
+
 fn is_us_number(user: &str) -> bool {
     matches!(
         tarifa_core::market::country_of(user),
@@ -87,6 +107,10 @@ impl Book {
             (rules.clone(), balance)
         });
         let mut blocked_by = self.delivery_blocks(p, &key, category, window, at);
+        let priced = match blocked_by.first() {
+            Some(block) => undeliverable(priced, block),
+            None => priced,
+        };
         if let Some((rules, balance)) = &wallet {
             blocked_by.extend(wallet_blocks(rules, balance, &priced));
         }

@@ -77,6 +77,15 @@ impl Recovery {
     }
 
     /// The store's settings: the API's, else the config file's, else none (recovery off).
+    /// How long after a recovery message an order still counts as won back by it (72 h unless
+    /// the business's settings say otherwise).
+    pub async fn attribution_hours(&self, business: &str) -> Result<u32> {
+        Ok(self
+            .settings(business)
+            .await?
+            .map_or(72, |(c, _)| c.attribution_hours))
+    }
+
     pub async fn settings(&self, business: &str) -> Result<Option<(RecoveryConfig, &'static str)>> {
         if let Some(text) = self.store.settings(business).await? {
             let config: RecoveryConfig =

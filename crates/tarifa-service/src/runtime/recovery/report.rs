@@ -154,7 +154,7 @@ fn outcomes(started: &[RecoveryRow]) -> (BTreeMap<String, u64>, u64) {
     for r in started {
         match r.state.as_str() {
             "skipped" => *skipped.entry(r.reason.clone()).or_default() += 1,
-            "sent" => {}
+            "sent" | "recovered" => {}
             _ => pending += 1,
         }
     }
@@ -276,4 +276,23 @@ fn ratio(a: Decimal, b: Decimal) -> String {
 /// A decimal as text, without trailing zeros.
 fn text(d: Decimal) -> String {
     d.normalize().to_string()
+}
+
+/// Marks the customer's sent recovery that `order` wins back (as this report attributes it:
+/// link, coupon, then the latest message within the window) as `recovered`. Returns how many
+/// it marked (0 or 1; 0 again when the order is replayed).
+pub async fn mark_won_back(
+    store: &RecoveryStore,
+    order: &OrderRow,
+    attribution_hours: u32,
+    now: Instant,
+) -> Result<u64> {
+    let sent_rows = store.sent_unrecovered(&order.business, &order.user).await?;
+    let recoveries: Vec<SentRecovery> = sent_rows.iter().map(sent_recovery_of).collect();
+    let window = attribution_hours as i64 * HOUR;
+    let mut marked = 0;
+    for (si, _, _) in attribute(&recoveries, &[order_of(order)], window) {
+        marked += store.mark_recovered(&sent_rows[si].id, now).await? as u64;
+    }
+    Ok(marked)
 }
