@@ -134,7 +134,11 @@ impl Service {
         Service {
             base: format!("http://{}/v1/", running.addr),
             running,
-            client: reqwest::Client::new(),
+            client: tarifa_service::runtime::https::client(
+                std::time::Duration::from_secs(120),
+                None,
+            )
+            .unwrap(),
         }
     }
 

@@ -743,8 +743,9 @@ async fn settings_are_validated_with_the_field_named() {
 /// What the Graph API stand-in saw: (phone number id, authorization header, body).
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
 
-/// A stand-in for Meta's Graph API on 127.0.0.1: records each `POST /{phone}/messages`.
-async fn graph_api() -> (String, Seen) {
+/// Meta's Graph API as a local HTTPS server (its certificate signed by a CA the test makes):
+/// records each `POST /{phone}/messages`. Returns the base URL, the server and what it saw.
+async fn graph_api() -> (String, TestHttps, Seen) {
     use axum::extract::{Path, State};
     use axum::http::HeaderMap;
     let seen: Seen = Arc::default();
@@ -771,20 +772,20 @@ async fn graph_api() -> (String, Seen) {
             ),
         )
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (format!("http://{addr}/v23.0"), seen)
+    let https = TestHttps::serve(router).await;
+    (format!("{}/v23.0", https.base), https, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cloud_api_sender_posts_text_inside_the_window_and_templates_outside() {
-    let (graph, seen) = graph_api().await;
+async fn the_cloud_api_sender_posts_over_https_text_inside_the_window_and_templates_outside() {
+    let (graph, https, seen) = graph_api().await;
     let app = ready(Backend::Sqlite, json!({})).await;
+    // The client the service builds for the sender, trusting the operator's CA bundle.
+    let timeout = std::time::Duration::from_secs(20);
     let sender = tarifa_service::runtime::recovery::CloudApi {
         graph_url: graph,
         token: "EAAG-test".into(),
-        client: reqwest::Client::new(),
+        client: tarifa_service::runtime::https::client(timeout, Some(&https.ca_file)).unwrap(),
     };
     let scheduler = Recovery::new(
         app.app().recovery.store.clone(),

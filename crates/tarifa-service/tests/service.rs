@@ -552,13 +552,11 @@ async fn operations_endpoints() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn low_balance_alert_is_delivered_with_retries() {
+/// A receiver of alerts over HTTPS (with a CA made by the test) that fails the first attempt and
+/// accepts the second; what it received.
+async fn alert_receiver() -> (TestHttps, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::sync::{Arc, Mutex};
-    // A receiver that fails the first attempt and accepts the second.
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = received.clone();
     let router = axum::Router::new().route(
         "/alerts",
@@ -575,8 +573,19 @@ async fn low_balance_alert_is_delivered_with_retries() {
             }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(format!("http://{addr}/alerts"))).await;
+    (TestHttps::serve(router).await, received)
+}
+
+/// Crossing below the threshold sends one alert to an `https` URL, retried after a failure; the
+/// receiver's certificate is verified against the operator's CA bundle (`[tls] ca_file`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_balance_alert_is_delivered_over_https_with_retries() {
+    let (https, received) = alert_receiver().await;
+    let url = format!("{}/alerts", https.base);
+    let app = TestApp::spawn_configured(Backend::Sqlite, Some(url), |c| {
+        c.ca_file = Some(https.ca_file.clone())
+    })
+    .await;
     app.top_up("shop", "p", "5.05").await;
     let t = now();
     let (status, _) = app
@@ -1410,4 +1419,86 @@ async fn concurrent_copies_of_the_same_events_are_stored_once() {
         conn.close().await.unwrap();
         app.stop().await;
     }
+}
+
+/// Without the CA that signed the receiver's certificate, the service refuses the connection:
+/// the alert is retried and never reaches the receiver (TLS is verified, not merely spoken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_not_sent_to_an_https_receiver_the_service_cannot_verify() {
+    let (https, received) = alert_receiver().await;
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(format!("{}/alerts", https.base))).await;
+    app.top_up("shop", "p", "5.05").await;
+    let t = now();
+    let batch = json!([outbound("m", t, Some(("promo", "marketing")))]);
+    assert_eq!(app.post("/v1/events", &batch).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alerts = app.store().alerts_of("shop").await.unwrap();
+        if alerts.len() == 1 && alerts[0].1 >= 1 {
+            assert_ne!(alerts[0].0, "delivered", "{alerts:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt: {alerts:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(received.lock().unwrap().is_empty());
+    app.stop().await;
+}
+
+/// The service's own PostgreSQL connections over TLS with the server's certificate verified
+/// (`sslmode=verify-full`, the server's certificate as `sslrootcert`, the name `localhost`):
+/// every connection it opens to its database is TLS, and money moves through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_use_verified_tls() {
+    use sqlx::Connection;
+    let Ok(admin) = std::env::var("TARIFA_TEST_DATABASE_URL") else {
+        eprintln!("PostgreSQL TLS test skipped: TARIFA_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let cert: String = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    if ssl != "on" || std::fs::read(&cert).is_err() {
+        eprintln!("PostgreSQL TLS test skipped: the server has ssl = {ssl} and its certificate {cert} is not readable here");
+        return;
+    }
+    let app = TestApp::spawn_configured(Backend::Postgres, None, |c| {
+        let url = c.database_url.replace("@127.0.0.1:", "@localhost:");
+        c.database_url = format!("{url}?sslmode=verify-full&sslrootcert={cert}");
+    })
+    .await;
+    app.top_up("shop", "tls-1", "7").await;
+    assert_eq!(app.wallet("shop").await["posted"], "7");
+    let url = app.config.database_url.split('?').next().unwrap();
+    let database = url.rsplit('/').next().unwrap();
+    let (tls, all): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1",
+    )
+    .bind(database)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(all > 0, "the service holds no connection to {database}");
+    assert_eq!(tls, all, "every connection of the service is TLS");
+    // Verified, not merely encrypted: the certificate names `localhost`, not `127.0.0.1`.
+    let mut wrong_name = app.config.clone();
+    wrong_name.database_url = wrong_name
+        .database_url
+        .replace("@localhost:", "@127.0.0.1:");
+    let refused = tarifa_service::start(wrong_name).await;
+    assert!(
+        refused.is_err(),
+        "a certificate for another name was accepted"
+    );
+    app.stop().await;
 }

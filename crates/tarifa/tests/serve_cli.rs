@@ -72,7 +72,8 @@ async fn start(config: &Path, db: &str) -> Server {
         .spawn()
         .expect("start tarifa serve");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client =
+        tarifa_service::runtime::https::client(std::time::Duration::from_secs(120), None).unwrap();
     for _ in 0..300 {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
             if r.status().is_success() {
@@ -126,7 +127,9 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_charges_nothing_twic
         std::fs::create_dir_all(&dir).unwrap();
         let config = write_configs(&dir);
         let mut server = start(&config, &db).await;
-        let client = reqwest::Client::new();
+        let client =
+            tarifa_service::runtime::https::client(std::time::Duration::from_secs(120), None)
+                .unwrap();
         let top = client
             .post(format!("{}/v1/wallets/shop/topups", server.base))
             .bearer_auth(TOKEN)

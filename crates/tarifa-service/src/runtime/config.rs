@@ -33,6 +33,16 @@ pub struct ServeFile {
     /// Sales recovery (see docs/RECOVERY.md).
     #[serde(default)]
     pub recovery: RecoverySection,
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// Outgoing TLS (the Cloud API sender, alert webhooks).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// A PEM bundle of CA certificates trusted besides the system's (relative to this file).
+    pub ca_file: Option<String>,
 }
 
 fn default_database_url() -> String {
@@ -186,6 +196,8 @@ pub struct ServeConfig {
     pub linger: std::time::Duration,
     pub history_days: i64,
     pub recovery: RecoverySection,
+    /// Extra CA certificates for outgoing HTTPS (`[tls] ca_file`, `TARIFA_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Reads `path` and applies the environment (`env` is passed in so tests need not touch the
@@ -227,6 +239,12 @@ fn resolve(file: ServeFile, base: &Path, env: Env) -> Result<ServeConfig> {
     };
     let recovery = recovery(file.recovery, env)?;
     let wallets = wallets(file.wallet.business)?;
+    let ca_file = env("TARIFA_CA_FILE")
+        .or(file.tls.ca_file)
+        .map(|f| base.join(f));
+    if let Some(path) = &ca_file {
+        crate::runtime::https::load_ca(path)?;
+    }
     Ok(ServeConfig {
         rating_config: base.join(&file.rating_config),
         database_url,
@@ -242,6 +260,7 @@ fn resolve(file: ServeFile, base: &Path, env: Env) -> Result<ServeConfig> {
         linger: std::time::Duration::from_millis(file.ingest.linger_ms),
         history_days: file.ingest.history_days,
         recovery,
+        ca_file,
     })
 }
 

@@ -4,6 +4,7 @@
 //! talks to it through [`App`].
 
 pub mod config;
+pub mod https;
 pub mod metrics;
 pub mod recovery;
 pub mod seen;
@@ -18,6 +19,7 @@ use config::ServeConfig;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tarifa_core::engine::{Prices, Setup};
 use tarifa_core::ledger::{Amount, WalletPolicy};
 use tarifa_core::time::DAY;
@@ -178,6 +180,7 @@ pub async fn launch(config: ServeConfig) -> Result<(Arc<App>, Background)> {
         seen,
     ));
     let recovery = recovery_of(&config, &setup, &store)?;
+    let alert_client = https::client(Duration::from_secs(10), config.ca_file.as_deref())?;
     let app = Arc::new(App {
         config,
         book,
@@ -189,7 +192,11 @@ pub async fn launch(config: ServeConfig) -> Result<(Arc<App>, Background)> {
     let (shutdown, _) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(tick(app.clone(), shutdown.subscribe())),
-        tokio::spawn(deliver_alerts(app.clone(), shutdown.subscribe())),
+        tokio::spawn(deliver_alerts(
+            app.clone(),
+            alert_client,
+            shutdown.subscribe(),
+        )),
         tokio::spawn(run_recovery(app.clone(), shutdown.subscribe())),
     ];
     let background = Background {
@@ -256,10 +263,7 @@ fn recovery_of(config: &ServeConfig, setup: &Setup, store: &Store) -> Result<rec
         recovery::SenderKind::Meta => Arc::new(recovery::CloudApi {
             graph_url: config.recovery.graph_url.clone(),
             token: config.recovery.access_token.clone().unwrap_or_default(),
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .unwrap_or_default(),
+            client: https::client(Duration::from_secs(20), config.ca_file.as_deref())?,
         }),
     };
     let store = storage::recovery::RecoveryStore {
@@ -308,11 +312,7 @@ async fn run_recovery(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 
 /// Delivers low-balance alerts (outgoing webhooks) with retries: after 2, 4, 8 … seconds (at most
 /// about 68 minutes apart), up to 12 attempts; each attempt and its outcome is stored.
-async fn deliver_alerts(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+async fn deliver_alerts(app: Arc<App>, client: reqwest::Client, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
     loop {
         tokio::select! {

@@ -70,6 +70,8 @@ pub async fn drop_database(url: &str) {
     if !url.starts_with("postgres") {
         return;
     }
+    // A URL may carry connection options (`?sslmode=…`) after the name.
+    let url = url.split('?').next().unwrap_or(url);
     let (base, name) = url.rsplit_once('/').unwrap();
     let admin =
         std::env::var("TARIFA_TEST_DATABASE_URL").unwrap_or_else(|_| format!("{base}/postgres"));
@@ -186,6 +188,7 @@ pub fn config(database_url: String, rating: PathBuf, alert_url: Option<String>) 
         max_group: 512,
         linger: std::time::Duration::from_millis(3),
         history_days: 5,
+        ca_file: None,
         // Recovery passes run on the tests' simulated clock, never on a timer.
         recovery: tarifa_service::runtime::recovery::RecoverySection {
             scheduler: false,
@@ -200,17 +203,31 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, alert_url: Option<String>) -> TestApp {
+        TestApp::spawn_configured(backend, alert_url, |_| {}).await
+    }
+
+    /// A service whose test config `edit` changes first.
+    pub async fn spawn_configured(
+        backend: Backend,
+        alert_url: Option<String>,
+        edit: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
         let dir = tempdir::Dir::new();
         let db = fresh_database(backend, dir.path()).await;
         let rating = rating_config(dir.path());
-        let config = config(db, rating, alert_url);
+        let mut config = config(db, rating, alert_url);
+        edit(&mut config);
         let running = tarifa_service::start(config.clone())
             .await
             .expect("start the service");
         TestApp {
             base: format!("http://{}", running.addr),
             running: Some(running),
-            client: reqwest::Client::new(),
+            client: tarifa_service::runtime::https::client(
+                std::time::Duration::from_secs(120),
+                None,
+            )
+            .unwrap(),
             config,
             dir,
         }
@@ -355,4 +372,83 @@ pub fn inbound_text_webhook(business: &str, id: &str, from: &str, at: i64, text:
 
 pub fn now() -> i64 {
     tarifa_service::clock::now()
+}
+
+/// A local HTTPS server for tests: a CA made here (its PEM written to `ca_file`, for the
+/// service's `[tls] ca_file`), a certificate it signed for `localhost` and 127.0.0.1, and a
+/// router served over rustls. Nothing about it is a stand-in for TLS: the service's own client
+/// verifies the chain and the name exactly as it would against Meta.
+pub struct TestHttps {
+    /// `https://localhost:PORT`
+    pub base: String,
+    pub ca_file: PathBuf,
+    _dir: tempdir::Dir,
+}
+
+impl TestHttps {
+    pub async fn serve(router: axum::Router) -> TestHttps {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "tarifa test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let dir = tempdir::Dir::new();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)),
+        };
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TestHttps {
+            base: format!("https://localhost:{port}"),
+            ca_file,
+            _dir: dir,
+        }
+    }
+}
+
+/// TCP connections that become TLS streams; a failed handshake (a client that does not trust
+/// the test CA) is dropped and the next connection accepted.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
