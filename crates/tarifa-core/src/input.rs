@@ -117,7 +117,7 @@ impl<'a> Outbound<'a> {
             at,
             business: Cow::Borrowed(business),
             phone: Cow::Borrowed(phone),
-            user: Cow::Borrowed(user),
+            user: phone_number(Cow::Borrowed(user)),
             template: template.map(|(name, category)| (Cow::Borrowed(name), category)),
             agent_tokens: None,
             group: None,
@@ -131,8 +131,11 @@ pub struct Status<'a> {
     pub id: Cow<'a, str>,
     pub at: Instant,
     pub status: DeliveryStatus,
-    /// For group messages: the member this status is about; for webhooks: `recipient_id`.
+    /// For group messages: the member this status is about; for webhooks: `recipient_id`, or
+    /// `recipient_participant_id` for a group's message. A phone number, as digits.
     pub recipient: Option<Cow<'a, str>>,
+    /// Groups API: the group of the message (`recipient_id` with `recipient_type: "group"`).
+    pub group: Option<Cow<'a, str>>,
     /// From webhooks: the WABA (entry id) and business phone number id.
     pub business: Option<Cow<'a, str>>,
     pub phone: Option<Cow<'a, str>>,
@@ -155,6 +158,7 @@ impl<'a> Status<'a> {
             at,
             status: DeliveryStatus::Delivered,
             recipient: None,
+            group: None,
             business: None,
             phone: None,
             pricing: None,
@@ -269,16 +273,23 @@ fn instant(
     field: impl fmt::Display,
     id: Option<&str>,
 ) -> Result<Instant, InputError> {
-    match value {
-        None => Err(error(id, format!("missing field `{field}`"))),
-        Some(Scalar::Int(v)) => Ok(v),
+    let at = match value {
+        None => return Err(error(id, format!("missing field `{field}`"))),
+        Some(Scalar::Int(v)) => v,
         Some(Scalar::Str(s)) => parse_instant(&s).ok_or_else(|| {
             error(
                 id,
-                format!("field `{field}`: {s:?} is not an RFC 3339 time or Unix seconds"),
+                format!("field `{field}`: {s:?} is not an RFC 3339 time (years 2000-2099) or Unix seconds"),
             )
-        }),
+        })?,
+    };
+    if !crate::time::in_range(at) {
+        return Err(error(
+            id,
+            format!("field `{field}`: {at} (Unix seconds) is outside the years 2000-2099"),
+        ));
     }
+    Ok(at)
 }
 
 /// An error code: an integer (Meta's form) or its decimal text.
@@ -429,6 +440,23 @@ pub(crate) fn normalized(raw: RawLine<'_>) -> Result<Event<'_>, InputError> {
     }
 }
 
+/// A user's phone number as tarifa keeps it: the digits alone, so that one user is one user
+/// however the number is written. Meta writes digits (`from`, `recipient_id`, `wa_id`); people
+/// and their tools write `+55 11 98765-0001` or `(650) 555-1234`. Text that is not a number in
+/// such a notation (a business-scoped user id, a group id, a name) is kept as written: the market
+/// lookup then says it is not a phone number.
+pub fn phone_number(text: Cow<'_, str>) -> Cow<'_, str> {
+    let notation = |c: char| matches!(c, '+' | ' ' | '-' | '(' | ')' | '.');
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    if digits == text.len() || digits == 0 {
+        return text;
+    }
+    if text.chars().all(|c| c.is_ascii_digit() || notation(c)) {
+        return Cow::Owned(text.chars().filter(char::is_ascii_digit).collect());
+    }
+    text
+}
+
 /// The `user` of a message: required, unless it is a group message (then "" when absent).
 fn user_or_group<'a>(
     group: bool,
@@ -437,7 +465,7 @@ fn user_or_group<'a>(
 ) -> Result<Cow<'a, str>, InputError> {
     match (group, user) {
         (true, None) => Ok(Cow::Borrowed("")),
-        (_, user) => required(user, "user", id),
+        (_, user) => required(user, "user", id).map(phone_number),
     }
 }
 
@@ -515,7 +543,7 @@ fn normalized_outbound<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'
             if g.members.is_empty() {
                 return Err(error(id, "field `group.members` is empty"));
             }
-            Some((g.id, g.members))
+            Some((g.id, g.members.into_iter().map(phone_number).collect()))
         }
     };
     let user = user_or_group(group.is_some(), raw.user, id)?;
@@ -541,7 +569,12 @@ fn normalized_status<'a>(raw: RawLine<'a>, id: Option<&str>) -> Result<Event<'a>
     Ok(Event::Status(Status {
         at: instant(raw.at, "at", id)?,
         status,
-        recipient: raw.recipient,
+        recipient: raw.recipient.map(phone_number),
+        group: match raw.group {
+            None => None,
+            Some(GroupRef::Id(g)) => Some(g),
+            Some(GroupRef::Full(g)) => Some(g.id),
+        },
         // With business, phone and recipient, the engine rates the message from the
         // status alone, as it does for a webhook status.
         business: raw.business,
@@ -714,6 +747,25 @@ fn webhook_template_category<'a>(
     }))
 }
 
+/// Inbound message types that are not the user writing to the business, so they open no
+/// customer service window and start no recovery. Meta opens the window "when a customer
+/// messages you" (its pricing and messaging documentation); these are notices about the chat,
+/// not messages: `system` (the user changed their number, their identity key changed), `revoke`
+/// (the user deleted an earlier message) and `edit` (the user edited one; the earlier message
+/// already opened its window). Newer API versions send edits and deletions as `unsupported`
+/// with that `unsupported.type`, which counts the same. Every other type opens a window: `text`,
+/// media, `location`, `contacts`, `interactive`, `button`, `reaction`, `order`, and
+/// `unsupported` content of another kind (a poll: the user did write).
+pub const NOT_USER_MESSAGES: [&str; 3] = ["system", "revoke", "edit"];
+
+fn is_user_message(msg: &crate::raw::RawMessage<'_>) -> bool {
+    let kind = match (msg.kind.as_deref(), &msg.unsupported) {
+        (Some("unsupported"), Some(u)) => u.kind.as_deref(),
+        (kind, _) => kind,
+    };
+    !kind.is_some_and(|k| NOT_USER_MESSAGES.contains(&k))
+}
+
 /// A `messages` change: its inbound messages, then its statuses.
 #[allow(clippy::ptr_arg)] // `&Cow`: each event clones it, borrowed text stays borrowed.
 fn webhook_messages<'a>(
@@ -729,17 +781,21 @@ fn webhook_messages<'a>(
         None,
     )?;
     for (m, msg) in value.messages.into_iter().enumerate() {
+        if !is_user_message(&msg) {
+            out.push(Event::Ignored);
+            continue;
+        }
         let id = required(msg.id, format_args!("{here}.value.messages[{m}].id"), None)?;
         let at = instant(
             msg.timestamp,
             format_args!("{here}.value.messages[{m}].timestamp"),
             Some(&id),
         )?;
-        let user = required(
+        let user = phone_number(required(
             msg.from,
             format_args!("{here}.value.messages[{m}].from"),
             Some(&id),
-        )?;
+        )?);
         out.push(Event::Inbound(Inbound {
             id,
             at,
@@ -799,11 +855,17 @@ fn webhook_status<'a>(
         .enumerate()
         .map(|(k, e)| error_code(e.code, format_args!("{here}.errors[{k}].code"), Some(&id)))
         .collect::<Result<Vec<u32>, InputError>>()?;
+    // Groups API: the status names the group; the participant it is about is the recipient.
+    let (recipient, group) = match st.recipient_type.as_deref() {
+        Some("group") => (st.recipient_participant_id, st.recipient_id),
+        _ => (st.recipient_id, None),
+    };
     Ok(Event::Status(Status {
         id,
         at,
         status,
-        recipient: st.recipient_id,
+        recipient: recipient.map(phone_number),
+        group,
         business: Some(business.clone()),
         phone: Some(phone.clone()),
         pricing,
@@ -921,6 +983,7 @@ fn status_line<'e>(e: &'e Status<'_>) -> RawLine<'e> {
             DeliveryStatus::Failed => "failed",
         }),
         recipient: lent_opt(&e.recipient),
+        group: e.group.as_deref().map(|g| GroupRef::Id(lent(g))),
         business: lent_opt(&e.business),
         phone: lent_opt(&e.phone),
         pricing: e.pricing.map(|p| RawPricing {
@@ -1019,6 +1082,7 @@ impl Event<'_> {
                 at: e.at,
                 status: e.status,
                 recipient: own_opt(e.recipient),
+                group: own_opt(e.group),
                 business: own_opt(e.business),
                 phone: own_opt(e.phone),
                 pricing: e.pricing,

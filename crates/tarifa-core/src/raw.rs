@@ -194,10 +194,22 @@ pub(crate) struct RawMessage<'a> {
     pub(crate) referral: Option<IgnoredAny>,
     #[serde(borrow)]
     pub(crate) group_id: Option<Cow<'a, str>>,
+    /// The message type (`text`, `image`, `system`, `unsupported`, …).
+    #[serde(borrow, rename = "type")]
+    pub(crate) kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) unsupported: Option<RawUnsupported<'a>>,
     #[serde(borrow)]
     pub(crate) text: Option<RawTextBody<'a>>,
     #[serde(borrow)]
     pub(crate) button: Option<RawButton<'a>>,
+}
+
+/// What an `unsupported` message was (`edit`, `poll_creation`, …), when Meta says.
+#[derive(Deserialize)]
+pub(crate) struct RawUnsupported<'a> {
+    #[serde(borrow, rename = "type")]
+    pub(crate) kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +234,11 @@ pub(crate) struct RawStatus<'a> {
     pub(crate) timestamp: Option<Scalar<'a>>,
     #[serde(borrow)]
     pub(crate) recipient_id: Option<Cow<'a, str>>,
+    /// `"group"` for a Groups API message: `recipient_id` is then the group.
+    #[serde(borrow)]
+    pub(crate) recipient_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) recipient_participant_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) pricing: Option<RawPricing<'a>>,
     #[serde(borrow)]

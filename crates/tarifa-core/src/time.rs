@@ -13,6 +13,20 @@ use std::fmt;
 /// Seconds since 1970-01-01T00:00:00Z.
 pub type Instant = i64;
 
+/// The years tarifa reads in its input (event times, months, periods, config dates): WhatsApp
+/// Business pricing starts in 2018, and a year outside this range is a typo or a unit mistake
+/// (milliseconds for seconds), never a message to rate.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2099;
+/// 2000-01-01T00:00:00Z: the first instant of [`YEARS`].
+pub const EARLIEST: Instant = LocalDate::ymd(2000, 1, 1).0 as i64 * DAY;
+/// 2100-01-01T00:00:00Z: the first instant after [`YEARS`].
+pub const END: Instant = LocalDate::ymd(2100, 1, 1).0 as i64 * DAY;
+
+/// Whether `at` falls in [`YEARS`] (UTC).
+pub fn in_range(at: Instant) -> bool {
+    (EARLIEST..END).contains(&at)
+}
+
 pub const MINUTE: i64 = 60;
 pub const HOUR: i64 = 3_600;
 pub const DAY: i64 = 86_400;
@@ -46,7 +60,7 @@ impl LocalDate {
         Month(y * 12 + (m as i32 - 1))
     }
 
-    /// Parses `YYYY-MM-DD`.
+    /// Parses `YYYY-MM-DD` (a year in [`YEARS`]).
     pub fn parse(text: &str) -> Option<LocalDate> {
         let b = text.as_bytes();
         if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
@@ -55,12 +69,17 @@ impl LocalDate {
         let y = parse_digits(&b[0..4])? as i32;
         let m = parse_digits(&b[5..7])?;
         let d = parse_digits(&b[8..10])?;
-        LocalDate::from_ymd(y, m, d)
+        LocalDate::from_ymd(y, m, d).filter(|_| YEARS.contains(&y))
     }
 
     pub fn to_jiff(self) -> Date {
         let (y, m, d) = self.ymd_parts();
-        Date::new(y as i16, m as i8, d as i8).expect("LocalDate holds a valid date")
+        // Dates are built from checked parts; one beyond jiff's years (±9999) is clamped.
+        Date::new(y.clamp(-9999, 9999) as i16, m as i8, d as i8).unwrap_or(if y < 0 {
+            Date::MIN
+        } else {
+            Date::MAX
+        })
     }
 }
 
@@ -291,11 +310,11 @@ fn parse_rfc3339(b: &[u8]) -> Option<Instant> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let date = LocalDate::from_ymd(
-        parse_digits(&b[0..4])? as i32,
-        parse_digits(&b[5..7])?,
-        parse_digits(&b[8..10])?,
-    )?;
+    let year = parse_digits(&b[0..4])? as i32;
+    if !YEARS.contains(&year) {
+        return None;
+    }
+    let date = LocalDate::from_ymd(year, parse_digits(&b[5..7])?, parse_digits(&b[8..10])?)?;
     let (h, mi, s) = (
         parse_digits(&b[11..13])?,
         parse_digits(&b[14..16])?,

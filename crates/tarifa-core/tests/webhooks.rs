@@ -148,6 +148,7 @@ fn w3_a_pmp_marketing_sent() {
         at: 1_750_030_073,
         status: DeliveryStatus::Sent,
         recipient: Some(Cow::Borrowed(RECIPIENT_A)),
+        group: None,
         business: Some(Cow::Borrowed(WABA_A)),
         phone: Some(Cow::Borrowed(PHONE_A)),
         pricing: pricing(
@@ -350,6 +351,7 @@ fn w1_i_era_b_user_initiated_capture() {
         at: 1_668_595_349,
         status: DeliveryStatus::Sent,
         recipient: Some(Cow::Borrowed("923036547188")),
+        group: None,
         business: Some(Cow::Borrowed(WABA_I)),
         phone: Some(Cow::Borrowed("107287895522530")),
         pricing: pricing(
@@ -945,6 +947,7 @@ fn normalized_status_with_meta_fields() {
         at: 1_754_298_005,
         status: DeliveryStatus::Read,
         recipient: Some(Cow::Borrowed("16505551234")),
+        group: None,
         business: Some(Cow::Borrowed("waba-1")),
         phone: Some(Cow::Borrowed("pn-1")),
         pricing: pricing(
@@ -1492,16 +1495,16 @@ fn normalized_line_shapes() {
     // outbound template without a name gets `"name": ""`.
     for (normalized, written) in [
         (
-            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","group":"grp","platform":"desktop"}"#,
-            r#"{"type":"inbound","id":"g1","at":5,"business":"w","phone":"p","platform":"web","group":"grp"}"#,
+            r#"{"type":"inbound","id":"g1","at":1754298005,"business":"w","phone":"p","group":"grp","platform":"desktop"}"#,
+            r#"{"type":"inbound","id":"g1","at":1754298005,"business":"w","phone":"p","platform":"web","group":"grp"}"#,
         ),
         (
-            r#"{"type":"status","id":"s1","at":"1970-01-01T00:00:05Z","status":"played"}"#,
-            r#"{"type":"status","id":"s1","at":5,"status":"read"}"#,
+            r#"{"type":"status","id":"s1","at":"2025-08-04T09:00:05Z","status":"played"}"#,
+            r#"{"type":"status","id":"s1","at":1754298005,"status":"read"}"#,
         ),
         (
-            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"category":"authentication_international"},"referral":{}}"#,
-            r#"{"type":"outbound","id":"o1","at":5,"business":"w","phone":"p","user":"u","template":{"name":"","category":"authentication"}}"#,
+            r#"{"type":"outbound","id":"o1","at":1754298005,"business":"w","phone":"p","user":"u","template":{"category":"authentication_international"},"referral":{}}"#,
+            r#"{"type":"outbound","id":"o1","at":1754298005,"business":"w","phone":"p","user":"u","template":{"name":"","category":"authentication"}}"#,
         ),
     ] {
         let events = parse_ok(normalized);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tarifa_core::time::{Calendar, DAY, HOUR, MINUTE};
 use tarifa_service::runtime::recovery::{Outgoing, Pass, Recovery, Sender};
 
-const PERIOD: &str = "from=2000-01-01&to=2100-01-01";
+const PERIOD: &str = "from=2000-01-01&to=2099-12-31";
 
 /// An hour ago, on the minute: the simulated clock starts near the real one, so carts (reported
 /// with the real clock) are fresh and the book's history window behaves as in production.

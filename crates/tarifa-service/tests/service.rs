@@ -481,9 +481,14 @@ async fn invoices_and_reconciliation_for_a_month() {
         assert_eq!(rec["mismatches_by_kind"]["category"], 1, "{rec}");
         assert_eq!(rec["mismatches"][0]["message"], "b");
         // Errors are named.
-        let (status, e) = app.get("/v1/invoices/shop/2026-13").await;
-        assert_eq!(status, 400);
-        assert_eq!(e["error"]["code"], "invalid_month");
+        // Problem 5: months outside 2000-2099 are a 400, never a panic.
+        for month in ["2026-13", "9999-12", "0000-01", "2100-01", "1999-12"] {
+            let (status, e) = app.get(&format!("/v1/invoices/shop/{month}")).await;
+            assert_eq!(status, 400, "{month}: {e}");
+            assert_eq!(e["error"]["code"], "invalid_month");
+        }
+        let (status, _) = app.get("/v1/invoices/shop/2099-12").await;
+        assert_eq!(status, 200);
         let (status, _) = app.get("/v1/invoices/nobody/2026-11").await;
         assert_eq!(status, 404);
         app.stop().await;
@@ -1500,5 +1505,63 @@ async fn postgres_connections_use_verified_tls() {
         refused.is_err(),
         "a certificate for another name was accepted"
     );
+    app.stop().await;
+}
+
+/// Problem 1 in the service: a customer written `+34 600 00-00-01` in one request and
+/// `34600000001` in another is one customer: the window they opened covers the quote, and carts
+/// and orders store the number as digits. Problem 5: times outside 2000-2099 are a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_notations_are_one_customer_and_times_are_range_checked() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let t = now();
+    let inbound = json!([{"type": "inbound", "id": "in-n", "at": t - 60, "business": "shop",
+        "phone": "pn-1", "user": "+34 600 00-00-01"}]);
+    let (status, body) = app.post("/v1/events", &inbound).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, q) = app
+        .post(
+            "/v1/quote",
+            &json!({"business": "shop", "phone": "pn-1", "user": USER, "at": t}),
+        )
+        .await;
+    assert_eq!(q["customer_service_window_open"], true, "{q}");
+    let (_, q) = app
+        .post(
+            "/v1/quote",
+            &json!({"business": "shop", "phone": "pn-1", "user": "+34 600000001", "at": t}),
+        )
+        .await;
+    assert_eq!(q["customer_service_window_open"], true, "{q}");
+    let (status, body) = app
+        .post(
+            "/v1/orders",
+            &json!({"business": "shop", "order_id": "o-n", "user": "+34 600 000 001",
+            "total": "10", "currency": "EUR", "at": t}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (path, at) in [
+        ("/v1/quote", json!(99_999_999_999i64)),
+        ("/v1/quote", json!("0000-01-01T00:00:00Z")),
+    ] {
+        let (status, e) = app
+            .post(
+                path,
+                &json!({"business": "shop", "phone": "pn-1", "user": USER, "at": at}),
+            )
+            .await;
+        assert_eq!(status, 400, "{at}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("2000"),
+            "{e}"
+        );
+    }
+    let far = json!([{"type": "inbound", "id": "in-far", "at": 99_999_999_999i64, "business": "shop",
+        "phone": "pn-1", "user": USER}]);
+    let (status, e) = app.post("/v1/events", &far).await;
+    assert_eq!((status, &e["stored"]), (422, &json!(0)), "{e}");
+    let why = e["results"][0]["message"].as_str().unwrap();
+    assert!(why.contains("`at`") && why.contains("2000-2099"), "{e}");
     app.stop().await;
 }

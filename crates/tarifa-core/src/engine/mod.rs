@@ -62,6 +62,8 @@ pub struct Rater {
     pub(crate) id_text: String,
     pub(crate) members: Vec<u32>,
     category_changes: Vec<(u32, u32, Instant, TemplateCategory)>,
+    /// Groups API messages known only from statuses: (message, participant) of each status.
+    reported_members: Vec<(IdHash, u32)>,
     pub(crate) stats: InputStats,
 }
 
@@ -92,6 +94,7 @@ impl Rater {
             id_text: String::new(),
             members: Vec::new(),
             category_changes: Vec::new(),
+            reported_members: Vec::new(),
             stats: InputStats::default(),
         }
     }
@@ -325,6 +328,24 @@ impl Rater {
         // all its statuses are joined.
         if let (Some(_), Some(p), Some(_)) = (&e.business, &e.phone, &e.recipient) {
             let phone = self.phones.intern(p);
+            if let Some(g) = &e.group {
+                // D-10: a group's message, known from its participants' statuses.
+                let g = self.groups.intern(g);
+                let key = self.key(business, phone, g, true);
+                let rec = self.new_outbound(
+                    &e.id,
+                    e.at,
+                    business,
+                    phone,
+                    NONE,
+                    key,
+                    MessageKind::Unknown,
+                    FROM_WEBHOOK,
+                );
+                self.outbound.push(rec);
+                self.reported_members.push((id, recipient));
+                return;
+            }
             let key = self.user_key(business, phone, recipient);
             let kind = MessageKind::Unknown;
             let rec = self.new_outbound(
@@ -408,6 +429,7 @@ impl Rater {
     ) -> (Bill, Vec<CounterKey>) {
         self.dedupe_inbound();
         self.dedupe_outbound();
+        self.attach_reported_members();
         progress("dedupe");
         let member_deliveries = self.join_statuses();
         self.apply_category_changes();
@@ -511,6 +533,29 @@ impl Rater {
         self.outbound = outbound;
         self.stats.conflicting_outbound = conflicts;
         self.stats.duplicate_outbound = duplicates;
+    }
+
+    /// D-10: a group message known only from statuses has the participants they name as its
+    /// members (an explicit record keeps its own list).
+    fn attach_reported_members(&mut self) {
+        if self.reported_members.is_empty() {
+            return;
+        }
+        let reported = &mut self.reported_members;
+        reported.sort_unstable();
+        reported.dedup();
+        for msg in &mut self.outbound {
+            let is_group = self.key_owner[msg.key as usize].3;
+            if msg.source != FROM_WEBHOOK || !is_group {
+                continue;
+            }
+            let start = reported.partition_point(|&(id, _)| id < msg.id);
+            let end = reported.partition_point(|&(id, _)| id <= msg.id);
+            msg.members_at = self.members.len() as u32;
+            msg.members_len = (end - start) as u32;
+            self.members
+                .extend(reported[start..end].iter().map(|&(_, user)| user));
+        }
     }
 
     /// Folds statuses into their messages. Returns per-member deliveries of group messages.

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tarifa_core::input::parse_line;
-use tarifa_core::time::{parse_instant, DAY};
+use tarifa_core::time::DAY;
 use tokio::sync::oneshot;
 
 /// The OpenAPI document of the HTTP API.
@@ -386,24 +386,16 @@ async fn post_quote(State(app): State<Arc<App>>, body: Bytes) -> Response {
     };
     let at = match &planned.at {
         None => crate::clock::now(),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(v) => v,
-            None => return bad_request("invalid_quote", "at: not an integer").into_response(),
-        },
-        Some(Value::String(s)) => match parse_instant(s) {
-            Some(v) => v,
+        Some(v) => match crate::runtime::recovery::instant_of(v) {
+            Some(at) => at,
             None => {
                 return bad_request(
                     "invalid_quote",
-                    format!("at: {s:?} is not RFC 3339 or Unix seconds"),
+                    "at: expected Unix seconds or an RFC 3339 time in the years 2000-2099",
                 )
                 .into_response()
             }
         },
-        Some(_) => {
-            return bad_request("invalid_quote", "at: expected a string or a number")
-                .into_response()
-        }
     };
     let answer = app
         .book

@@ -8,4 +8,5 @@ pub mod effects;
 pub mod error;
 pub mod ids;
 pub mod ingest;
+pub mod phone;
 pub mod report;

@@ -24,14 +24,18 @@ pub fn parse_month(text: &str) -> Option<LocalDate> {
     if y.len() != 4 || m.len() != 2 {
         return None;
     }
-    LocalDate::from_ymd(y.parse().ok()?, m.parse().ok()?, 1)
+    let year: i32 = y.parse().ok()?;
+    if !tarifa_core::time::YEARS.contains(&year) {
+        return None;
+    }
+    LocalDate::from_ymd(year, m.parse().ok()?, 1)
 }
 
 /// The first day of the month after `first`.
 pub fn next_month(first: LocalDate) -> LocalDate {
     let (y, m, _) = first.ymd_parts();
     let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    LocalDate::from_ymd(y, m, 1).unwrap_or(first)
+    LocalDate::ymd(y, m, 1)
 }
 
 /// A stored event that could not be re-rated: its place among the period's events and why
@@ -573,6 +577,27 @@ mod tests {
         assert_eq!(next_month(d), LocalDate::from_ymd(2027, 1, 1).unwrap());
         assert!(parse_month("2026-13").is_none());
         assert!(parse_month("26-1").is_none());
+    }
+
+    /// Problem 5: no `YYYY-MM` text panics (9999-12 did, in the calendar); every month read is
+    /// in 2000-2099 and its bounds are instants in order.
+    #[test]
+    fn no_month_text_panics_and_only_2000_to_2099_is_read() {
+        let calendar = tarifa_core::time::Calendar::new("Pacific/Kiritimati").unwrap();
+        for y in (0..=9999).step_by(7).chain([1999, 2000, 2099, 2100, 9999]) {
+            for m in 0..=13 {
+                let text = format!("{y:04}-{m:02}");
+                match parse_month(&text) {
+                    None => assert!(!(2000..=2099).contains(&y) || !(1..=12).contains(&m)),
+                    Some(first) => {
+                        assert!((2000..=2099).contains(&y), "{text}");
+                        let start = calendar.start_of(first);
+                        let end = calendar.start_of(next_month(first));
+                        assert!(start < end, "{text}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

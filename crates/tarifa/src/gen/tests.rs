@@ -303,7 +303,12 @@ fn parse_all(bytes: &[u8]) -> Vec<Line> {
 
 #[test]
 fn dates() {
-    assert_eq!(parse_date("1970-01-01"), Some(0));
+    assert_eq!(parse_date("2000-01-01"), Some(10_957));
+    assert_eq!(
+        parse_date("1970-01-01"),
+        None,
+        "before 2000: not a date tarifa reads"
+    );
     assert_eq!(parse_date("2024-02-29"), Some(19_782));
     assert_eq!(parse_date("2023-02-29"), None);
     assert_eq!(parse_date("2023-13-01"), None);

@@ -20,6 +20,7 @@ struct CartIn {
     business: String,
     cart_id: String,
     /// The customer's WhatsApp number.
+    #[serde(deserialize_with = "crate::domain::phone::digits")]
     user: String,
     #[serde(default)]
     name: String,
@@ -107,6 +108,7 @@ fn cart_row(cart: CartIn, updated_at: i64) -> CartRow {
 struct OrderIn {
     business: String,
     order_id: String,
+    #[serde(deserialize_with = "crate::domain::phone::digits")]
     user: String,
     total: Decimal,
     currency: String,

@@ -124,7 +124,7 @@ fn when(v: Option<&Value>, field: &str, code: &'static str) -> Result<i64, ApiEr
         Some(v) => instant_of(v).ok_or_else(|| {
             bad_request(
                 code,
-                format!("{field}: {v} is not RFC 3339 or Unix seconds"),
+                format!("{field}: {v} is not RFC 3339 or Unix seconds in the years 2000-2099"),
             )
         }),
     }

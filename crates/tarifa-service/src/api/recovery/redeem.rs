@@ -21,7 +21,7 @@ use tarifa_core::recovery::{redeem, CouponRules, IssuedCode};
 struct RedeemIn {
     business: String,
     /// The customer redeeming (single-use codes must be theirs).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::phone::digits_opt")]
     user: Option<String>,
     order_total: Decimal,
     #[serde(default)]

@@ -60,7 +60,8 @@ pub(super) async fn get_recoveries(
         .list(&business, from, to, state, limit)
         .await?;
     if let Some(user) = q.get("user") {
-        rows.retain(|r| &r.user == user);
+        let user = tarifa_core::input::phone_number(user.into());
+        rows.retain(|r| r.user == user);
     }
     Ok(Json(json!({"business": business, "recoveries": rows})).into_response())
 }

@@ -45,6 +45,7 @@ pub struct WalletView {
 pub struct Planned {
     pub business: String,
     pub phone: String,
+    #[serde(deserialize_with = "crate::domain::phone::digits")]
     pub user: String,
     /// `None`: a free-form (non-template) message.
     pub template: Option<PlannedTemplate>,

@@ -186,12 +186,15 @@ pub fn effective_rules(mut rules: CouponRules, config: Option<&RecoveryConfig>) 
 }
 
 /// Unix seconds or RFC 3339, for request bodies.
+/// An instant of a request body (Unix seconds or RFC 3339), in the years tarifa reads
+/// (2000-2099); `None` otherwise.
 pub fn instant_of(v: &serde_json::Value) -> Option<Instant> {
-    match v {
+    let at = match v {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => tarifa_core::time::parse_instant(s),
         _ => None,
-    }
+    }?;
+    tarifa_core::time::in_range(at).then_some(at)
 }
 
 pub fn rfc3339(at: Instant) -> String {
