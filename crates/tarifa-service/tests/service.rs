@@ -1565,3 +1565,122 @@ async fn phone_notations_are_one_customer_and_times_are_range_checked() {
     assert!(why.contains("`at`") && why.contains("2000-2099"), "{e}");
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Problem 4 of real traffic: the live wallet converges to the batch bill, whatever the order
+// ---------------------------------------------------------------------------------------------
+
+/// The wallet's charge of `message` as the reconciliation sees it matches the invoice: no
+/// `wallet_charge` mismatch for the month.
+async fn wallet_agrees_with_invoice(app: &TestApp, t: i64) {
+    let month = tarifa_core::time::format_instant(t)[..7].to_string();
+    let (status, rec) = app.get(&format!("/v1/reconciliation/shop/{month}")).await;
+    assert_eq!(status, 200, "{rec}");
+    assert!(
+        rec["mismatches_by_kind"].get("wallet_charge").is_none(),
+        "{rec}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_before_send_record_holds_nothing_and_charges_once() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.top_up("shop", "p", "10").await;
+        let t = now() - 60;
+        let delivered = status_webhook("shop", "m-early", "delivered", t + 2, USER, json!({}));
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        let batch = json!([outbound("m-early", t, Some(("promo", "marketing")))]);
+        let (status, body) = app.post("/v1/events", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        let w = app.wallet("shop").await;
+        // One marketing message at the resale price, charged once; nothing left pending.
+        assert_eq!(
+            (&w["posted"], &w["pending"], &w["available"]),
+            (&json!("9.9298"), &json!("0"), &json!("9.9298")),
+            "{w}"
+        );
+        wallet_agrees_with_invoice(&app, t).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_record_of_delivered_message_is_not_refused_402() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.top_up("shop", "p", "0.08").await;
+        let t = now() - 60;
+        let delivered = status_webhook("shop", "m-paid", "delivered", t + 2, USER, json!({}));
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        // The wallet paid for it already (0.0702 of 0.08): the send record is not a new debt.
+        let batch = json!([outbound("m-paid", t, Some(("promo", "marketing")))]);
+        let (status, body) = app.post("/v1/events", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(app.wallet("shop").await["available"], "0.0098");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pricing_on_a_later_status_corrects_the_charge() {
+    for backend in backends() {
+        let mut app = TestApp::spawn(backend).await;
+        app.top_up("shop", "p", "10").await;
+        let t = now() - 60;
+        // Recorded as utility, delivered without pricing: the utility price is captured.
+        let batch = json!([outbound("m-late", t, Some(("receipt", "utility")))]);
+        assert_eq!(app.post("/v1/events", &batch).await.0, 200);
+        let delivered = status_webhook("shop", "m-late", "delivered", t + 2, USER, json!({}));
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        assert_eq!(app.wallet("shop").await["posted"], "9.98008");
+        // The `read` carries Meta's pricing: marketing. The charge is corrected to it.
+        let pricing = json!({"pricing": {"billable": true, "pricing_model": "PMP", "type": "regular", "category": "marketing"}});
+        let read = status_webhook("shop", "m-late", "read", t + 9, USER, pricing);
+        assert_eq!(app.webhook(&read).await.status(), 200);
+        assert_eq!(app.wallet("shop").await["posted"], "9.9298");
+        wallet_agrees_with_invoice(&app, t).await;
+        // A replay of the same evidence after a restart changes nothing.
+        app.restart().await;
+        assert_eq!(app.webhook(&read).await.status(), 200);
+        assert_eq!(app.wallet("shop").await["posted"], "9.9298");
+        wallet_agrees_with_invoice(&app, t).await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_inbound_message_refunds_the_charge() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.top_up("shop", "p", "10").await;
+        let t = now() - 600;
+        let batch = json!([outbound("m-ad", t, Some(("promo", "marketing")))]);
+        assert_eq!(app.post("/v1/events", &batch).await.0, 200);
+        let delivered = status_webhook("shop", "m-ad", "delivered", t + 2, USER, json!({}));
+        assert_eq!(app.webhook(&delivered).await.status(), 200);
+        assert_eq!(app.wallet("shop").await["posted"], "9.9298");
+        // The user's click-to-WhatsApp message, written before the reply, arrives late: the
+        // reply opened a free entry-point window (D-5) and the charge is refunded.
+        let ad = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "shop", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "34910000000", "phone_number_id": "pn-1"},
+                "messages": [{"from": USER, "id": "in-ad", "timestamp": (t - 60).to_string(),
+                    "type": "text", "text": {"body": "hola"},
+                    "referral": {"source_type": "ad", "source_id": "1"}}]
+            }}]}]
+        })
+        .to_string();
+        assert_eq!(app.webhook(&ad).await.status(), 200);
+        let w = app.wallet("shop").await;
+        assert_eq!(
+            (&w["posted"], &w["pending"]),
+            (&json!("10"), &json!("0")),
+            "{w}"
+        );
+        wallet_agrees_with_invoice(&app, t).await;
+        app.stop().await;
+    }
+}

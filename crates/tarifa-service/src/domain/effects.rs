@@ -149,6 +149,9 @@ pub struct Effects {
     /// In the order applied.
     pub ledger_ops: Vec<LedgerEntry>,
     pub charges: Vec<Charge>,
+    /// Charges stored by an earlier group, re-priced (one per message; see
+    /// [`Effects::correct_charge`]).
+    pub charge_updates: Vec<Charge>,
     pub optouts: Vec<OptOut>,
     pub alerts: Vec<Alert>,
     pub dead_letters: Vec<DeadLetter>,
@@ -159,11 +162,25 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// A message's charge as re-priced: it replaces the row this group writes for the message
+    /// (new or corrected already), else it updates the stored one.
+    pub fn correct_charge(&mut self, charge: Charge) {
+        let same = |c: &&mut Charge| c.message == charge.message;
+        if let Some(c) = self.charges.iter_mut().find(same) {
+            *c = charge;
+        } else if let Some(c) = self.charge_updates.iter_mut().find(same) {
+            *c = charge;
+        } else {
+            self.charge_updates.push(charge);
+        }
+    }
+
     /// Whether there is nothing to store.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.ledger_ops.is_empty()
             && self.charges.is_empty()
+            && self.charge_updates.is_empty()
             && self.optouts.is_empty()
             && self.alerts.is_empty()
             && self.dead_letters.is_empty()

@@ -125,6 +125,12 @@ impl MessageTransfers<'_> {
     pub fn charge(&self) -> TransferId {
         TransferId(format!("charge:{}", self.0))
     }
+
+    /// The `n`th correction (1, 2, …) of its charge after new evidence re-priced it: a new
+    /// transfer, never an edit of an old one; numbered, so a replay finds it applied.
+    pub fn adjustment(&self, n: u32) -> TransferId {
+        TransferId(format!("adjust:{}:{n}", self.0))
+    }
 }
 
 /// A top-up, idempotent by the caller's id.

@@ -55,6 +55,7 @@ struct Rows<'a> {
     events: Vec<EventColumns<'a>>,
     ledger_ops: Vec<(i64, String)>,
     charges: Vec<ChargeColumns<'a>>,
+    charge_updates: Vec<ChargeColumns<'a>>,
     optouts: Vec<(&'a str, &'a str, i64)>,
     alerts: Vec<(&'a str, &'a str, &'a str, i64)>,
     dead_letters: Vec<(i64, &'a str, &'a str, &'a str)>,
@@ -85,10 +86,16 @@ impl<'a> Rows<'a> {
             .iter()
             .map(ChargeColumns::of)
             .collect::<Result<_>>()?;
+        let charge_updates = w
+            .charge_updates
+            .iter()
+            .map(ChargeColumns::of)
+            .collect::<Result<_>>()?;
         Ok(Rows {
             events,
             ledger_ops,
             charges,
+            charge_updates,
             optouts: w
                 .optouts
                 .iter()
@@ -126,7 +133,7 @@ impl<'a> Rows<'a> {
 /// opt-outs, alerts, dead letters), each row an array of its column values in the order of the
 /// tables' `INSERT`s (events and charges end with their look-up documents): six arrays
 /// whatever the group's size, so the statement is prepared once.
-fn group_json(rows: &Rows<'_>) -> Result<[String; 6]> {
+fn group_json(rows: &Rows<'_>) -> Result<[String; 7]> {
     let json = |v: serde_json::Result<String>| v.context("serializing a group");
     let events = json(serde_json::to_string(
         &rows
@@ -146,32 +153,36 @@ fn group_json(rows: &Rows<'_>) -> Result<[String; 6]> {
             })
             .collect::<Vec<_>>(),
     ))?;
-    let charges = json(serde_json::to_string(
-        &rows
-            .charges
-            .iter()
-            .map(|c| {
-                (
-                    c.message,
-                    c.business,
-                    c.at,
-                    c.pricing_type,
-                    c.category,
-                    c.rule,
-                    &c.amount,
-                    c.currency,
-                    &c.captured,
-                    &c.uncollected,
-                    &c.counters,
-                    lookup_token('m', c.message),
-                )
-            })
-            .collect::<Vec<_>>(),
-    ))?;
+    let charge_json = |charges: &[ChargeColumns<'_>]| {
+        json(serde_json::to_string(
+            &charges
+                .iter()
+                .map(|c| {
+                    (
+                        c.message,
+                        c.business,
+                        c.at,
+                        c.pricing_type,
+                        c.category,
+                        c.rule,
+                        &c.amount,
+                        c.currency,
+                        &c.captured,
+                        &c.uncollected,
+                        &c.counters,
+                        lookup_token('m', c.message),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let charges = charge_json(&rows.charges)?;
+    let charge_updates = charge_json(&rows.charge_updates)?;
     Ok([
         events,
         json(serde_json::to_string(&rows.ledger_ops))?,
         charges,
+        charge_updates,
         json(serde_json::to_string(&rows.optouts))?,
         json(serde_json::to_string(&rows.alerts))?,
         json(serde_json::to_string(&rows.dead_letters))?,
@@ -217,6 +228,10 @@ impl Store {
                 value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
                 value->>7, value->>8, value->>9, value->>10 \
               FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
+            UPDATE charges SET at = u.value->>2, pricing_type = u.value->>3, \
+                category = u.value->>4, rule = u.value->>5, amount = u.value->>6, \
+                captured = u.value->>8, uncollected = u.value->>9, counters = u.value->>10 \
+              FROM (SELECT value FROM jsonb_each(?)) AS u WHERE charges.message = u.value->>0; \
             INSERT INTO optouts (business, user_id, at) \
               SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?) WHERE true \
               ORDER BY jsonb_each.key ON CONFLICT (business, user_id) DO NOTHING; \
@@ -226,7 +241,7 @@ impl Store {
             INSERT INTO dead_letters (received_at, source, reason, body) \
               SELECT value->>0, value->>1, value->>2, value->>3 \
               FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key";
-        let [events, ledger_ops, charges, optouts, alerts, dead_letters] =
+        let [events, ledger_ops, charges, charge_updates, optouts, alerts, dead_letters] =
             group_json(&Rows::of(w)?)?;
         let mut tx = pool.begin().await?;
         sqlx::query(SQL)
@@ -235,6 +250,7 @@ impl Store {
             .bind(ledger_ops)
             .bind(charges.clone())
             .bind(charges)
+            .bind(charge_updates)
             .bind(optouts)
             .bind(alerts)
             .bind(dead_letters)
@@ -279,7 +295,7 @@ impl Store {
             rows.iter().map(f).collect()
         }
         let (ev, ch) = (&w.events, &w.charges);
-        sqlx::query(SQL)
+        let insert = sqlx::query(SQL)
             .bind(column(ev, |e| e.key))
             .bind(column(ev, |e| e.business))
             .bind(column(ev, |e| e.kind))
@@ -310,9 +326,32 @@ impl Store {
             .bind(column(&w.dead_letters, |d| d.0))
             .bind(column(&w.dead_letters, |d| d.1))
             .bind(column(&w.dead_letters, |d| d.2))
-            .bind(column(&w.dead_letters, |d| d.3))
-            .execute(pool)
-            .await?;
+            .bind(column(&w.dead_letters, |d| d.3));
+        if w.charge_updates.is_empty() {
+            insert.execute(pool).await?;
+            return Ok(());
+        }
+        // Re-priced charges of earlier groups: the same transaction, one statement more.
+        const UPDATE: &str = "UPDATE charges SET at = u.b, pricing_type = u.c, category = u.d, \
+              rule = u.e, amount = u.f, captured = u.g, uncollected = u.h, counters = u.i \
+            FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+              $7::text[], $8::text[], $9::text[]) AS u(a, b, c, d, e, f, g, h, i) \
+            WHERE charges.message = u.a";
+        let up = &w.charge_updates;
+        let update = sqlx::query(UPDATE)
+            .bind(column(up, |c| c.message))
+            .bind(column(up, |c| c.at))
+            .bind(column(up, |c| c.pricing_type))
+            .bind(column(up, |c| c.category))
+            .bind(column(up, |c| c.rule))
+            .bind(column(up, |c| c.amount.as_str()))
+            .bind(column(up, |c| c.captured.as_str()))
+            .bind(column(up, |c| c.uncollected.as_str()))
+            .bind(column(up, |c| c.counters.as_str()));
+        let mut tx = pool.begin().await?;
+        insert.execute(&mut *tx).await?;
+        update.execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -11,8 +11,22 @@ pub(super) struct Msg {
     pub(super) at: Instant,
     /// Priced (at delivery) or released (failed): the wallet is settled for it.
     pub(super) settled: bool,
+    /// What its charge holds now, while it may still be re-priced (`None`: not delivered).
+    pub(super) charged: Option<Box<Charged>>,
     /// When [`Book::trim`] looks at it again (its live entry in [`Book::forget`]).
     pub(super) forget_at: Instant,
+}
+
+/// A delivered message's charge as it stands: what re-pricing compares with and corrects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Charged {
+    /// Its price, in ledger units.
+    pub(super) amount: Amount,
+    /// The part of it the wallet did not cover.
+    pub(super) uncollected: Amount,
+    pub(super) pricing_type: PricingType,
+    /// The monthly counters it moved.
+    pub(super) counted: Vec<CounterKey>,
 }
 
 /// The recent events of one (business, user or group).
@@ -124,6 +138,7 @@ impl Book {
                 key,
                 at,
                 settled: false,
+                charged: None,
                 forget_at,
             },
         );

@@ -9,6 +9,7 @@
 //! Invoices re-rate the whole month from the stored events instead, so they are exact even when
 //! a delivery arrived out of order; reconciliation shows any difference.
 
+mod converge;
 mod history;
 mod quote;
 mod wallet;
@@ -35,7 +36,7 @@ use tarifa_core::ledger::{
 };
 use tarifa_core::time::{Instant, Month, DAY};
 
-use history::{Forget, HistoryEvent, KeyHistory, Msg};
+use history::{Charged, Forget, HistoryEvent, KeyHistory, Msg};
 pub use quote::{Block, Planned, PlannedTemplate, Quote, WalletView};
 
 /// Most items (messages and histories) the writer's tick forgets at once: about 25 ms of
@@ -178,6 +179,15 @@ impl Book {
         for key in &charge.counters {
             *self.counts.entry(key.clone()).or_default() += 1;
         }
+        self.keep_charged(
+            &charge.message,
+            Charged {
+                amount: to_amount(charge.amount),
+                uncollected: charge.uncollected,
+                pricing_type: charge.pricing_type,
+                counted: charge.counters.clone(),
+            },
+        );
     }
 
     pub fn replay_optout(&mut self, business: String, user: String) {
@@ -198,13 +208,15 @@ impl Book {
     pub fn apply_event(&mut self, row: NewEvent, now: Instant, w: &mut Effects) -> Outcome {
         let event = row.event.clone();
         if let Event::Outbound(o) = &*event {
-            if o.group.is_none() {
+            // A message already settled (its delivery came first) is not held again.
+            if o.group.is_none() && !self.is_settled(&o.id) {
                 if let Err(outcome) = self.hold(&row, o, now, w) {
                     return outcome;
                 }
             }
         }
         let key = self.remember(&row.business, &event);
+        self.reprice_on_evidence(&event, key.as_ref(), now, w);
         if let (Event::Status(s), Some(key)) = (&*event, key) {
             if s.error_codes.contains(&MARKETING_OPT_OUT) && self.optouts.insert(key.clone()) {
                 w.optouts.push(OptOut {

@@ -192,6 +192,15 @@ impl Book {
             *self.counts.entry(k.clone()).or_default() += 1;
         }
         self.mark_settled(message);
+        self.keep_charged(
+            message,
+            Charged {
+                amount,
+                uncollected,
+                pricing_type: priced.pricing_type,
+                counted: priced.counted.clone(),
+            },
+        );
         w.charges.push(Charge {
             message: message.to_string(),
             business,
