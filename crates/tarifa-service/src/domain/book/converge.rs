@@ -22,7 +22,10 @@ impl Book {
         }
     }
 
-    /// Re-prices the settled messages whose price `event` may change.
+    /// Re-prices the settled messages whose price `event` may change: the message it is about
+    /// when it carries evidence of its own (its send record, Meta's pricing or origin), and the
+    /// key's settled messages after it in time (a user message or an earlier delivery that
+    /// arrives late may put them in a window or an entry point, or in a conversation).
     pub(super) fn reprice_on_evidence(
         &mut self,
         event: &Event<'_>,
@@ -30,14 +33,23 @@ impl Book {
         now: Instant,
         w: &mut Effects,
     ) {
-        let concerned = match event {
-            Event::Outbound(o) if o.group.is_none() => vec![o.id.to_string()],
-            Event::Status(s) if s.pricing.is_some() || s.conversation_origin.is_some() => {
-                vec![s.id.to_string()]
+        let Some(key) = key else { return };
+        let sent_at = |id: &str| self.messages.get(id).map_or(Instant::MAX, |m| m.at);
+        let (own, since) = match event {
+            Event::Outbound(o) if o.group.is_none() => (Some(&o.id), o.at.min(sent_at(&o.id))),
+            Event::Status(s) => {
+                let evidence = s.pricing.is_some() || s.conversation_origin.is_some();
+                (evidence.then_some(&s.id), s.at.min(sent_at(&s.id)))
             }
-            Event::Inbound(i) => key.map_or_else(Vec::new, |k| self.settled_after(k, i.at)),
-            _ => Vec::new(),
+            Event::Inbound(i) => (None, i.at),
+            _ => return,
         };
+        let mut concerned = self.settled_after(key, since);
+        if let Some(own) = own {
+            if !concerned.iter().any(|c| c == own.as_ref()) {
+                concerned.insert(0, own.to_string());
+            }
+        }
         for message in concerned {
             if self.is_settled(&message) {
                 self.reprice(&message, now, w);
@@ -180,6 +192,193 @@ impl Book {
                     .push(format!("refund of {message} refused: {}", error_text(&e)));
                 Amount(uncollected)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ingest::new_event;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use tarifa_core::engine::Rater;
+
+    const BUSINESS: &str = "waba-eu";
+
+    fn book() -> Book {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/config.toml");
+        let setup =
+            crate::runtime::setup::load(&config, Default::default()).expect("sample config");
+        let rules = WalletRules {
+            prepaid: true,
+            currency: "EUR".into(),
+            policy: Default::default(),
+            min_balance_for_free_service: None,
+            alert_url: None,
+        };
+        let wallets = HashMap::from([(BUSINESS.to_string(), rules)]);
+        let mut book = Book::new(Arc::new(setup), wallets, 30, 5);
+        let mut w = Effects::default();
+        book.open_accounts(0, &mut w).unwrap();
+        book.top_up(BUSINESS, "t", Decimal::from(1000), 0, &mut w)
+            .unwrap();
+        book
+    }
+
+    /// One message's history: its recipient, kind, whether its send record exists, how it ended
+    /// and Meta's pricing on a delivered status (category, type).
+    #[derive(Clone, Debug)]
+    struct Story {
+        user: u8,
+        minute: u16,
+        template: Option<&'static str>,
+        recorded: bool,
+        outcome: u8,
+        pricing: Option<(&'static str, &'static str)>,
+    }
+
+    fn story() -> impl Strategy<Value = Story> {
+        let template = prop::option::of(prop::sample::select(vec![
+            "marketing",
+            "utility",
+            "authentication",
+        ]));
+        let pricing = prop::option::of((
+            prop::sample::select(vec!["marketing", "utility", "service", "authentication"]),
+            prop::sample::select(vec!["regular", "free_customer_service", "free_entry_point"]),
+        ));
+        (0..2u8, 0..4000u16, template, any::<bool>(), 0..4u8, pricing).prop_map(
+            |(user, minute, template, recorded, outcome, pricing)| Story {
+                user,
+                minute,
+                template,
+                recorded,
+                outcome,
+                pricing,
+            },
+        )
+    }
+
+    fn number(user: u8) -> String {
+        format!("346000000{user:02}")
+    }
+
+    /// The lines of a history: every message's send record and statuses, and user messages.
+    fn lines(start: Instant, stories: &[Story], inbound: &[(u8, u16, bool)]) -> Vec<String> {
+        let at = |minute: u16| start + i64::from(minute) * 60;
+        let mut out = Vec::new();
+        for (i, s) in stories.iter().enumerate() {
+            let (id, user, t) = (format!("wamid.{i}"), number(s.user), at(s.minute));
+            if s.recorded {
+                let template = s.template.map_or(String::new(), |c| {
+                    format!(r#","template":{{"name":"t","category":"{c}"}}"#)
+                });
+                out.push(format!(r#"{{"type":"outbound","id":"{id}","at":{t},"business":"{BUSINESS}","phone":"pn-1","user":"{user}"{template}}}"#));
+            }
+            let status = |status: &str, dt: i64, pricing: &str| {
+                format!(
+                    r#"{{"type":"status","id":"{id}","at":{},"status":"{status}","business":"{BUSINESS}","phone":"pn-1","recipient":"{user}"{pricing}}}"#,
+                    t + dt
+                )
+            };
+            out.push(status("sent", 1, ""));
+            let pricing = s.pricing.map_or(String::new(), |(c, ty)| {
+                format!(r#","pricing":{{"pricing_model":"PMP","category":"{c}","type":"{ty}"}}"#)
+            });
+            match s.outcome {
+                0 => out.push(status("failed", 2, "")),
+                1 => out.push(status("delivered", 2, &pricing)),
+                2 => {
+                    out.push(status("delivered", 2, ""));
+                    out.push(status("read", 30, &pricing));
+                }
+                _ => {}
+            }
+        }
+        for (k, &(user, minute, referral)) in inbound.iter().enumerate() {
+            let referral = if referral {
+                r#","referral":{"source_type":"ad"}"#
+            } else {
+                ""
+            };
+            out.push(format!(r#"{{"type":"inbound","id":"in.{k}","at":{},"business":"{BUSINESS}","phone":"pn-1","user":"{}"{referral}}}"#, at(minute), number(user)));
+        }
+        out
+    }
+
+    /// Each message's amount in the batch bill, in ledger units.
+    fn batch(setup: &Arc<Setup>, lines: &[String]) -> BTreeMap<String, Amount> {
+        let mut rater = Rater::new(setup.clone());
+        for l in lines {
+            rater.push_line(l.as_bytes()).unwrap();
+        }
+        let bill = rater.finish();
+        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
+        for v in bill.messages() {
+            *out.entry(v.id.to_string()).or_default() += v.line.amount;
+        }
+        out.into_iter().map(|(id, a)| (id, to_amount(a))).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the order the events arrive in (and their duplicates), once all have
+        /// arrived every message's charge is its batch price and the wallet paid exactly their
+        /// sum; the ledger stays balanced after every event.
+        #[test]
+        fn live_charges_converge_to_the_batch_bill(
+            stories in prop::collection::vec(story(), 1..7),
+            inbound in prop::collection::vec((0..2u8, 0..4000u16, any::<bool>()), 0..5),
+            late_era in any::<bool>(),
+            order in prop::collection::vec(any::<u32>(), 60),
+            repeats in prop::collection::vec(any::<u8>(), 0..8),
+        ) {
+            // 2026-07-15 (service free) or 2026-10-05 (service charged), 09:00 in Madrid.
+            let start: Instant = if late_era { 1_791_190_800 } else { 1_784_098_800 };
+            let all = lines(start, &stories, &inbound);
+            let mut arrival: Vec<(u32, &String)> =
+                all.iter().enumerate().map(|(i, l)| (order[i % order.len()] ^ i as u32, l)).collect();
+            arrival.sort();
+            let mut arrival: Vec<&String> = arrival.into_iter().map(|(_, l)| l).collect();
+            for r in &repeats {
+                arrival.push(arrival[usize::from(*r) % arrival.len()]);
+            }
+            let mut book = book();
+            let now = start + 4100 * 60;
+            let mut seen = std::collections::HashSet::new();
+            for line in arrival {
+                let mut events = Vec::new();
+                parse_line(line.as_bytes(), &mut |e| events.push(e.into_owned())).unwrap();
+                for e in events {
+                    let row = new_event(e, now).unwrap();
+                    if !seen.insert(row.key.clone()) {
+                        continue;
+                    }
+                    let mut w = Effects::default();
+                    let outcome = book.apply_event(row, now, &mut w);
+                    prop_assert_eq!(outcome, Outcome::Stored);
+                    prop_assert!(w.anomalies.is_empty(), "{:?}", w.anomalies);
+                    let t = book.ledger.totals("EUR");
+                    prop_assert_eq!(t.debits_posted, t.credits_posted, "posted transfers balance");
+                    prop_assert_eq!(t.debits_pending, t.credits_pending, "pending ones too");
+                    let wallet = book.ledger.balance(&wallet_account(BUSINESS).0).unwrap();
+                    prop_assert!(wallet.available.0 >= 0, "no wallet below its floor");
+                }
+            }
+            let expected = batch(&book.setup, &all);
+            let mut paid = 0i128;
+            for (id, want) in &expected {
+                let live = book.messages.get(id.as_str())
+                    .and_then(|m| m.charged.as_ref().map(|c| c.amount))
+                    .unwrap_or(Amount::ZERO);
+                prop_assert_eq!(live, *want, "message {}", id);
+                paid += want.0;
+            }
+            let balance = book.ledger.balance(&wallet_account(BUSINESS).0).unwrap();
+            prop_assert_eq!(balance.posted.0, 1000 * 1_000_000 - paid);
         }
     }
 }
