@@ -38,7 +38,22 @@ impl Book {
         let (own, since) = match event {
             Event::Outbound(o) if o.group.is_none() => (Some(&o.id), o.at.min(sent_at(&o.id))),
             Event::Status(s) => {
-                let evidence = s.pricing.is_some() || s.conversation_origin.is_some();
+                // Its own evidence: Meta's pricing or origin, or a delivery earlier than the one
+                // it was priced at.
+                let earlier = self
+                    .messages
+                    .get(s.id.as_ref())
+                    .and_then(|m| m.charged.as_ref())
+                    .is_some_and(|c| {
+                        matches!(s.status, DeliveryStatus::Delivered | DeliveryStatus::Read)
+                            && s.at < c.at
+                    });
+                let evidence = s.pricing.is_some() || s.conversation_origin.is_some() || earlier;
+                // A status of a message settled before, with nothing new to say (a `read` after
+                // the `delivered`), changes no price: in-order traffic re-prices nothing.
+                if !evidence && self.is_settled(&s.id) {
+                    return;
+                }
                 (evidence.then_some(&s.id), s.at.min(sent_at(&s.id)))
             }
             Event::Inbound(i) => (None, i.at),
@@ -106,6 +121,13 @@ impl Book {
             && priced.pricing_type == was.pricing_type
             && priced.counted == was.counted
         {
+            if let Some(c) = self
+                .messages
+                .get_mut(message)
+                .and_then(|m| m.charged.as_mut())
+            {
+                c.at = priced.at;
+            }
             return;
         }
         let uncollected = self.adjust(&key.business, message, &was, amount, now, w);
@@ -113,6 +135,7 @@ impl Book {
             amount,
             uncollected,
             pricing_type: priced.pricing_type,
+            at: priced.at,
             counted: priced.counted.clone(),
         };
         self.keep_charged(message, now_charged);

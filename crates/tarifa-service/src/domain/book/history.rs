@@ -25,6 +25,8 @@ pub(super) struct Charged {
     /// The part of it the wallet did not cover.
     pub(super) uncollected: Amount,
     pub(super) pricing_type: PricingType,
+    /// The instant that decided its price (its delivery).
+    pub(super) at: Instant,
     /// The monthly counters it moved.
     pub(super) counted: Vec<CounterKey>,
 }

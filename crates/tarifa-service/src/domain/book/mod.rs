@@ -185,6 +185,7 @@ impl Book {
                 amount: to_amount(charge.amount),
                 uncollected: charge.uncollected,
                 pricing_type: charge.pricing_type,
+                at: charge.at,
                 counted: charge.counters.clone(),
             },
         );

@@ -198,6 +198,7 @@ impl Book {
                 amount,
                 uncollected,
                 pricing_type: priced.pricing_type,
+                at: priced.at,
                 counted: priced.counted.clone(),
             },
         );
