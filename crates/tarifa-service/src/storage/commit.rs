@@ -228,10 +228,6 @@ impl Store {
                 value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
                 value->>7, value->>8, value->>9, value->>10 \
               FROM jsonb_each(?) WHERE true ORDER BY jsonb_each.key; \
-            UPDATE charges SET at = u.value->>2, pricing_type = u.value->>3, \
-                category = u.value->>4, rule = u.value->>5, amount = u.value->>6, \
-                captured = u.value->>8, uncollected = u.value->>9, counters = u.value->>10 \
-              FROM (SELECT value FROM jsonb_each(?)) AS u WHERE charges.message = u.value->>0; \
             INSERT INTO optouts (business, user_id, at) \
               SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?) WHERE true \
               ORDER BY jsonb_each.key ON CONFLICT (business, user_id) DO NOTHING; \
@@ -250,12 +246,24 @@ impl Store {
             .bind(ledger_ops)
             .bind(charges.clone())
             .bind(charges)
-            .bind(charge_updates)
             .bind(optouts)
             .bind(alerts)
             .bind(dead_letters)
             .execute(&mut *tx)
             .await?;
+        if !w.charge_updates.is_empty() {
+            // Re-priced charges of earlier groups (rare): by their key, in the same transaction.
+            const UPDATE: &str = "\
+                UPDATE charges SET at = u.v->>2, pricing_type = u.v->>3, category = u.v->>4, \
+                  rule = u.v->>5, amount = u.v->>6, captured = u.v->>8, uncollected = u.v->>9, \
+                  counters = u.v->>10 \
+                FROM (SELECT value->>0 AS m, value AS v FROM jsonb_each(?)) AS u \
+                WHERE charges.message = u.m";
+            sqlx::query(UPDATE)
+                .bind(charge_updates)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

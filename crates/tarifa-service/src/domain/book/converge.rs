@@ -11,6 +11,9 @@
 
 use super::*;
 
+/// 2025-07-01T00:00:00Z: per-message pricing (D-1) in UTC; a day of margin covers time zones.
+const PER_MESSAGE_PRICING_FROM: Instant = 1_751_328_000;
+
 impl Book {
     pub(super) fn is_settled(&self, message: &str) -> bool {
         self.messages.get(message).is_some_and(|m| m.settled)
@@ -34,9 +37,8 @@ impl Book {
         w: &mut Effects,
     ) {
         let Some(key) = key else { return };
-        let sent_at = |id: &str| self.messages.get(id).map_or(Instant::MAX, |m| m.at);
         let (own, since) = match event {
-            Event::Outbound(o) if o.group.is_none() => (Some(&o.id), o.at.min(sent_at(&o.id))),
+            Event::Outbound(o) if o.group.is_none() => (Some(&o.id), o.at.min(self.sent_at(&o.id))),
             Event::Status(s) => {
                 // Its own evidence: Meta's pricing or origin, or a delivery earlier than the one
                 // it was priced at.
@@ -48,18 +50,27 @@ impl Book {
                         matches!(s.status, DeliveryStatus::Delivered | DeliveryStatus::Read)
                             && s.at < c.at
                     });
-                let evidence = s.pricing.is_some() || s.conversation_origin.is_some() || earlier;
+                let evidence = self.new_meta_evidence(s) || earlier;
                 // A status of a message settled before, with nothing new to say (a `read` after
                 // the `delivered`), changes no price: in-order traffic re-prices nothing.
                 if !evidence && self.is_settled(&s.id) {
                     return;
                 }
-                (evidence.then_some(&s.id), s.at.min(sent_at(&s.id)))
+                (evidence.then_some(&s.id), s.at.min(self.sent_at(&s.id)))
             }
             Event::Inbound(i) => (None, i.at),
             _ => return,
         };
-        let mut concerned = self.settled_after(key, since);
+        // Under per-message pricing, one business message changes another's price only through
+        // an entry point (D-5): without one, a late send record or delivery concerns itself.
+        let others_concerned = matches!(event, Event::Inbound(_))
+            || since < PER_MESSAGE_PRICING_FROM + DAY
+            || self.history.get(key).is_some_and(|h| h.entry_points);
+        let mut concerned = if others_concerned {
+            self.settled_after(key, since)
+        } else {
+            Vec::new()
+        };
         if let Some(own) = own {
             if !concerned.iter().any(|c| c == own.as_ref()) {
                 concerned.insert(0, own.to_string());
@@ -70,6 +81,22 @@ impl Book {
                 self.reprice(&message, now, w);
             }
         }
+    }
+
+    fn sent_at(&self, message: &str) -> Instant {
+        self.messages.get(message).map_or(Instant::MAX, |m| m.at)
+    }
+
+    /// Whether status `s` says something about its message's pricing that its earlier statuses
+    /// did not (and remembers it).
+    fn new_meta_evidence(&mut self, s: &Status<'_>) -> bool {
+        let Some(m) = self.messages.get_mut(s.id.as_ref()) else {
+            return false;
+        };
+        let said = (s.pricing.or(m.seen.0), s.conversation_origin.or(m.seen.1));
+        let new = said != m.seen;
+        m.seen = said;
+        new
     }
 
     /// The settled messages of `key` sent at or after `at` (a user message that came late may

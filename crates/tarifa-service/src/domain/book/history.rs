@@ -3,6 +3,8 @@
 //! forgotten, so forgetting visits only what expires.
 
 use super::*;
+use tarifa_core::category::BilledCategory;
+use tarifa_core::input::MetaPricing;
 
 /// A message the book follows.
 #[derive(Clone, Debug)]
@@ -13,6 +15,9 @@ pub(super) struct Msg {
     pub(super) settled: bool,
     /// What its charge holds now, while it may still be re-priced (`None`: not delivered).
     pub(super) charged: Option<Box<Charged>>,
+    /// Meta's pricing and conversation origin as last seen on its statuses: a status that
+    /// repeats them (W-4: on `sent` and on a delivery) is no new evidence.
+    pub(super) seen: (Option<MetaPricing>, Option<BilledCategory>),
     /// When [`Book::trim`] looks at it again (its live entry in [`Book::forget`]).
     pub(super) forget_at: Instant,
 }
@@ -40,6 +45,9 @@ pub(super) struct KeyHistory {
     pub(super) events: VecDeque<HistoryEvent>,
     /// When its oldest event leaves the window: its live entry in [`Book::forget`].
     pub(super) forget_at: Instant,
+    /// A user message of it came through an entry point (an ad, a Page button): one message's
+    /// delivery may then change the price of later ones. Never unset (conservative).
+    pub(super) entry_points: bool,
 }
 
 /// What [`Book::trim`] looks at again, filed in [`Book::forget`].
@@ -109,7 +117,9 @@ impl Book {
             .or_insert_with(|| KeyHistory {
                 events: VecDeque::new(),
                 forget_at: Instant::MAX,
+                entry_points: false,
             });
+        kept.entry_points |= matches!(&**event, Event::Inbound(i) if i.referral);
         let remembered = HistoryEvent {
             at,
             tail: message_tail(event),
@@ -141,6 +151,7 @@ impl Book {
                 at,
                 settled: false,
                 charged: None,
+                seen: (None, None),
                 forget_at,
             },
         );
