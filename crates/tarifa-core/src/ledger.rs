@@ -646,7 +646,16 @@ impl LedgerError {
 impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LedgerError::InvalidId { id } => write!(f, "invalid id {id:?}"),
+            LedgerError::InvalidId { id } => match id.char_indices().nth(40) {
+                // Never echo a long id whole: its first characters say which one it was.
+                Some((cut, _)) => write!(
+                    f,
+                    "invalid id {:?}… ({} characters)",
+                    &id[..cut],
+                    id.chars().count()
+                ),
+                None => write!(f, "invalid id {id:?}"),
+            },
             LedgerError::InvalidCurrency { currency } => {
                 write!(f, "invalid currency {currency:?} (want an ISO 4217 code)")
             }

@@ -1684,3 +1684,51 @@ async fn late_inbound_message_refunds_the_charge() {
         app.stop().await;
     }
 }
+
+/// Top-ups are bounded and refused in words: no sign or exponent, more than 0, at most
+/// 1,000,000,000 with 6 decimals, an id of 1 to 128 characters, none for a postpaid business;
+/// a reused id says so without Rust's debug text, and never echoes a long input whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_ups_are_bounded_and_refused_in_words() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (amount, status) in [
+        (json!("+5"), 400),
+        (json!("1e3"), 400),
+        (json!("-2"), 400),
+        (json!("18446744073709.551616"), 422),
+        (json!("0"), 422),
+        (json!("1.0000001"), 422),
+    ] {
+        let (got, e) = app
+            .post(
+                "/v1/wallets/shop/topups",
+                &json!({"id": "b-1", "amount": amount}),
+            )
+            .await;
+        assert_eq!(got, status, "{amount}: {e}");
+    }
+    let (status, e) = app.top_up("post", "p-1", "5").await;
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("postpaid"),
+        "{e}"
+    );
+    assert_eq!(app.top_up("shop", "dup-1", "5").await.0, 201);
+    let (status, e) = app.top_up("shop", "dup-1", "6").await;
+    assert_eq!(status, 422, "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("different content") && !message.contains('{'),
+        "{message}"
+    );
+    let long = "x".repeat(10_000);
+    let (status, e) = app.top_up("shop", &long, "5").await;
+    assert_eq!(status, 400);
+    assert!(
+        e.to_string().len() < 300,
+        "the id is not echoed: {} bytes",
+        e.to_string().len()
+    );
+    assert_eq!(app.wallet("shop").await["posted"], "5");
+    app.stop().await;
+}

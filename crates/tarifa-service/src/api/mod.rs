@@ -419,8 +419,24 @@ async fn post_quote(State(app): State<Arc<App>>, body: Bytes) -> Response {
 struct TopUp {
     /// Idempotency key of the top-up (a payment id).
     id: String,
-    /// Decimal text or number, in the wallet's currency.
-    amount: rust_decimal::Decimal,
+    /// Decimal text or number, in the wallet's currency: digits, an optional `.` and decimals;
+    /// no sign, no exponent.
+    amount: Value,
+}
+
+/// `12.50` or `"12.50"`, nothing else (`+5`, `1e3`, `-2` are refused).
+fn plain_decimal(v: &Value) -> Option<rust_decimal::Decimal> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 async fn post_topup(
@@ -432,11 +448,21 @@ async fn post_topup(
         Ok(t) => t,
         Err(e) => return bad_request("invalid_topup", format!("{e}")).into_response(),
     };
+    let Some(amount) = plain_decimal(&t.amount) else {
+        return bad_request(
+            "invalid_topup",
+            "amount: a decimal like \"12.50\" (digits, an optional point; no sign or exponent)",
+        )
+        .into_response();
+    };
+    if t.id.is_empty() || t.id.len() > 128 {
+        return bad_request("invalid_topup", "id: 1 to 128 characters").into_response();
+    }
     let (reply, rx) = oneshot::channel::<Result<TopUpAnswer, String>>();
     let command = Command::TopUp {
         business: business.clone(),
         id: t.id,
-        amount: t.amount,
+        amount,
         reply,
     };
     if app.writer.send(command).await.is_err() {

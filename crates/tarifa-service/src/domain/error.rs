@@ -29,7 +29,7 @@ impl fmt::Display for DomainError {
             DomainError::NotRated(e) => {
                 write!(f, "the planned message could not be rated: {e}")
             }
-            DomainError::Ledger(e) => write!(f, "{e:?}"),
+            DomainError::Ledger(e) => write!(f, "{e}"),
         }
     }
 }

@@ -112,7 +112,7 @@ pub fn amount_text(a: Amount) -> String {
 }
 
 fn error_text(e: &LedgerError) -> String {
-    format!("{e:?}")
+    e.to_string()
 }
 
 impl Book {

@@ -13,6 +13,10 @@ pub(super) fn is_free_service(priced: &LivePrice) -> bool {
     )
 }
 
+/// The largest single top-up, in the wallet's currency: a bound on what one request can move
+/// (a typo of a few digits is refused, not credited).
+pub const MAX_TOP_UP: u64 = 1_000_000_000;
+
 impl Book {
     /// The ledger operations that open every configured account not opened yet; returns the
     /// accounts whose rules (floor, alert threshold) changed in the config since they were
@@ -342,6 +346,16 @@ impl Book {
             .get(business)
             .cloned()
             .ok_or_else(|| DomainError::NoWallet(business.to_string()))?;
+        if !rules.prepaid {
+            return Err(DomainError::Invalid(format!(
+                "business {business:?} is postpaid (invoiced, no prepaid wallet): it takes no top-ups"
+            )));
+        }
+        if amount <= Decimal::ZERO || amount > Decimal::from(MAX_TOP_UP) || amount.scale() > 6 {
+            return Err(DomainError::Invalid(format!(
+                "amount: a top-up is more than 0 and at most {MAX_TOP_UP}, with at most 6 decimals"
+            )));
+        }
         let amount = Amount::from_decimal_non_negative(amount)
             .map_err(|e| DomainError::Invalid(format!("amount: {e}")))?;
         let request = Request::Post {
