@@ -261,9 +261,17 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+/// The longest id, business, phone number id or user a line may hold (bytes). Meta's ids are
+/// well under 100; a longer value is a mistake or an attack, and is refused, not stored.
+pub const MAX_FIELD_LEN: usize = 256;
+
 fn error(id: Option<&str>, message: impl Into<String>) -> InputError {
     InputError {
-        event_id: id.map(str::to_string),
+        // An error names its event, but never echoes a long id whole.
+        event_id: id.map(|id| match id.char_indices().nth(64) {
+            Some((cut, _)) => format!("{}…", &id[..cut]),
+            None => id.to_string(),
+        }),
         message: message.into(),
     }
 }
@@ -354,6 +362,13 @@ fn required<'a>(
     id: Option<&str>,
 ) -> Result<Cow<'a, str>, InputError> {
     match value {
+        Some(v) if v.len() > MAX_FIELD_LEN => Err(error(
+            id,
+            format!(
+                "field `{field}`: {} bytes, at most {MAX_FIELD_LEN}",
+                v.len()
+            ),
+        )),
         Some(v) if !v.is_empty() => Ok(v),
         Some(_) => Err(error(id, format!("field `{field}` is empty"))),
         None => Err(error(id, format!("missing field `{field}`"))),

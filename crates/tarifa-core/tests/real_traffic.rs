@@ -269,3 +269,23 @@ fn notices_that_are_not_user_messages_open_no_window() {
     after_poll.extend(template("m1"));
     assert_eq!(lines(&rate(&after_poll))[0].3, "free_customer_service");
 }
+
+/// Limits on what an outsider controls: an id (or business, user) longer than
+/// `MAX_FIELD_LEN` is refused with its length, and the error never echoes it whole.
+#[test]
+fn overlong_ids_are_refused_without_being_echoed() {
+    let long = "w".repeat(1_000_000);
+    for field in ["id", "business", "user"] {
+        let mut line = json!({"type": "inbound", "id": "i1", "at": "2025-08-04T09:00:00Z", "business": "waba-1", "phone": "pn-1", "user": "5511987650001"});
+        line[field] = json!(long);
+        let text = line.to_string();
+        let err = parse_line(text.as_bytes(), &mut |_: Event<'_>| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("`{field}`")) && err.contains("1000000 bytes"),
+            "{err}"
+        );
+        assert!(err.len() < 300, "{field}: {} bytes of error", err.len());
+    }
+}

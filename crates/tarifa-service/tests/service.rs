@@ -1732,3 +1732,21 @@ async fn top_ups_are_bounded_and_refused_in_words() {
     assert_eq!(app.wallet("shop").await["posted"], "5");
     app.stop().await;
 }
+
+/// An event id of 10,000 characters is rejected (never stored), and the answer does not echo
+/// it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlong_event_ids_are_rejected_not_stored() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let long = "w".repeat(10_000);
+    let batch = json!([{"type": "inbound", "id": long, "at": now(), "business": "shop",
+        "phone": "pn-1", "user": USER}]);
+    let (status, body) = app.post("/v1/events", &batch).await;
+    assert_eq!((status, &body["stored"]), (422, &json!(0)), "{body}");
+    assert!(
+        body.to_string().len() < 1_000,
+        "{} bytes",
+        body.to_string().len()
+    );
+    app.stop().await;
+}

@@ -325,7 +325,15 @@ fn answer(app: &App, items: &[Value], per_item: ItemRows, outcomes: &[Outcome]) 
     let mut results = Vec::with_capacity(items.len());
     let (mut stored, mut duplicate, mut rejected, mut funds) = (0, 0, 0, 0);
     for (index, item) in per_item.into_iter().enumerate() {
-        let id = items[index].get("id").cloned().unwrap_or(Value::Null);
+        // The item's id as sent, but never a long one whole (the limit is the core's).
+        let id = match items[index].get("id") {
+            Some(Value::String(s)) if s.len() > tarifa_core::input::MAX_FIELD_LEN => {
+                let cut = s.char_indices().nth(64).map_or(s.len(), |(i, _)| i);
+                json!(format!("{}…", &s[..cut]))
+            }
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
         let outcome = match item {
             Err(o) => o,
             Ok(indices) if indices.is_empty() => Outcome::Stored,
